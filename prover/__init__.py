@@ -1,0 +1,1 @@
+"""Formal proving: Lean backends (LeanDojo, Lean REPL), proof audit, proof search, formal eval."""

@@ -1,0 +1,1 @@
+"""SFT and GRPO on verifier rewards, built on TRL."""

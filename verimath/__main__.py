@@ -1,0 +1,3 @@
+from verimath.cli import main
+
+raise SystemExit(main())

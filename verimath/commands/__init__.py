@@ -1,0 +1,1 @@
+"""Subcommands of the ``verimath`` CLI (see :mod:`verimath.cli`)."""
