@@ -1,0 +1,288 @@
+"""``verimath eval``: sample, execute, grade and score a benchmark (the main job).
+
+Output folder ``out/``:
+
+* ``records.jsonl`` – one line per problem (append-only, keyed by problem id): prompt messages,
+  gold, and every attempt with its text, spans, tool calls, extracted answer, verdict, tokens;
+* ``errors.jsonl`` – input records that could not be used (line and field named);
+* ``results.parquet`` – the same records, flattened one row per attempt;
+* ``summary.json`` – pass@k, maj@k, accuracy with a 95% Wilson interval, counts of
+  infrastructure failures (excluded, never scored);
+* ``manifest.json`` – versions, model, sampling, prompt hash, grader version, isolation, seed;
+* ``pass_at_k.png`` – a bar chart of the summary.
+
+Re-running with the same ``out`` continues where an interrupted run stopped; a different model,
+strategy, sampling or prompt in the same folder is refused (it would mix runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reasoning.grading import GRADER_VERSION, GraderConfig
+from reasoning.rollout import RolloutConfig, Strategy, load_prompt
+from reasoning.sandbox import SandboxConfig
+from verimath.backends import BackendConfig
+from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus, content_hash
+
+if TYPE_CHECKING:
+    from reasoning.grading import Grader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Settings of one evaluation run (YAML preset + overrides; see ``configs/eval/``).
+
+    Attributes:
+        benchmark: ``gsm8k`` | ``math500`` | a .jsonl/.parquet path | a hub id.
+        split: keep records of this split only (None: all).
+        limit: first ``limit`` problems (None: all).
+        out: output folder (resumable).
+        n: samples per problem.
+        k: the k of pass@k and maj@k reported (each must be <= n).
+        temperature / top_p / max_tokens: sampling; temperature 0 is greedy.
+        seed: sampling seed (recorded in the manifest).
+        backend / rollout / sandbox / grader: component configs.
+    """
+
+    benchmark: str = "gsm8k"
+    split: str | None = None
+    limit: int | None = None
+    out: str = "runs/eval"
+    n: int = 1
+    k: tuple[int, ...] = (1,)
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 384
+    seed: int = 0
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(timeout_s=5.0))
+    grader: GraderConfig = field(default_factory=GraderConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, int):
+            object.__setattr__(self, "k", (self.k,))
+        if self.n < 1:
+            raise ValueError("n (samples per problem) must be >= 1")
+        bad = [k for k in self.k if not 1 <= k <= self.n]
+        if bad:
+            raise ValueError(f"k={bad}: every k must be in 1..n (n={self.n}); raise n or drop k")
+        if self.n > 1 and self.temperature == 0.0:
+            log.warning("n=%d with temperature 0: samples will be near-identical", self.n)
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1 or null")
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """What ``main`` returns: the summary dict and where things were written."""
+
+    summary: dict[str, Any]
+    out: Path
+    n_problems: int
+    n_bad_records: int
+
+
+def _fingerprint(cfg: EvalConfig, prompt_hash: str) -> str:
+    """Hash of everything that changes results; resuming requires it to match."""
+    b = cfg.backend
+    return content_hash(
+        cfg.benchmark, cfg.split, cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.seed,
+        b.backend, b.model, b.gguf_file, str(cfg.rollout.strategy), cfg.rollout.max_tool_calls,
+        prompt_hash, GRADER_VERSION,
+    )
+
+
+def _sample_correct(attempt: Attempt, verdict: Verdict) -> bool | None:
+    """True/False when judged; None when infrastructure failed (excluded from scores)."""
+    if attempt.finish_reason == "error" or not verdict.status.judged:
+        return None
+    return verdict.status is VerdictStatus.CORRECT
+
+
+def _grade_batch(
+    grader: Grader, problems: list[Problem], attempts: list[list[Attempt]]
+) -> list[list[Verdict]]:
+    """Grade every attempt (already-extracted answers) against each problem's gold."""
+    pairs = [(p.answer, a.answer) for p, per in zip(problems, attempts, strict=True) for a in per]
+    flat = grader.grade_many(pairs, extract=False)
+    out, i = [], 0
+    for per in attempts:
+        out.append(flat[i:i + len(per)])
+        i += len(per)
+    return out
+
+
+def _problem_record(
+    problem: Problem, messages: list[dict[str, str]], attempts: list[Attempt],
+    verdicts: list[Verdict], seconds: float,
+) -> dict[str, Any]:
+    rows = []
+    for a, v in zip(attempts, verdicts, strict=True):
+        row = a.to_dict()
+        row["verdict"] = v.to_dict()
+        row["correct"] = _sample_correct(a, v)
+        rows.append(row)
+    return {
+        "id": problem.id, "question": problem.informal, "gold": problem.answer,
+        "prompt": messages, "attempts": rows, "seconds": round(seconds, 3),
+    }
+
+
+def main(cfg: EvalConfig, *, progress: bool = True) -> EvalReport:
+    """Run an evaluation and write the output folder (see module docstring).
+
+    Args:
+        cfg: the run's settings.
+        progress: show a rich progress bar on stderr.
+
+    Returns:
+        EvalReport with the summary (also in ``summary.json``).
+
+    Raises:
+        FileNotFoundError: the benchmark cannot be found (message says how to fix).
+        ValueError: ``cfg.out`` holds a run with a different fingerprint.
+    """
+    from reasoning.grading import Grader
+    from reasoning.rollout import rollout
+    from reasoning.sandbox import Sandbox
+    from verimath.backends import SamplingParams, load_backend
+    from verimath.datasets import load_problems
+    from verimath.manifest import build_manifest
+    from verimath.store import ResultStore, atomic_write_json
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    template = load_prompt(cfg.rollout.strategy, cfg.rollout.prompt_file)
+    fp = _fingerprint(cfg, template.hash)
+    _check_fingerprint(out, fp)
+    loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
+    _write_errors(out, loaded.errors)
+    problems = [p for p in loaded.problems if p.informal]
+    store = ResultStore(out / "records.jsonl", key_field="id")
+    todo = [p for p in problems if p.id not in store]
+    log.info("%d problems, %d already done, %d to run", len(problems), len(problems) - len(todo),
+             len(todo))
+    params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                            max_tokens=cfg.max_tokens, seed=cfg.seed)
+    needs_sandbox = cfg.rollout.strategy is not Strategy.COT
+    backend = load_backend(cfg.backend) if todo else None
+    sandbox = Sandbox(cfg.sandbox) if needs_sandbox else None
+    manifest = build_manifest(
+        "eval", _config_dict(cfg), fingerprint=fp, benchmark_source=loaded.source,
+        model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=template.hash,
+        grader_version=GRADER_VERSION, isolation=sandbox.isolation if sandbox else None,
+        seed=cfg.seed, sampling=asdict(params), n_problems=len(problems),
+        n_bad_records=len(loaded.errors),
+    )
+    atomic_write_json(out / "manifest.json", manifest)
+    try:
+        with Grader(cfg.grader) as grader, _progress(progress, len(problems)) as bar:
+            bar.advance(len(problems) - len(todo))
+            t0 = [time.perf_counter()]
+
+            def on_batch(batch: list[Problem], attempts: list[list[Attempt]]) -> None:
+                verdicts = _grade_batch(grader, batch, attempts)
+                dt = (time.perf_counter() - t0[0]) / max(1, len(batch))
+                for p, a, v in zip(batch, attempts, verdicts, strict=True):
+                    store.add(p.id, _problem_record(p, template.messages(p), a, v, dt))
+                bar.advance(len(batch))
+                t0[0] = time.perf_counter()
+
+            if todo:
+                assert backend is not None
+                rollout(backend, todo, params, cfg.rollout, sandbox, on_batch=on_batch)
+    finally:
+        store.close()
+        if sandbox is not None:
+            sandbox.close()
+        if backend is not None:
+            backend.close()
+    from reasoning.report import write_outputs
+
+    summary = write_outputs(out, [r for r in _ordered(store, problems)], cfg.k, manifest)
+    return EvalReport(summary=summary, out=out, n_problems=len(problems),
+                      n_bad_records=len(loaded.errors))
+
+
+def _ordered(store: Any, problems: list[Problem]) -> list[dict[str, Any]]:
+    """Stored records of ``problems`` in benchmark order (only this run's problems)."""
+    return [store.get(p.id) for p in problems if store.get(p.id) is not None]
+
+
+def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["rollout"]["strategy"] = str(cfg.rollout.strategy)
+    return d
+
+
+def _check_fingerprint(out: Path, fp: str) -> None:
+    import json
+
+    man = out / "manifest.json"
+    if not man.exists() or not (out / "records.jsonl").exists():
+        return
+    old = json.loads(man.read_text(encoding="utf-8")).get("fingerprint")
+    if old and old != fp:
+        raise ValueError(
+            f"{out} holds a run with different settings (fingerprint {old} != {fp}); "
+            "use another --out, or delete the folder to start over"
+        )
+
+
+def _write_errors(out: Path, errors: list[RecordError]) -> None:
+    from verimath.store import atomic_write_text
+
+    for e in errors:
+        log.warning("skipping bad record: %s", e)
+    lines = [
+        __import__("json").dumps({"where": e.where, "field": e.field_name, "error": e.problem})
+        for e in errors
+    ]
+    atomic_write_text(out / "errors.jsonl", "".join(ln + "\n" for ln in lines))
+
+
+class _NoBar:
+    def advance(self, n: int) -> None:
+        pass
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _RichBar:
+    """A rich progress bar on stderr over problems."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._p = Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), TimeRemainingColumn(),
+                           console=Console(stderr=True))
+        self._task = self._p.add_task("eval", total=total)
+
+    def advance(self, n: int) -> None:
+        self._p.advance(self._task, n)
+
+    def __enter__(self) -> _RichBar:
+        self._p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.stop()
+
+
+def _progress(enabled: bool, total: int) -> _RichBar | _NoBar:
+    return _RichBar(total) if enabled else _NoBar()
