@@ -31,6 +31,7 @@ from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStat
 
 if TYPE_CHECKING:
     from reasoning.grading import Grader
+    from verimath.backends import Backend
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +137,14 @@ def _problem_record(
     }
 
 
-def main(cfg: EvalConfig, *, progress: bool = True) -> EvalReport:
+def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = None) -> EvalReport:
     """Run an evaluation and write the output folder (see module docstring).
 
     Args:
         cfg: the run's settings.
         progress: show a rich progress bar on stderr.
+        backend: an already-built backend to use instead of ``load_backend(cfg.backend)``
+            (tests, or a caller that keeps one model loaded across runs); not closed here.
 
     Returns:
         EvalReport with the summary (also in ``summary.json``).
@@ -173,7 +176,9 @@ def main(cfg: EvalConfig, *, progress: bool = True) -> EvalReport:
     params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_tokens=cfg.max_tokens, seed=cfg.seed)
     needs_sandbox = cfg.rollout.strategy is not Strategy.COT
-    backend = load_backend(cfg.backend) if todo else None
+    owned = backend is None
+    if owned and todo:
+        backend = load_backend(cfg.backend)
     sandbox = Sandbox(cfg.sandbox) if needs_sandbox else None
     manifest = build_manifest(
         "eval", _config_dict(cfg), fingerprint=fp, benchmark_source=loaded.source,
@@ -203,7 +208,7 @@ def main(cfg: EvalConfig, *, progress: bool = True) -> EvalReport:
         store.close()
         if sandbox is not None:
             sandbox.close()
-        if backend is not None:
+        if owned and backend is not None:
             backend.close()
     from reasoning.report import write_outputs
 

@@ -1,0 +1,160 @@
+"""`verimath eval` end to end with a scripted policy, the real sandbox and the real grader."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from reasoning.evaluation import EvalConfig, main
+from verimath.config import ConfigError, load_config
+from verimath.datasets import load_problems
+from verimath.testing import ScriptedBackend, question_of
+
+
+def gold_policy(data_dir, wrong_every=3):
+    """A PoT 'model' that prints the gold answer, except for every `wrong_every`-th problem."""
+    problems = load_problems(str(data_dir / "gsm8k" / "test.jsonl"), limit=12).problems
+    answers = {p.informal: (p.answer, i) for i, p in enumerate(problems)}
+
+    def policy(prompt, j, params):
+        gold, i = answers[question_of(prompt)]
+        value = int(gold) + 1 if i % wrong_every == 0 else gold
+        return f"```python\nprint({value})\n```"
+
+    return policy
+
+
+def make_cfg(tmp_path, data_dir, **kw):
+    base = dict(benchmark=str(data_dir / "gsm8k" / "test.jsonl"), limit=6, out=str(tmp_path / "o"),
+                rollout={"strategy": "pot", "batch_problems": 2},
+                sandbox={"timeout_s": 3.0, "workers": 2})
+    base.update(kw)
+    return load_config(EvalConfig, None, [f"{k}={json.dumps(v)}" for k, v in base.items()])
+
+
+def strip_timing(rec):
+    rec = dict(rec)
+    rec.pop("seconds")
+    for a in rec["attempts"]:
+        for t in a["tool_calls"]:
+            t.pop("wall_time_s")
+    return rec
+
+
+def test_eval_scores_and_writes_everything(tmp_path, shared_data):
+    cfg = make_cfg(tmp_path, shared_data)
+    rep = main(cfg, progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+    s = rep.summary
+    # problems 0 and 3 get gold+1 -> 4 of 6 correct
+    assert s["n_problems"] == 6 and s["accuracy"] == pytest.approx(4 / 6)
+    assert s["pass@k"]["1"] == pytest.approx(4 / 6)
+    lo, hi = s["accuracy_ci95"]
+    assert lo < 4 / 6 < hi
+    out = rep.out
+    for f in ("records.jsonl", "summary.json", "manifest.json", "results.parquet",
+              "pass_at_k.png", "errors.jsonl"):
+        assert (out / f).exists(), f
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["prompt_hash"] and man["grader_version"] and man["isolation"]
+    assert man["packages"]["torch"]
+    rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
+    assert rec["attempts"][0]["verdict"]["status"] == "wrong"
+    assert rec["attempts"][0]["tool_calls"][0]["status"] == "ok"
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, shared_data):
+    ref = main(make_cfg(tmp_path / "ref", shared_data), progress=False,
+               backend=ScriptedBackend(gold_policy(shared_data)))
+    ref_recs = [strip_timing(json.loads(x)) for x in
+                (ref.out / "records.jsonl").read_text().splitlines()]
+    out = tmp_path / "killed" / "o"
+    script = textwrap.dedent(f"""
+        import json, pathlib, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_evaluation import make_cfg, gold_policy
+        from reasoning.evaluation import main
+        from verimath.testing import ScriptedBackend
+        d = pathlib.Path({str(shared_data)!r})
+        main(make_cfg(pathlib.Path({str(tmp_path / "killed")!r}), d), progress=False,
+             backend=ScriptedBackend(gold_policy(d), delay_s=1.0))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    recs = out / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if recs.exists() and recs.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    done_before = recs.read_text().count("\n")
+    assert 2 <= done_before < 6, "kill should land mid-run"
+    backend = ScriptedBackend(gold_policy(shared_data))
+    rep = main(make_cfg(tmp_path / "killed", shared_data), progress=False, backend=backend)
+    got = [strip_timing(json.loads(x)) for x in recs.read_text().splitlines()]
+    assert sorted(got, key=lambda r: r["id"]) == sorted(ref_recs, key=lambda r: r["id"])
+    asked = sum(len(p) for p, _ in backend.calls)
+    assert asked == 6 - done_before  # only the unfinished problems were generated again
+    assert rep.summary == {**ref.summary, "model": rep.summary["model"]}
+
+
+def test_different_settings_in_same_out_are_refused(tmp_path, shared_data):
+    main(make_cfg(tmp_path, shared_data, limit=2), progress=False,
+         backend=ScriptedBackend(gold_policy(shared_data)))
+    with pytest.raises(ValueError, match="different settings"):
+        main(make_cfg(tmp_path, shared_data, limit=2, temperature=0.5), progress=False,
+             backend=ScriptedBackend(gold_policy(shared_data)))
+
+
+def test_bad_records_reported_not_fatal(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"question": "What is 2+2?", "answer": "4"}\n{"question": 7}\nnot json\n')
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'o'}",
+                                         "rollout.strategy=cot"])
+    rep = main(cfg, progress=False, backend=ScriptedBackend(lambda p, j, s: "\\boxed{4}"))
+    assert rep.n_problems == 1 and rep.n_bad_records == 2
+    errs = [json.loads(x) for x in (rep.out / "errors.jsonl").read_text().splitlines()]
+    assert {(e["where"].rsplit(":", 1)[1], e["field"]) for e in errs} == {("2", "question"),
+                                                                           ("3", "<line>")}
+    assert rep.summary["accuracy"] == 1.0
+
+
+def test_infra_failures_are_excluded_not_wrong(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"question": "What is 2+2?", "answer": "4"}\n'
+                    '{"question": "What is 3+3?", "answer": "6"}\n')
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'o'}",
+                                         "rollout.strategy=pot"])
+
+    class BrokenSandboxPolicy:
+        def __call__(self, p, j, s):
+            return "```python\nprint(4)\n```"
+
+    import reasoning.sandbox as sbmod
+    from reasoning.sandbox import ExecResult, ExecStatus
+
+    real_run = sbmod.Sandbox.run
+
+    def flaky(self, code, **kw):
+        if "print(4)" in code and "flag" not in flaky.__dict__:
+            flaky.flag = True
+            return ExecResult(ExecStatus.SANDBOX_ERROR, "", "worker died", None, 0.0, 0.0, "test")
+        return real_run(self, code, **kw)
+
+    sbmod.Sandbox.run = flaky
+    try:
+        rep = main(cfg, progress=False, backend=ScriptedBackend(BrokenSandboxPolicy()))
+    finally:
+        sbmod.Sandbox.run = real_run
+    s = rep.summary
+    assert s["n_infra_failures"] == 1 and s["n_judged"] == 1
+    assert s["accuracy"] == 0.0  # only the judged problem (3+3 answered 4) counts
+
+
+def test_config_rejects_k_above_n():
+    with pytest.raises(ConfigError, match="k="):
+        load_config(EvalConfig, None, ["n=2", "k=[1, 8]"])
