@@ -40,6 +40,7 @@ def strip_timing(rec):
     rec = dict(rec)
     rec.pop("seconds")
     for a in rec["attempts"]:
+        a["verdict"]["detail"].pop("elapsed_s", None)
         for t in a["tool_calls"]:
             t.pop("wall_time_s")
     return rec
