@@ -32,7 +32,7 @@ from verimath.records import Attempt, Problem, Span, SpanKind, ToolCall, Traject
 
 if TYPE_CHECKING:
     from reasoning.sandbox import ExecResult, Sandbox, SandboxSession
-    from verimath.backends import Backend, Completion, SamplingParams
+    from verimath.backends import Backend, Completion, Prompt, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def load_prompt(strategy: Strategy | str, path: str | Path | None = None) -> Pro
     if not isinstance(user, str) or "{question}" not in user:
         raise ValueError(f"{p}: field 'user' must be a string containing {{question}}")
     shots = tuple(
-        {"user": str(s["user"]), "assistant": str(s["assistant"])} for s in raw.get("few_shot") or ()
+        {"user": str(s["user"]), "assistant": str(s["assistant"])}
+        for s in raw.get("few_shot") or ()
     )
     body = {"system": raw.get("system") or "", "user": user, "few_shot": shots}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
@@ -188,7 +189,9 @@ def finalize_completion(
         strategy: cot | pot | tir. PoT runs the last ```python block (or, if there is no
             fence, the whole text) once in ``sandbox``; its printed output is the answer.
         sandbox: needed for PoT; None is allowed for CoT/TIR.
-        completion_tokens / finish_reason: copied into the Attempt.
+        completion_tokens: model tokens of ``text``, copied into the Attempt.
+        finish_reason: the generation's finish reason, copied into the Attempt.
+        max_tool_output_chars: PoT: the program's output kept in the tool call record.
 
     Returns:
         An Attempt; ``finish_reason == "error"`` when the sandbox itself failed.
@@ -349,7 +352,8 @@ def _rollout_single(
     cfg: RolloutConfig, sandbox: Sandbox | None,
 ) -> list[list[Attempt]]:
     """CoT / PoT: one generation per attempt; PoT programs run concurrently in the pool."""
-    outs = backend.generate(prompts, params)
+    as_prompts: list[Prompt] = list(prompts)
+    outs = backend.generate(as_prompts, params)
     flat = [c for per in outs for c in per]
 
     def fin(c: Completion) -> Attempt:

@@ -74,7 +74,7 @@ def gsm8k_gold(solution: str) -> str | None:
 
 
 def math_gold(solution: str) -> str | None:
-    """The text after the trailing ``The answer is:`` line of a MATH-500 solution; None if absent."""
+    """The text after a MATH-500 solution's trailing ``The answer is:``; None if absent."""
     m = re.search(r"The answer is:?\s*(.+?)\s*$", solution.strip())
     return m.group(1).strip() if m else None
 
@@ -87,10 +87,10 @@ def _normalize(rec: dict[str, Any], where: str, source: str) -> Problem:
                 raise RecordError(where, k, "missing or not a non-empty string")
         informal = rec.get("informal_prefix") or rec.get("informal") or ""
         informal = re.sub(r"^/--\s*|\s*-/\s*$", "", str(informal).strip())
-        meta = {k: rec[k] for k in ("split", "goal") if k in rec}
+        formal_meta: dict[str, Any] = {k: rec[k] for k in ("split", "goal") if k in rec}
         return Problem(
             id=rec["name"], source=source, informal=informal,
-            formal_statement=rec["formal_statement"], header=rec.get("header"), meta=meta,
+            formal_statement=rec["formal_statement"], header=rec.get("header"), meta=formal_meta,
         )
     if "id" in rec and "source" in rec:  # already a verimath Problem
         return Problem.from_dict(rec, where)

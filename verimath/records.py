@@ -85,7 +85,7 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A math problem, informal and/or formal.
+    r"""A math problem, informal and/or formal.
 
     Attributes:
         id: stable identifier (from the source, or a content hash of the text).

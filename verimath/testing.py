@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+
 from verimath.backends import Completion, SamplingParams
 
 Prompt = str | list[dict[str, str]]
