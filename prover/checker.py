@@ -1,0 +1,172 @@
+"""Whole-proof checking: the audit of :mod:`prover.audit` on top of a Lean runner.
+
+:class:`LeanChecker` implements :class:`prover.types.ProofChecker`. It needs a
+:class:`LeanRunner`: something that runs a Lean command in a header's environment and returns
+a :class:`prover.audit.LeanResponse`. :class:`prover.repl.ReplPool` is the real one (a pool of
+Lean REPL processes); :class:`prover.scripted.RecordedRunner` replays recorded REPL responses
+so the whole audit runs in tests without Lean.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from prover.audit import (
+    AuditReport,
+    CheckedCommand,
+    LeanResponse,
+    audit_response,
+    audit_text_only,
+    statement_findings,
+)
+from prover.cache import VerdictCache
+from prover.lean_text import drop_proof_marker
+from prover.types import (
+    CompileStatus,
+    LeanCrash,
+    LeanTimeout,
+    LeanVersion,
+    ProofTask,
+    ProverInfraError,
+    StatementCheck,
+)
+from verimath.records import Verdict
+
+log = logging.getLogger(__name__)
+
+
+class LeanRunner(Protocol):
+    """Runs Lean commands in the environment of a header (imports paid once per process)."""
+
+    @property
+    def lean(self) -> LeanVersion:
+        """Toolchain and Mathlib revision of the Lean behind this runner."""
+        ...
+
+    @property
+    def parallelism(self) -> int:
+        """How many ``run`` calls may usefully run at once."""
+        ...
+
+    def run(self, code: str, header: str, timeout_s: float | None = None,
+            setup: str = "") -> LeanResponse:
+        """Run ``code`` after ``header`` (and ``setup``); returns a LeanResponse.
+
+        ``header`` and ``setup`` each become an environment that a process elaborates once
+        and reuses: ``code`` runs in ``header`` + ``setup`` (``setup`` may be "").
+
+        Raises:
+            LeanTimeout: no answer within ``timeout_s`` (the process was killed).
+            LeanCrash: the process died or answered garbage (it was killed).
+            ProverInfraError: anything else that prevents a judgment (e.g. the header or the
+                setup does not elaborate).
+        """
+        ...
+
+    def close(self) -> None:
+        """Stop all processes."""
+        ...
+
+
+class LeanChecker:
+    """The proof audit over a :class:`LeanRunner` (implements ``ProofChecker``).
+
+    Args:
+        runner: where Lean commands run.
+        cache: optional verdict cache (judged verdicts only).
+        timeout_s: wall-clock limit per check (None: the runner's default).
+        crash_retries: how often a crashed check is retried on a fresh process before the
+            verdict becomes ERROR.
+    """
+
+    def __init__(self, runner: LeanRunner, *, cache: VerdictCache | None = None,
+                 timeout_s: float | None = None, crash_retries: int = 1) -> None:
+        if crash_retries < 0:
+            raise ValueError("crash_retries must be >= 0")
+        self.runner = runner
+        self.cache = cache
+        self.timeout_s = timeout_s
+        self.crash_retries = crash_retries
+
+    @property
+    def lean(self) -> LeanVersion:
+        """Toolchain and Mathlib revision of the runner."""
+        return self.runner.lean
+
+    def _run(self, code: str, header: str, setup: str = ""
+             ) -> tuple[LeanResponse | None, str | None]:
+        """``(response, None)`` or ``(None, infra reason)``; crashes are retried."""
+        reason = "lean crashed"
+        for attempt in range(self.crash_retries + 1):
+            try:
+                return self.runner.run(code, header, self.timeout_s, setup), None
+            except LeanTimeout:
+                return None, "timeout"
+            except LeanCrash as e:
+                log.warning("lean crashed (attempt %d): %s", attempt + 1, e)
+                reason = f"lean crashed: {e}"
+            except ProverInfraError as e:
+                return None, str(e)
+        return None, reason
+
+    def check(self, task: ProofTask) -> Verdict:
+        """Audit one proof (see :class:`prover.types.ProofChecker`)."""
+        lean = self.lean
+        if self.cache is not None and (hit := self.cache.get(task, lean)) is not None:
+            return hit
+        t0 = time.monotonic()
+        prepared = audit_text_only(task)
+        if isinstance(prepared, AuditReport):
+            report = prepared
+        else:
+            report = self._audit_in_lean(prepared, task.header)
+        verdict = report.to_verdict(task, lean, time.monotonic() - t0)
+        if self.cache is not None:
+            self.cache.put(task, lean, verdict)
+        return verdict
+
+    def _audit_in_lean(self, cmd: CheckedCommand, header: str) -> AuditReport:
+        response, infra = self._run(cmd.code, header, cmd.setup)
+        if response is None:
+            return AuditReport(passed=("forbidden_construct", "statement_pinning"), infra=infra)
+        return audit_response(cmd, response)
+
+    def check_many(self, tasks: Sequence[ProofTask]) -> list[Verdict]:
+        """``check`` of each task, ``runner.parallelism`` at a time, in input order."""
+        if len(tasks) <= 1 or self.runner.parallelism <= 1:
+            return [self.check(t) for t in tasks]
+        with ThreadPoolExecutor(max_workers=min(self.runner.parallelism, len(tasks))) as ex:
+            return list(ex.map(self.check, tasks))
+
+    def check_statement(self, formal_statement: str, header: str = "") -> StatementCheck:
+        """Compile filter: does ``formal_statement`` elaborate with ``sorry`` as its proof.
+
+        Returns:
+            OK (only the expected sorry warning), ERROR (Lean errors: listed), REJECTED (not a
+            single clean declaration: no Lean run), TIMEOUT or INFRA_ERROR.
+        """
+        lean = self.lean
+        bad = statement_findings(formal_statement)
+        if bad:
+            return StatementCheck(CompileStatus.REJECTED, tuple(bad), None, lean)
+        t0 = time.monotonic()
+        code = drop_proof_marker(formal_statement) + " := by\n  sorry\n"
+        response, infra = self._run(code, header)
+        elapsed = time.monotonic() - t0
+        if response is None:
+            status = CompileStatus.TIMEOUT if infra == "timeout" else CompileStatus.INFRA_ERROR
+            return StatementCheck(status, (str(infra),), None, lean, elapsed)
+        errors = tuple(response.errors)
+        goal = response.sorries[0] if response.sorries else None
+        status = CompileStatus.ERROR if errors else CompileStatus.OK
+        return StatementCheck(status, errors, goal, lean, elapsed)
+
+    def close(self) -> None:
+        """Close the runner and the cache."""
+        self.runner.close()
+        if self.cache is not None:
+            self.cache.close()
