@@ -1,0 +1,133 @@
+"""Pieces shared by the SFT and GRPO jobs: model resolution, resume, final save, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What a training job did.
+
+    Attributes:
+        output_dir: the run folder (checkpoints, manifest, metrics).
+        final_dir: the saved model (merged when LoRA was used): ``verimath eval --model`` input.
+        global_step: optimizer steps done in total (resumed steps included).
+        resumed_from: the checkpoint the run resumed from, or None.
+        seconds: wall-clock seconds of this invocation.
+        log_history: TRL's per-step logs (loss, reward, reward_std, rewards/<name>/mean, ...).
+        extra: job-specific numbers (e.g. held-out reward before/after).
+    """
+
+    output_dir: str
+    final_dir: str
+    global_step: int
+    resumed_from: str | None
+    seconds: float
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+def resolve_model_path(spec: str) -> str:
+    """A local folder (or hub id) for ``from_pretrained``; "default" is the embedded SmolLM2.
+
+    Raises:
+        ValueError: a bare GGUF file (convert it, or use "default").
+    """
+    from verimath.backends import resolve_model
+
+    path, gguf = resolve_model(spec)
+    if gguf is not None:
+        raise ValueError(f"model {spec!r}: training needs a safetensors folder, not a GGUF file; "
+                         "use 'default' for the embedded SmolLM2 (converted automatically)")
+    return path
+
+
+def load_tokenizer(path: str, padding_side: str = "right") -> Any:
+    """The model's tokenizer with a pad token (EOS when it has none).
+
+    Raises:
+        ValueError: the tokenizer has no chat template (the jobs train chat models).
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        raise ValueError(f"tokenizer of {path} has no chat template")
+    tok.padding_side = padding_side
+    return tok
+
+
+def load_causal_lm(path: str, dtype: str = "float32") -> Any:
+    """``AutoModelForCausalLM.from_pretrained(path)`` in ``dtype``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+
+
+def find_resume(output_dir: str, resume: bool | str) -> str | None:
+    """The checkpoint to resume from: ``resume`` if a path, else the newest in ``output_dir``.
+
+    Raises:
+        FileNotFoundError: ``resume`` names a checkpoint folder that does not exist.
+    """
+    if isinstance(resume, str):
+        if not Path(resume).is_dir():
+            raise FileNotFoundError(f"train.resume: checkpoint {resume} not found")
+        return resume
+    if not resume or not Path(output_dir).is_dir():
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir)
+
+
+def save_final(trainer: Any, tokenizer: Any, output_dir: str, merge_lora: bool) -> str:
+    """Save the trained model to ``<output_dir>/final`` (LoRA merged when asked); return it."""
+    final = os.path.join(output_dir, "final")
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload") and merge_lora:
+        model = model.merge_and_unload()
+        model.save_pretrained(final)
+    else:
+        trainer.save_model(final)
+    tokenizer.save_pretrained(final)
+    return final
+
+
+def write_manifest(job: str, cfg: Any, output_dir: str, **extra: Any) -> None:
+    """``<output_dir>/manifest.json``: config, versions, git revision and ``extra``."""
+    from verimath.manifest import build_manifest
+    from verimath.store import atomic_write_json
+
+    atomic_write_json(os.path.join(output_dir, "manifest.json"),
+                      build_manifest(job, dataclasses.asdict(cfg), **extra))
+
+
+def run_trainer(trainer: Any, cfg: Any, tokenizer: Any, started: float) -> TrainReport:
+    """Train (resuming if a checkpoint exists), save ``final/``, and report."""
+    resume = find_resume(cfg.output_dir, cfg.train.resume)
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    final = save_final(trainer, tokenizer, cfg.output_dir, cfg.lora.merge_on_save)
+    return TrainReport(
+        output_dir=cfg.output_dir, final_dir=final, global_step=int(trainer.state.global_step),
+        resumed_from=resume, seconds=time.monotonic() - started,
+        log_history=list(trainer.state.log_history),
+    )

@@ -1,0 +1,434 @@
+"""Verifier reward functions for GRPO and the registry that builds them from a config.
+
+Every reward function has TRL's calling convention and our one signature (DESIGN.md style 3):
+
+    fn(completions: list[str] | list[list[dict]], *, <dataset columns>: list, **_)
+        -> list[float | None]
+
+* ``completions``: shape (B*G,); TRL passes plain strings for standard prompts and
+  ``[{"role": "assistant", "content": ...}, ...]`` message lists for conversational prompts (tool
+  turns included); :func:`completion_text` accepts both.
+* return: shape (B*G,); ``None`` means "could not judge" (sandbox ``SANDBOX_ERROR``, grader
+  ``TIMEOUT``/``ERROR``/``BAD_GOLD``, a dead Lean process, a verifier call that hung past
+  ``timeout_s``). TRL turns ``None`` into NaN and leaves the sample out of the group baseline;
+  :class:`rl.trainers.VerifierGRPOTrainer` additionally skips the sample's shaping terms. An
+  infrastructure failure is never scored 0.0 or 1.0. Each call logs its failure rate through
+  TRL's ``log_metric`` as ``rewards/<name>/infra_failure_rate``.
+
+Verifier rewards (``answer``, ``proof``) run their checks concurrently (sandbox pool, grader
+worker processes, proof checker) with a per-batch deadline
+(:func:`rl.concurrency.map_with_deadline`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rl.concurrency import map_with_deadline
+from verimath.records import Verdict, VerdictStatus
+
+log = logging.getLogger(__name__)
+
+RewardFn = Callable[..., list[float | None]]
+
+#: verdict status -> reward; statuses not listed ("could not judge") give None.
+VERDICT_REWARD: Mapping[VerdictStatus, float] = {
+    VerdictStatus.CORRECT: 1.0,
+    VerdictStatus.WRONG: 0.0,
+    VerdictStatus.NO_ANSWER: 0.0,
+}
+
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_PY_BLOCK_RE = re.compile(r"```(?:python|py)[ \t]*\n(.*?)\n```", re.DOTALL)
+_LEAN_BLOCK_RE = re.compile(r"```(?:lean4?|lean)[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+
+
+class GraderLike(Protocol):
+    """What the answer reward needs of :class:`reasoning.grading.Grader`."""
+
+    def grade(self, gold: str | None, pred: str | None, *, extract: bool = True) -> Verdict:
+        """Judge ``pred`` against ``gold``."""
+        ...
+
+
+class SandboxLike(Protocol):
+    """What PoT rewards need of :class:`reasoning.sandbox.Sandbox` (``run``)."""
+
+    def run(self, code: str) -> Any:
+        """Run ``code`` once; returns an ``ExecResult``."""
+        ...
+
+
+class ProofCheckerLike(Protocol):
+    """Whole-proof checking with an audited verdict (:class:`prover.types.ProofChecker`)."""
+
+    def check(self, task: Any) -> Verdict:
+        """CORRECT / WRONG / TIMEOUT / ERROR for the ``prover.types.ProofTask``'s proof."""
+        ...
+
+
+def completion_text(
+    completion: str | Sequence[Mapping[str, Any]], roles: tuple[str, ...] | None = None
+) -> str:
+    """The completion as one string: a str as is, or the concatenated message contents.
+
+    Args:
+        completion: a plain completion, or TRL's conversational completion (assistant and tool
+            messages in order; ``content`` may be a str, a list of ``{"type": "text"}`` parts,
+            or missing).
+        roles: keep only messages with these roles (e.g. ``("assistant",)`` to leave tool
+            output out of answer extraction); None keeps all.
+    """
+    if isinstance(completion, str):
+        return completion
+    parts: list[str] = []
+    for msg in completion:
+        if roles is not None and msg.get("role") not in roles:
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return "".join(parts)
+
+
+def verdict_reward(verdict: Verdict | None) -> float | None:
+    """1.0 for CORRECT, 0.0 for WRONG / NO_ANSWER, None for anything that could not be judged."""
+    if verdict is None:
+        return None
+    return VERDICT_REWARD.get(verdict.status)
+
+
+def _log_failure_rate(
+    name: str, rewards: Sequence[float | None], kwargs: Mapping[str, Any]
+) -> None:
+    n_fail = sum(r is None for r in rewards)
+    rate = n_fail / len(rewards) if rewards else 0.0
+    log_metric = kwargs.get("log_metric")
+    if callable(log_metric):
+        log_metric(f"rewards/{name}/infra_failure_rate", rate)
+    if n_fail:
+        log.info("reward %s: %d/%d samples could not be judged (skipped)",
+                 name, n_fail, len(rewards))
+
+
+@dataclass
+class VerifierPool:
+    """The verifiers a reward function may call, plus the batch concurrency limits.
+
+    Attributes:
+        grader: answer equivalence (``reasoning.grading.Grader``); None if no answer reward.
+        sandbox: Python sandbox pool (``reasoning.sandbox.Sandbox``); needed for PoT answers.
+        checker: whole-proof checker (prover); needed for the proof reward.
+        workers: concurrent verifier calls per batch.
+        timeout_s: wall-clock seconds per batch; a sample still being verified then gets None.
+    """
+
+    grader: GraderLike | None = None
+    sandbox: SandboxLike | None = None
+    checker: ProofCheckerLike | None = None
+    workers: int = 4
+    timeout_s: float = 60.0
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``fn`` over ``items`` concurrently; None for an item that raised or hung."""
+        outs = map_with_deadline(fn, items, workers=self.workers, timeout_s=self.timeout_s)
+        return [o.value if o.ok else None for o in outs]
+
+
+@dataclass
+class AnswerReward:
+    """Answer correctness: extract the final answer, grade it against the ``answer`` column.
+
+    * ``cot`` / ``tir``: the grader extracts the answer from the completion text (for TIR the
+      rollout passes ``tir_answer`` and ``tir_error`` columns: the answer found in the model's
+      own text or the last program output, and whether the sandbox failed).
+    * ``pot``: the ```python block runs once in the sandbox; its printed output is graded.
+      A ``SANDBOX_ERROR`` gives None.
+
+    Call: ``(completions: (N,), *, answer: (N,) list[str | None], **_) -> (N,) list[float | None]``.
+    A row whose gold ``answer`` is None gives None (no gold, cannot judge).
+    """
+
+    pool: VerifierPool
+    strategy: str = "cot"
+    name: str = "answer"
+
+    def __post_init__(self) -> None:
+        self.__name__ = self.name  # what TRL logs the column as
+
+    def __call__(
+        self, completions: Sequence[Any], *, answer: Sequence[str | None], **kwargs: Any
+    ) -> list[float | None]:
+        """Rewards in [0, 1] or None, one per completion."""
+        if self.pool.grader is None:
+            raise ValueError("answer reward needs a grader (VerifierPool.grader)")
+        texts = [completion_text(c, roles=("assistant",)) for c in completions]
+        tir_answer = kwargs.get("tir_answer")
+        tir_error = kwargs.get("tir_error")
+        envs = kwargs.get("environments")
+        if tir_error is None and envs is not None:
+            tir_error = [bool(getattr(e, "infra_error", False)) for e in envs]
+        jobs = list(zip(texts, answer, range(len(texts)), strict=True))
+
+        def judge(job: tuple[str, str | None, int]) -> float | None:
+            text, gold, i = job
+            if gold is None:
+                return None
+            if self.strategy == "pot":
+                return self._judge_pot(text, gold)
+            if tir_error is not None and tir_error[i]:
+                return None
+            if tir_answer is not None:
+                pred = tir_answer[i]
+                if pred is None:
+                    return 0.0
+                return verdict_reward(self.pool.grader.grade(gold, pred, extract=False))
+            return verdict_reward(self.pool.grader.grade(gold, text, extract=True))
+
+        rewards = self.pool.map(judge, jobs)
+        _log_failure_rate(self.name, rewards, kwargs)
+        return rewards
+
+    def _judge_pot(self, text: str, gold: str) -> float | None:
+        from reasoning.rollout import Strategy, finalize_completion
+
+        assert self.pool.grader is not None
+        attempt = finalize_completion(text, Strategy.POT, self.pool.sandbox)  # type: ignore[arg-type]
+        if attempt.finish_reason == "error":
+            return None
+        if attempt.answer is None:
+            return 0.0
+        return verdict_reward(self.pool.grader.grade(gold, attempt.answer, extract=False))
+
+
+def extract_lean_proof(text: str) -> str | None:
+    """The last ```lean4 block of ``text`` (closed or running to the end); None if there is none."""
+    blocks = _LEAN_BLOCK_RE.findall(text)
+    return blocks[-1] if blocks else None
+
+
+@dataclass
+class ProofReward:
+    """Proof validity from the audited whole-proof checker.
+
+    Call: ``(completions: (N,), *, formal_statement: (N,) list[str | None], header: (N,)
+    list[str | None] = None, **_) -> (N,)``. 1.0 for an audited CORRECT proof, 0.0 for WRONG or
+    a completion without a ```lean4 block, None for TIMEOUT / ERROR (a dead or stuck Lean) and
+    for rows with no formal statement (informal problems in a mixed batch).
+    """
+
+    pool: VerifierPool
+    name: str = "proof"
+
+    def __post_init__(self) -> None:
+        self.__name__ = self.name  # what TRL logs the column as
+
+    def __call__(
+        self, completions: Sequence[Any], *, formal_statement: Sequence[str | None],
+        header: Sequence[str | None] | None = None, **kwargs: Any,
+    ) -> list[float | None]:
+        """Rewards in {0, 1} or None, one per completion."""
+        checker = self.pool.checker
+        if checker is None:
+            raise ValueError("proof reward needs a proof checker (VerifierPool.checker)")
+        headers = list(header) if header is not None else [None] * len(completions)
+        jobs = list(zip((completion_text(c) for c in completions), formal_statement, headers,
+                        strict=True))
+
+        def judge(job: tuple[str, str | None, str | None]) -> float | None:
+            text, stmt, hdr = job
+            if stmt is None:
+                return None
+            proof = extract_lean_proof(text)
+            if proof is None:
+                return 0.0
+            return verdict_reward(checker.check(ProofTask(stmt, hdr or "", proof)))
+
+        from prover.types import ProofTask
+
+        rewards = self.pool.map(judge, jobs)
+        _log_failure_rate(self.name, rewards, kwargs)
+        return rewards
+
+
+@dataclass
+class FormatReward:
+    r"""Shaping: 1.0 when the completion has the strategy's expected shape, else 0.0.
+
+    * ``cot`` / ``tir``: a ``\\boxed{...}`` final answer, and (TIR) every ```python block closed;
+    * ``pot``: a closed ```python block that prints;
+    * ``proof``: a ```lean4 block.
+
+    Call: ``(completions: (N,), **_) -> (N,) list[float]`` (never None: nothing external runs).
+    """
+
+    strategy: str = "cot"
+    name: str = "format"
+
+    def __post_init__(self) -> None:
+        self.__name__ = self.name  # what TRL logs the column as
+
+    def __call__(self, completions: Sequence[Any], **_: Any) -> list[float | None]:
+        """Rewards in {0, 1}."""
+        return [self._score(completion_text(c)) for c in completions]
+
+    def _score(self, text: str) -> float:
+        if self.strategy == "pot":
+            blocks = _PY_BLOCK_RE.findall(text)
+            return float(bool(blocks) and "print" in blocks[-1])
+        if self.strategy == "proof":
+            return float(extract_lean_proof(text) is not None)
+        boxed = bool(_BOXED_RE.search(text))
+        if self.strategy == "tir":
+            opened = len(re.findall(r"```(?:python|py)[ \t]*\n", text))
+            return float(boxed and opened == len(_PY_BLOCK_RE.findall(text)))
+        return float(boxed)
+
+
+@dataclass
+class ToolUseReward:
+    """Shaping for tool-integrated rollouts: share of the completion's python runs that succeeded.
+
+    Reads the ``tool_statuses`` column the TIR rollout adds (``ExecStatus`` values per run), or
+    the ``statuses`` of TRL's per-rollout environments (:class:`rl.tools.PythonSandboxEnv`).
+    ``min_calls``: completions with fewer runs score 0.0. A completion whose runs include a
+    ``sandbox_error`` gives None (the sandbox, not the model, failed).
+
+    Call: ``(completions: (N,), *, tool_statuses: (N,) list[list[str]], **_) -> (N,)``.
+    """
+
+    min_calls: int = 1
+    name: str = "tool_use"
+
+    def __post_init__(self) -> None:
+        self.__name__ = self.name  # what TRL logs the column as
+
+    def __call__(
+        self, completions: Sequence[Any], *, tool_statuses: Sequence[Sequence[str]] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        """Rewards in [0, 1] or None."""
+        envs = kwargs.get("environments")
+        if tool_statuses is None and envs is not None:
+            tool_statuses = [list(getattr(e, "statuses", [])) for e in envs]
+        if tool_statuses is None:
+            raise ValueError("tool_use reward needs tool rollouts (tools.mode: tir or env)")
+        out: list[float | None] = []
+        for statuses in tool_statuses:
+            if "sandbox_error" in statuses:
+                out.append(None)
+            elif len(statuses) < self.min_calls:
+                out.append(0.0)
+            else:
+                out.append(sum(s == "ok" for s in statuses) / len(statuses))
+        _log_failure_rate(self.name, out, kwargs)
+        return out
+
+
+#: rewards that are verifiers (their None skips the whole sample) vs. shaping terms.
+VERIFIER_REWARDS = frozenset({"answer", "proof"})
+
+
+def _answer(spec: Mapping[str, Any], pool: VerifierPool, strategy: str) -> RewardFn:
+    return AnswerReward(pool, strategy=spec.get("strategy", strategy))
+
+
+def _proof(spec: Mapping[str, Any], pool: VerifierPool, strategy: str) -> RewardFn:
+    return ProofReward(pool)
+
+
+def _format(spec: Mapping[str, Any], pool: VerifierPool, strategy: str) -> RewardFn:
+    return FormatReward(strategy=spec.get("strategy", strategy))
+
+
+def _tool_use(spec: Mapping[str, Any], pool: VerifierPool, strategy: str) -> RewardFn:
+    return ToolUseReward(min_calls=int(spec.get("min_calls", 1)))
+
+
+def _constant(spec: Mapping[str, Any], pool: VerifierPool, strategy: str) -> RewardFn:
+    value = float(spec.get("value", 0.0))
+
+    def constant(completions: Sequence[Any], **_: Any) -> list[float | None]:
+        """The same reward for every completion (baseline for overhead benchmarks)."""
+        return [value] * len(completions)
+
+    return constant
+
+
+#: name -> factory(spec, pool, strategy). Which verifiers a name needs: see NEEDS.
+REGISTRY: dict[str, Callable[[Mapping[str, Any], VerifierPool, str], RewardFn]] = {
+    "answer": _answer,
+    "proof": _proof,
+    "format": _format,
+    "tool_use": _tool_use,
+    "constant": _constant,
+}
+
+#: name -> the VerifierPool members it needs ("grader", "sandbox", "checker").
+NEEDS: dict[str, frozenset[str]] = {
+    "answer": frozenset({"grader"}),
+    "proof": frozenset({"checker"}),
+    "format": frozenset(),
+    "tool_use": frozenset(),
+    "constant": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """One configured reward term.
+
+    Attributes:
+        name: a key of :data:`REGISTRY`.
+        weight: its weight in the summed reward (TRL ``reward_weights``).
+        options: factory options (e.g. ``strategy``, ``min_calls``, ``value``).
+    """
+
+    name: str
+    weight: float = 1.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in REGISTRY:
+            raise ValueError(f"unknown reward {self.name!r}; choose from {sorted(REGISTRY)}")
+
+
+def needed_verifiers(specs: Sequence[RewardSpec], strategy: str) -> set[str]:
+    """Which verifiers the requested rewards need (so only those are built)."""
+    need: set[str] = set()
+    for s in specs:
+        need |= NEEDS[s.name]
+        if s.name == "answer" and s.options.get("strategy", strategy) == "pot":
+            need.add("sandbox")
+    return need
+
+
+def build_rewards(
+    specs: Sequence[RewardSpec], pool: VerifierPool, strategy: str
+) -> tuple[list[RewardFn], list[float], list[bool]]:
+    """Instantiate the configured reward terms.
+
+    Returns:
+        ``(funcs, weights, is_verifier)``, each of length ``len(specs)``: the callables for
+        ``GRPOTrainer(reward_funcs=...)``, ``GRPOConfig.reward_weights``, and which columns are
+        verifiers (their None skips the sample, see :func:`rl.advantages.skip_unjudged`).
+
+    Raises:
+        ValueError: an empty spec list, a duplicate name, or a missing verifier.
+    """
+    if not specs:
+        raise ValueError("no rewards configured: add e.g. `rewards: {answer: {weight: 1.0}}`")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate reward names in {names}")
+    for need in needed_verifiers(specs, strategy):
+        if getattr(pool, need) is None:
+            raise ValueError(f"rewards {names} need a {need} but none was built")
+    funcs = [REGISTRY[s.name](s.options, pool, strategy) for s in specs]
+    return funcs, [float(s.weight) for s in specs], [s.name in VERIFIER_REWARDS for s in specs]

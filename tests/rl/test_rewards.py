@@ -1,0 +1,223 @@
+"""Reward functions, table-tested: verdict -> reward, None on infrastructure failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from rl.advantages import skip_unjudged
+from rl.concurrency import map_with_deadline
+from rl.rewards import (
+    AnswerReward,
+    FormatReward,
+    ProofReward,
+    RewardSpec,
+    ToolUseReward,
+    VerifierPool,
+    build_rewards,
+    completion_text,
+    verdict_reward,
+)
+from verimath.records import Verdict
+from verimath.records import VerdictStatus as S
+
+
+class FakeGrader:
+    """Exact-match grader with scripted infrastructure failures keyed by the prediction."""
+
+    FAIL = {"<timeout>": S.TIMEOUT, "<error>": S.ERROR}
+
+    def __init__(self, hang_on: str | None = None) -> None:
+        self.hang_on = hang_on
+        self.calls: list[tuple[str | None, str | None, bool]] = []
+        self.release = threading.Event()
+
+    def grade(self, gold, pred, *, extract=True):
+        self.calls.append((gold, pred, extract))
+        if self.hang_on is not None and self.hang_on in (pred or ""):
+            self.release.wait(10)
+        if gold == "<bad>":
+            return Verdict(S.BAD_GOLD)
+        for marker, status in self.FAIL.items():
+            if marker in (pred or ""):
+                return Verdict(status)
+        if extract:
+            from reasoning.extract import extract_answer
+
+            pred = extract_answer(pred or "")
+        if not pred:
+            return Verdict(S.NO_ANSWER)
+        return Verdict(S.CORRECT if pred.strip() == gold else S.WRONG)
+
+
+@pytest.mark.parametrize("status,expected", [
+    (S.CORRECT, 1.0), (S.WRONG, 0.0), (S.NO_ANSWER, 0.0),
+    (S.BAD_GOLD, None), (S.TIMEOUT, None), (S.ERROR, None),
+])
+def test_verdict_reward_table(status, expected):
+    assert verdict_reward(Verdict(status)) == expected
+    assert verdict_reward(None) is None
+
+
+@pytest.mark.parametrize("completion,gold,expected", [
+    ("3 + 4 = 7. The answer is \\boxed{7}.", "7", 1.0),
+    ("The answer is \\boxed{8}.", "7", 0.0),
+    ("I do not know.", "7", 0.0),                       # no answer: judged, wrong
+    ("\\boxed{7} <timeout>", "7", None),                # grader timeout: skipped
+    ("\\boxed{7} <error>", "7", None),                  # grader worker died: skipped
+    ("\\boxed{7}", "<bad>", None),                      # unusable gold: skipped
+    ("\\boxed{7}", None, None),                         # no gold at all: skipped
+    ([{"role": "assistant", "content": "so \\boxed{7}"}], "7", 1.0),  # conversational
+])
+def test_answer_reward_cot(completion, gold, expected):
+    fn = AnswerReward(VerifierPool(grader=FakeGrader()), strategy="cot")
+    assert fn([completion], answer=[gold]) == [expected]
+
+
+def test_answer_reward_ignores_tool_messages_and_logs_failure_rate():
+    logged = {}
+    fn = AnswerReward(VerifierPool(grader=FakeGrader()), strategy="cot")
+    conv = [{"role": "assistant", "content": "Let me run it."},
+            {"role": "tool", "name": "python", "content": "\\boxed{9}"},
+            {"role": "assistant", "content": "The answer is \\boxed{7}."}]
+    out = fn([conv, "\\boxed{7} <timeout>"], answer=["7", "7"],
+             log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert out == [1.0, None]
+    assert logged == {"rewards/answer/infra_failure_rate": 0.5}
+    assert completion_text(conv) == "Let me run it.\\boxed{9}The answer is \\boxed{7}."
+
+
+def test_answer_reward_tir_columns():
+    g = FakeGrader()
+    fn = AnswerReward(VerifierPool(grader=g), strategy="tir")
+    out = fn(["a", "b", "c"], answer=["7", "7", "7"], tir_answer=["7", None, "7"],
+             tir_error=[False, False, True])
+    assert out == [1.0, 0.0, None]
+    assert all(extract is False for _, _, extract in g.calls)
+
+
+def test_answer_reward_hung_sample_is_timed_out_not_scored():
+    g = FakeGrader(hang_on="<hang>")
+    fn = AnswerReward(VerifierPool(grader=g, workers=4, timeout_s=0.5), strategy="cot")
+    t0 = time.monotonic()
+    out = fn(["\\boxed{7}", "\\boxed{7} <hang>", "\\boxed{8}"], answer=["7"] * 3)
+    g.release.set()
+    assert out == [1.0, None, 0.0]
+    assert time.monotonic() - t0 < 3.0
+
+
+def test_answer_reward_runs_a_batch_concurrently():
+    class Slow(FakeGrader):
+        def grade(self, gold, pred, *, extract=True):
+            time.sleep(0.2)
+            return super().grade(gold, pred, extract=extract)
+
+    fn = AnswerReward(VerifierPool(grader=Slow(), workers=8, timeout_s=10), strategy="cot")
+    t0 = time.monotonic()
+    assert fn(["\\boxed{1}"] * 8, answer=["1"] * 8) == [1.0] * 8
+    assert time.monotonic() - t0 < 0.2 * 8 / 2  # well under the serial time
+
+
+class FakeChecker:
+    def __init__(self) -> None:
+        self.tasks = []
+
+    def check(self, task):
+        self.tasks.append(task)
+        if "sorry" in task.proof:
+            return Verdict(S.WRONG, "uses sorry")
+        if "slow" in task.proof:
+            return Verdict(S.TIMEOUT, "lean timed out")
+        if "crash" in task.proof:
+            return Verdict(S.ERROR, "lean crashed")
+        return Verdict(S.CORRECT)
+
+
+@pytest.mark.parametrize("completion,stmt,expected", [
+    ("```lean4\ntheorem t : 1 = 1 := by rfl\n```", "theorem t : 1 = 1 := by", 1.0),
+    ("```lean4\ntheorem t : 1 = 1 := by sorry\n```", "theorem t : 1 = 1 := by", 0.0),
+    ("no lean here", "theorem t : 1 = 1 := by", 0.0),
+    ("```lean4\nslow\n```", "theorem t : 1 = 1 := by", None),   # Lean timeout
+    ("```lean4\ncrash\n```", "theorem t : 1 = 1 := by", None),  # dead Lean process
+    ("```lean4\nrfl\n```", None, None),                          # informal row: n/a
+])
+def test_proof_reward(completion, stmt, expected):
+    checker = FakeChecker()
+    fn = ProofReward(VerifierPool(checker=checker))
+    assert fn([completion], formal_statement=[stmt], header=["import Mathlib"]) == [expected]
+    if checker.tasks:
+        assert checker.tasks[0].header == "import Mathlib"
+
+
+@pytest.mark.parametrize("strategy,text,expected", [
+    ("cot", "so \\boxed{3}", 1.0),
+    ("cot", "so 3", 0.0),
+    ("pot", "```python\nprint(1 + 2)\n```", 1.0),
+    ("pot", "```python\nx = 1 + 2\n```", 0.0),
+    ("tir", "```python\nprint(3)\n```\n```output\n3\n```\nSo \\boxed{3}", 1.0),
+    ("tir", "```python\nprint(3)\nSo \\boxed{3}", 0.0),
+    ("proof", "```lean4\nby simp\n```", 1.0),
+])
+def test_format_reward(strategy, text, expected):
+    assert FormatReward(strategy=strategy)([text]) == [expected]
+
+
+@pytest.mark.parametrize("statuses,expected", [
+    (["ok", "ok"], 1.0), (["ok", "runtime_error"], 0.5), ([], 0.0),
+    (["ok", "sandbox_error"], None),
+])
+def test_tool_use_reward(statuses, expected):
+    assert ToolUseReward()(["x"], tool_statuses=[statuses]) == [expected]
+
+
+def test_tool_use_reward_reads_environments():
+    class Env:
+        statuses = ["ok", "timeout"]
+
+    assert ToolUseReward()(["x"], environments=[Env()]) == [0.5]
+
+
+def test_registry_builds_only_requested_and_checks_verifiers():
+    pool = VerifierPool(grader=FakeGrader())
+    funcs, weights, is_ver = build_rewards(
+        [RewardSpec("answer", 1.0), RewardSpec("format", 0.1)], pool, "cot")
+    assert [f.__name__ for f in funcs] == ["answer", "format"]
+    assert weights == [1.0, 0.1] and is_ver == [True, False]
+    with pytest.raises(ValueError, match="checker"):
+        build_rewards([RewardSpec("proof")], pool, "proof")
+    with pytest.raises(ValueError, match="sandbox"):
+        build_rewards([RewardSpec("answer")], pool, "pot")
+    with pytest.raises(ValueError, match="unknown reward"):
+        RewardSpec("bogus")
+
+
+def test_skip_unjudged_drops_shaping_when_the_verifier_failed():
+    nan = float("nan")
+    r = torch.tensor([[1.0, 1.0], [nan, 1.0], [0.0, 0.0], [nan, nan]])
+    out, frac = skip_unjudged(r, torch.tensor([True, False]))
+    assert torch.isnan(out[1]).all() and torch.isnan(out[3]).all()
+    assert out[0].tolist() == [1.0, 1.0] and out[2].tolist() == [0.0, 0.0]
+    assert frac == 0.5
+    # two verifiers: a row is kept while one of them judged it (e.g. proof n/a on informal)
+    r2 = torch.tensor([[1.0, nan, 1.0], [nan, nan, 1.0]])
+    out2, frac2 = skip_unjudged(r2, torch.tensor([True, True, False]))
+    assert out2[0, 2] == 1.0 and torch.isnan(out2[1]).all() and frac2 == 0.5
+    same, zero = skip_unjudged(r, torch.tensor([False, False]))
+    assert zero == 0.0 and torch.equal(torch.isnan(same), torch.isnan(r))
+
+
+def test_map_with_deadline_reports_errors_and_timeouts():
+    def fn(x):
+        if x == "boom":
+            raise RuntimeError("broken tool")
+        if x == "hang":
+            time.sleep(2)
+        return x.upper()
+
+    outs = map_with_deadline(fn, ["a", "boom", "hang"], workers=3, timeout_s=0.3)
+    assert outs[0].ok and outs[0].value == "A"
+    assert not outs[1].ok and "broken tool" in outs[1].error
+    assert outs[2].timed_out and outs[2].value is None
