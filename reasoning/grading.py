@@ -1,0 +1,532 @@
+r"""Answer grading: extraction, then math-verify equivalence in worker processes with real timeouts.
+
+:class:`Grader` owns ``workers`` long-lived worker processes (:mod:`reasoning._grade_worker`),
+each running math-verify (sympy + latex2sympy2_extended) behind a JSON-lines pipe. A comparison
+that does not answer within ``timeout_s`` seconds of wall-clock time is a ``TIMEOUT`` verdict:
+the worker's process group is SIGKILLed and a fresh worker is started in its place (never
+``signal.alarm``, never waiting on the hung call). A worker that dies mid-item gives that item an
+``ERROR`` verdict and is replaced the same way.
+
+Statuses (:class:`verimath.records.VerdictStatus`):
+
+* ``CORRECT`` / ``WRONG``: math-verify's decision (or identical normalised strings, a fast path
+  that never reaches sympy);
+* ``NO_ANSWER``: the prediction is None, empty, or no answer could be extracted from it
+  (an empty ``\boxed{}`` included); judged, and counts as not correct;
+* ``BAD_GOLD``: the gold is None, empty, has unbalanced braces, or math-verify cannot parse it;
+* ``TIMEOUT``: no verdict within ``timeout_s``;
+* ``ERROR``: the worker crashed or ran out of memory.
+
+``BAD_GOLD``, ``TIMEOUT`` and ``ERROR`` are never ``CORRECT``; callers map them to "skipped".
+Every verdict's ``detail`` has ``gold`` and ``pred`` (the extracted strings, or None),
+``grader`` (:data:`GRADER_VERSION`) and ``elapsed_s``; verdicts that reached math-verify add
+``math_verify`` (its version) and ``gold_parsed`` / ``pred_parsed`` (sympy, shortened).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from reasoning.extract import clean_answer, extract_answer, extract_gold, normalize_answer
+from verimath.records import Verdict, VerdictStatus
+
+__all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable"]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever extraction or equivalence semantics change; recorded in every verdict.
+GRADER_VERSION = "verimath-grader/1"
+
+
+class GraderUnavailable(RuntimeError):
+    """A worker process could not be started (math-verify missing, interpreter broken)."""
+
+
+@dataclass(frozen=True)
+class GraderConfig:
+    """Settings of a :class:`Grader`.
+
+    Attributes:
+        timeout_s: wall-clock seconds one comparison (both parses and the verify) may take;
+            past it the verdict is TIMEOUT and the worker is killed and replaced.
+        workers: worker processes, i.e. comparisons run in parallel.
+        memory_mb: address-space limit of each worker (RLIMIT_AS); None for no limit.
+        start_timeout_s: seconds a new worker may take to import math-verify and report ready.
+        float_rounding: math-verify ``float_rounding`` (decimal places floats are rounded to).
+        numeric_precision: math-verify ``numeric_precision`` (digits for numeric comparison).
+        strict: math-verify ``strict`` (variables matter; sets are not tuples).
+        batch_size: pairs :meth:`Grader.grade_many` sends to a worker per round trip (each
+            still has its own ``timeout_s``).
+        string_fast_path: call two answers with the same
+            :func:`~reasoning.extract.normalize_answer` key CORRECT without math-verify.
+    """
+
+    timeout_s: float = 5.0
+    workers: int = 2
+    memory_mb: int | None = 4096
+    start_timeout_s: float = 60.0
+    float_rounding: int = 6
+    numeric_precision: int = 15
+    strict: bool = True
+    batch_size: int = 8
+    string_fast_path: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0 seconds, got {self.timeout_s}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be an int >= 1, got {self.workers!r}")
+        if self.memory_mb is not None and self.memory_mb < 256:
+            raise ValueError(f"memory_mb must be >= 256 or None (no limit), got {self.memory_mb}")
+        if not self.start_timeout_s > 0:
+            raise ValueError(f"start_timeout_s must be > 0 seconds, got {self.start_timeout_s}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        if self.float_rounding < 0 or self.numeric_precision < 1:
+            raise ValueError("float_rounding must be >= 0 and numeric_precision >= 1")
+
+
+class _WorkerDied(Exception):
+    """The worker's pipe closed (crash, OOM kill, external kill)."""
+
+
+class _Timeout(Exception):
+    """No reply within the time limit."""
+
+
+class _Worker:
+    """One ``reasoning._grade_worker`` process, talked to over raw pipes.
+
+    The calling thread reads replies itself with ``poll`` and a deadline (no reader thread,
+    no extra thread hop per item). Only the thread that acquired the worker uses it.
+    """
+
+    def __init__(self, config: GraderConfig) -> None:
+        cfg = {
+            "memory_mb": config.memory_mb,
+            "float_rounding": config.float_rounding,
+            "numeric_precision": config.numeric_precision,
+            "strict": config.strict,
+        }
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reasoning._grade_worker", json.dumps(cfg)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            bufsize=0,
+            start_new_session=True,  # own process group: kill() takes any children with it
+            env=env,
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self._out_fd = self.proc.stdout.fileno()
+        self._in_fd = self.proc.stdin.fileno()
+        self._poll = select.poll()
+        self._poll.register(self._out_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        self._buf = bytearray()
+        self._eof = False
+        self.info: dict[str, Any] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (also its process group id)."""
+        return self.proc.pid
+
+    def _get(self, timeout_s: float) -> dict[str, Any]:
+        """The next reply line as a dict; _Timeout after ``timeout_s``, _WorkerDied on EOF."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self._buf[:nl])
+                del self._buf[: nl + 1]
+                return dict(json.loads(line))
+            if self._eof:
+                raise _WorkerDied(f"worker exited (code {self.proc.poll()})")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Timeout
+            if not self._poll.poll(max(1, int(remaining * 1000) + 1)):
+                continue
+            try:
+                data = os.read(self._out_fd, 1 << 16)
+            except OSError:
+                data = b""
+            if data:
+                self._buf += data
+            else:
+                self._eof = True
+
+    def wait_ready(self, timeout_s: float) -> dict[str, Any]:
+        """Block until the worker has imported math-verify; returns its hello message.
+
+        Raises:
+            GraderUnavailable: not ready within ``timeout_s``.
+            _WorkerDied: it exited first.
+        """
+        if self.info is None:
+            try:
+                self.info = self._get(timeout_s)
+            except _Timeout as e:
+                raise GraderUnavailable(f"grader worker not ready after {timeout_s:g} s") from e
+        return self.info
+
+    def send(self, items: list[tuple[str, str]]) -> None:
+        """Write one request (a batch of pairs); raises _WorkerDied when the pipe is closed."""
+        data = memoryview((json.dumps({"items": items}) + "\n").encode("ascii"))
+        try:
+            while data:
+                data = data[os.write(self._in_fd, data) :]
+        except OSError as e:  # BrokenPipeError: the worker is gone
+            raise _WorkerDied(f"worker pipe closed ({type(e).__name__})") from e
+
+    def receive(self, timeout_s: float) -> dict[str, Any]:
+        """The next reply (one per item); _Timeout on timeout, _WorkerDied on exit."""
+        return self._get(timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group and reap it. Idempotent."""
+        _kill_proc(self.proc)
+
+
+def _kill_proc(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        logger.warning("grader worker %d did not exit after SIGKILL", proc.pid)
+    for f in (proc.stdin, proc.stdout):
+        try:
+            if f is not None:
+                f.close()
+        except OSError:
+            pass
+
+
+def _kill_all(procs: set[subprocess.Popen[bytes]]) -> None:
+    for p in list(procs):
+        _kill_proc(p)
+    procs.clear()
+
+
+def _gold_problem(gold: str) -> str | None:
+    """Why a gold answer is unusable before any parsing, or None when it looks fine."""
+    depth = 0
+    i = 0
+    while i < len(gold):
+        c = gold[i]
+        if c == "\\":
+            i += 2
+            continue
+        depth += (c == "{") - (c == "}")
+        if depth < 0:
+            return "gold answer has unbalanced braces"
+        i += 1
+    if depth:
+        return "gold answer has unbalanced braces"
+    if not any(ch.isalnum() for ch in gold):
+        return "gold answer has no mathematical content"
+    return None
+
+
+@dataclass
+class _Item:
+    """One pair on its way through the grader."""
+
+    gold: str | None  # extracted gold answer
+    pred: str | None  # extracted prediction
+    detail: dict[str, Any]
+    verdict: Verdict | None = None  # set when decided
+
+    def finish(self, status: VerdictStatus, reason: str, elapsed_s: float, **extra: Any) -> None:
+        self.detail.update(extra)
+        self.detail["elapsed_s"] = round(elapsed_s, 4)
+        self.verdict = Verdict(status, reason, self.detail)
+
+
+class Grader:
+    r"""Grades predictions against gold answers with math-verify in killable worker processes.
+
+    Thread-safe: any number of threads may call :meth:`grade` / :meth:`grade_many`; at most
+    ``config.workers`` comparisons run at once. Use as a context manager, or call
+    :meth:`close` (kills workers).
+
+    :meth:`grade_many` sends pairs to the workers in batches of up to ``config.batch_size``
+    (one pipe round trip per batch); each item still has its own ``timeout_s``, timed from the
+    worker's previous reply. After a timeout or crash the rest of the batch is re-sent to the
+    replacement worker.
+
+    Example:
+        >>> with Grader(GraderConfig(timeout_s=5, workers=2)) as g:  # doctest: +SKIP
+        ...     g.grade("\\frac{1}{2}", "The answer is 0.5").status
+        <VerdictStatus.CORRECT: 'correct'>
+    """
+
+    def __init__(self, config: GraderConfig | None = None) -> None:
+        self.config = config or GraderConfig()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()  # None: slot to respawn
+        self._finalizer = weakref.finalize(self, _kill_all, self._procs)
+        self.restarts = 0  #: workers replaced after a timeout or crash
+        for _ in range(self.config.workers):
+            self._idle.put(self._spawn())
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _spawn(self) -> _Worker:
+        try:
+            w = _Worker(self.config)
+        except OSError as e:
+            raise GraderUnavailable(f"cannot start grader worker: {e}") from e
+        with self._lock:
+            if self._closed:
+                w.kill()
+                raise GraderUnavailable("grader is closed")
+            self._procs.add(w.proc)
+        return w
+
+    def _acquire(self) -> _Worker:
+        """An idle worker (blocks while all are busy); raises GraderUnavailable once closed."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise GraderUnavailable("grader is closed")
+            try:
+                w = self._idle.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if w is not None:
+                return w
+            try:  # a slot whose replacement failed to start: try again now
+                return self._spawn()
+            except GraderUnavailable:
+                self._idle.put(None)
+                raise
+
+    def _release(self, w: _Worker, *, replace: bool) -> None:
+        """Return ``w`` to the pool, or kill it and put a fresh worker in its slot."""
+        new: _Worker | None = w
+        if replace:
+            w.kill()
+            with self._lock:
+                self._procs.discard(w.proc)
+                self.restarts += 1
+            try:
+                new = self._spawn()
+            except GraderUnavailable:
+                new = None  # the next _acquire retries
+        self._idle.put(new)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for tests and diagnostics)."""
+        with self._lock:
+            return [p.pid for p in self._procs if p.poll() is None]
+
+    def close(self) -> None:
+        """Kill every worker. Further :meth:`grade` calls raise GraderUnavailable."""
+        with self._lock:
+            self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- grading -----------------------------------------------------------------------------
+    def grade(self, gold: str | None, pred: str | None, *, extract: bool = True) -> Verdict:
+        r"""Grade one prediction.
+
+        Args:
+            gold: a gold answer (``"18"``, ``"\frac{1}{2}"``) or a whole gold solution (a GSM8K
+                solution ending ``#### N``, a MATH solution with ``\boxed{}``); see
+                :func:`reasoning.extract.extract_gold` with ``dataset="auto"``.
+            pred: a bare answer or a whole solution. With ``extract=True`` it goes through
+                :func:`reasoning.extract.extract_answer`, which keeps a bare answer (one short
+                line that reads as math, :func:`~reasoning.extract.is_bare_answer`) whole and
+                otherwise takes the last box, "the answer is", ``####`` or the last number.
+                With ``extract=False`` it is taken as the answer (only ``$..$`` and similar
+                wrappers are stripped).
+            extract: see ``pred``.
+
+        Returns:
+            A Verdict (see the module docstring for statuses and ``detail`` keys).
+
+        Raises:
+            GraderUnavailable: the grader is closed or a worker cannot start.
+        """
+        item = self._prepare(gold, pred, extract)
+        if item.verdict is None:
+            self._run_batch([item])
+        assert item.verdict is not None
+        return item.verdict
+
+    def grade_many(
+        self, pairs: Iterable[tuple[str | None, str | None]], *, extract: bool = True
+    ) -> list[Verdict]:
+        """:meth:`grade` over ``pairs``, concurrently over the workers; results in input order.
+
+        Raises:
+            GraderUnavailable: the grader is closed or a worker cannot start.
+        """
+        items = [self._prepare(g, p, extract) for g, p in pairs]
+        todo = [it for it in items if it.verdict is None]
+        if todo:
+            per = -(-len(todo) // self.config.workers)  # spread small inputs over all workers
+            size = max(1, min(self.config.batch_size, per))
+            batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+            if len(batches) == 1:
+                self._run_batch(batches[0])
+            else:
+                with ThreadPoolExecutor(self.config.workers, thread_name_prefix="grade") as pool:
+                    list(pool.map(self._run_batch, batches))
+        return [it.verdict for it in items if it.verdict is not None]
+
+    def grade_iter(
+        self,
+        pairs: Iterable[tuple[str | None, str | None]],
+        *,
+        extract: bool = True,
+        chunk: int | None = None,
+    ) -> Iterator[Verdict]:
+        """Like :meth:`grade_many` but lazy: reads ``pairs`` and yields verdicts chunk by chunk.
+
+        ``chunk`` pairs are graded at a time (default ``4 * workers * batch_size``), so a large
+        file can be streamed with bounded memory.
+        """
+        size = chunk or 4 * self.config.workers * self.config.batch_size
+        it = iter(pairs)
+        while block := list(islice(it, size)):
+            yield from self.grade_many(block, extract=extract)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict (for run manifests)."""
+        return {"version": GRADER_VERSION, **asdict(self.config)}
+
+    # -- internals ---------------------------------------------------------------------------
+    def _prepare(self, gold: str | None, pred: str | None, extract: bool) -> _Item:
+        """Extract both answers and decide what needs no worker (bad gold, no answer, equal)."""
+        t0 = time.perf_counter()
+        g = extract_gold(gold, "auto") if isinstance(gold, str) else None
+        if not isinstance(pred, str) or not pred.strip():
+            p = None
+        else:
+            p = extract_answer(pred) if extract else (clean_answer(pred) or None)
+        item = _Item(g, p, {"gold": g, "pred": p, "grader": GRADER_VERSION})
+
+        def done(status: VerdictStatus, reason: str) -> _Item:
+            item.finish(status, reason, time.perf_counter() - t0)
+            return item
+
+        if g is None:
+            return done(VerdictStatus.BAD_GOLD, "no gold answer")
+        problem = _gold_problem(g)
+        if problem:
+            return done(VerdictStatus.BAD_GOLD, problem)
+        if p is None:
+            empty = not isinstance(pred, str) or not pred.strip()
+            return done(VerdictStatus.NO_ANSWER, "empty prediction" if empty else "no answer found")
+        if self.config.string_fast_path and normalize_answer(g) == normalize_answer(p):
+            return done(VerdictStatus.CORRECT, "identical after normalization")
+        return item
+
+    def _run_batch(self, items: list[_Item]) -> None:
+        """Judge ``items`` on one worker, re-sending the rest after a timeout or crash."""
+        while items:
+            done = self._run_on_worker(items)
+            items = items[done:]
+
+    def _run_on_worker(self, items: list[_Item]) -> int:
+        """Send ``items`` to an idle worker; sets verdicts in order. Returns how many got one.
+
+        Stops after the first item that times out or kills the worker (that item gets TIMEOUT
+        or ERROR; the worker is replaced); the caller re-sends the remaining items.
+        """
+        payload = [(str(it.gold), str(it.pred)) for it in items]
+        w: _Worker | None = self._acquire()
+        replace = False
+        try:
+            assert w is not None
+            try:
+                info = self._ready_send(w, payload)
+            except _WorkerDied:
+                # died while idle (killed from outside; nothing of ours ran on it): replace it
+                # and retry once; a fresh worker that dies too means a broken setup
+                self._release(w, replace=True)
+                w = None
+                w = self._acquire()
+                try:
+                    info = self._ready_send(w, payload)
+                except _WorkerDied as e:
+                    replace = True
+                    raise GraderUnavailable(f"grader worker failed to start: {e}") from e
+            n, replace = self._collect(w, items, info)
+            return n
+        except BaseException:
+            replace = True
+            raise
+        finally:
+            if w is not None:
+                self._release(w, replace=replace)
+
+    def _ready_send(self, w: _Worker, payload: list[tuple[str, str]]) -> dict[str, Any]:
+        """Wait until ``w`` has started, send ``payload``; returns its hello message."""
+        info = w.wait_ready(self.config.start_timeout_s)
+        w.send(payload)
+        return info
+
+    def _collect(self, w: _Worker, items: list[_Item], info: dict[str, Any]) -> tuple[int, bool]:
+        """Read one reply per item, each within ``timeout_s`` of the previous one.
+
+        Returns ``(items decided, worker must be replaced)``.
+        """
+        t_prev = time.perf_counter()
+        for n, item in enumerate(items, start=1):
+            try:
+                res = w.receive(self.config.timeout_s)
+            except _Timeout:
+                limit = f"{self.config.timeout_s:g} s"
+                item.finish(VerdictStatus.TIMEOUT,
+                            f"no verdict within {limit}; worker killed and replaced",
+                            time.perf_counter() - t_prev)
+                return n, True
+            except _WorkerDied as e:
+                item.finish(VerdictStatus.ERROR, f"grader worker died mid-item: {e}",
+                            time.perf_counter() - t_prev)
+                return n, True
+            now = time.perf_counter()
+            extra: dict[str, Any] = {
+                k: res[k] for k in ("gold_parsed", "pred_parsed") if k in res
+            }
+            extra["math_verify"] = info.get("math_verify")
+            item.finish(VerdictStatus(res.get("status", "error")), str(res.get("reason", "")),
+                        now - t_prev, **extra)
+            t_prev = now
+        return len(items), False

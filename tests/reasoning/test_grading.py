@@ -1,0 +1,270 @@
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from reasoning.extract import extract_gold
+from reasoning.grading import GRADER_VERSION, Grader, GraderConfig, GraderUnavailable
+from verimath.records import VerdictStatus
+
+C, W, N, B, T = (
+    VerdictStatus.CORRECT,
+    VerdictStatus.WRONG,
+    VerdictStatus.NO_ANSWER,
+    VerdictStatus.BAD_GOLD,
+    VerdictStatus.TIMEOUT,
+)
+HANG = r"9^{9^{9^9}}"  # sympy tries to evaluate it: never returns (C big-int power)
+
+GSM8K_SOLUTION = (
+    "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\nShe makes 9 * 2 = $18.\n#### 18"
+)
+MATH_SOLUTION = r"So the chance is $\boxed{\frac{2}{3}}$.The answer is: \frac{2}{3}"
+
+
+@pytest.fixture(scope="module")
+def grader():
+    with Grader(GraderConfig(timeout_s=4.0, workers=2)) as g:
+        yield g
+
+
+# One row per case; every bug found becomes a new row.
+CASES = [
+    # --- extraction formats (pred is a whole solution) ---
+    (r"\frac{1}{2}", r"so $\boxed{\frac{1}{2}}$.", C),
+    (r"\frac{\sqrt{3}}{2}", r"Thus $\boxed{\dfrac{\sqrt{3}}{2}}$.", C),  # nested braces
+    ("7", r"\fbox{7}", C),
+    ("5", r"The result: \boxed 5", C),
+    ("18", "She makes $18 every day. The answer is 18.", C),
+    ("5", "Final Answer: The final answer is $5$. I hope it is correct.", C),
+    ("1000", "so 1,000 in all\n#### 1,000", C),
+    ("42", "First 6*7 = 42, so Jim has 42 apples left", C),
+    ("42", "6*7 = 43", W),
+    ("3", "3.0\n", C),  # a program's printed result
+    # --- gold given as a whole solution ---
+    (GSM8K_SOLUTION, "18", C),
+    (GSM8K_SOLUTION, "The answer is 19", W),
+    (MATH_SOLUTION, r"\frac{2}{3}", C),
+    (MATH_SOLUTION, "0.6666667", C),
+    # --- numbers with separators and units ---
+    ("1000000", "1,000,000", C),
+    ("5", "5 cm", C),
+    ("18", r"\$18.00", C),
+    (r"5\text{ cm}", "5", C),
+    (r"\$1,000", "1000 dollars", C),
+    (r"90^\circ", "90", C),
+    # --- fractions and decimals ---
+    (r"\frac{3}{4}", "0.75", C),
+    (r"\frac34", "3/4", C),
+    (r"-\frac{1}{2}", "-0.5", C),
+    (r"\frac{1}{3}", "0.34", W),
+    (r"\frac{\pi}{2}", "1.5707963", C),
+    (r"\frac{\pi}{2}", "1.5708", W),
+    ("10", "10.001", W),
+    # --- LaTeX expressions ---
+    ("2x+1", "1+2x", C),
+    (r"3\sqrt{2}", r"\sqrt{18}", C),
+    ("x^2+2x+1", "(x+1)^2", C),
+    ("2", r"\sqrt{4}", C),
+    ("2x+1", "2y+1", W),
+    ("x=5", "5", C),
+    ("y = 2x+1", "2x+1", C),
+    (r"\pi", "3.14", W),
+    # --- sets, tuples, intervals ---
+    (r"\{1,2,3\}", r"\{3,2,1\}", C),
+    (r"\{1,2\}", r"\{1,3\}", W),
+    ("1,2", "2, 1", C),
+    (r"\left( 3, \frac{\pi}{2} \right)", r"(3, \pi/2)", C),
+    (r"(1, 2]", r"\left(1, 2\right]", C),
+    (r"(-\infty, 3]", r"(-\infty, 3)", W),
+    (r"x\in[1,2]", "[1,2]", C),
+    # --- matrices ---
+    (r"\begin{pmatrix}1 & 2\\3 & 4\end{pmatrix}", r"\begin{bmatrix}1&2\\3&4\end{bmatrix}", C),
+    (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}2\\1\end{pmatrix}", W),
+    # --- percentages ---
+    (r"10\%", "0.1", C),
+    (r"25\%", r"\frac{1}{4}", C),
+    (r"25\%", "25", C),
+    # --- text answers ---
+    (r"\text{Evelyn}", "Evelyn", C),
+    (r"\text{(C)}", r"\text{(B)}", W),
+    (r"\text{(C)}", "C", C),
+    # --- adversarial: hangs are TIMEOUT, never WRONG or CORRECT ---
+    (HANG, "5", T),
+    ("5", HANG, T),
+    ("9^9^9^9", "5", W),  # unbraced: latex parses ((9^9)^9)^9, a 696-digit number, judged fast
+    # --- adversarial: bad gold ---
+    ("}{", "5", B),
+    (r"\frac{", "1", B),
+    ("@@@", "5", B),
+    ("", "5", B),
+    (None, "5", B),
+    (r"\sqrt", "5", B),
+    (r"\frac{}{}", "5", B),
+    ("a long solution without any marked answer in it", "5", B),
+    # --- no answer ---
+    ("5", "", N),
+    ("5", "   \n", N),
+    ("5", None, N),
+    ("5", r"\boxed{}", N),
+    ("5", "x \\boxed{}\nThe answer is 5", N),  # a committed empty box
+    ("5", "I don't know.", N),
+    ("5", "no numbers in this sentence at all", N),
+]
+
+
+@pytest.mark.parametrize("gold,pred,expected", CASES)
+def test_grade_table(grader, gold, pred, expected):
+    v = grader.grade(gold, pred)
+    assert v.status is expected, (v.reason, v.detail)
+    assert v.detail["grader"] == GRADER_VERSION
+    assert "gold" in v.detail and "pred" in v.detail
+    if expected in (B, T):
+        assert not v.correct
+
+
+def test_detail_has_extracted_answers(grader):
+    v = grader.grade(GSM8K_SOLUTION, "so she makes\n#### 18.00")
+    assert v.correct
+    assert v.detail["gold"] == "18" and v.detail["pred"] == "18.00"
+    v = grader.grade(r"\frac12", "The answer is $0.5$.")
+    assert v.detail["pred"] == "0.5" and v.detail["math_verify"]
+    assert v.detail["gold_parsed"] == "1/2"
+    json.dumps(v.to_dict())  # JSON-serialisable
+
+
+def test_extract_false_takes_pred_as_the_answer(grader):
+    # extract=False: the text is the answer itself, not a text whose last number is taken
+    assert grader.grade("7", "the total is 7", extract=True).correct
+    assert not grader.grade("7", "the total is 7", extract=False).correct
+    assert grader.grade("7", "$7$", extract=False).correct
+
+
+def test_fast_path_can_be_disabled():
+    with Grader(GraderConfig(workers=1, string_fast_path=False)) as g:
+        v = g.grade("18", "18")
+        assert v.correct and v.reason.startswith("math-verify")
+
+
+def test_grade_many_keeps_input_order(grader):
+    pairs = [(rf"\frac{{{i}}}{{7}}", f"{i}/7" if i % 3 else f"{i + 1}/7") for i in range(40)]
+    verdicts = grader.grade_many(pairs)
+    assert [v.correct for v in verdicts] == [bool(i % 3) for i in range(40)]
+    assert [v.detail["gold"] for v in verdicts] == [g for g, _ in pairs]
+
+
+def test_grade_is_thread_safe(grader):
+    results: dict[int, bool] = {}
+
+    def work(i: int) -> None:
+        results[i] = grader.grade(str(i), f"{i}.0", extract=False).correct and not grader.grade(
+            str(i), str(i + 1)
+        ).correct
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: True for i in range(12)}
+
+
+def test_timeout_kills_and_replaces_worker():
+    with Grader(GraderConfig(timeout_s=1.0, workers=1)) as g:
+        g.grade("1", "0.999999999", extract=False)  # wait until the worker is up
+        (old,) = g.worker_pids()
+        t0 = time.monotonic()
+        v = g.grade(HANG, "5")
+        assert v.status is T and time.monotonic() - t0 < 10
+        assert g.restarts == 1
+        with pytest.raises(ProcessLookupError):
+            os.kill(old, 0)  # the hung worker is gone (killed and reaped)
+        assert g.grade(r"\frac{1}{2}", "0.5").correct  # the replacement works
+        assert g.worker_pids() != [old]
+
+
+def test_timeout_inside_a_batch_only_hits_that_item():
+    with Grader(GraderConfig(timeout_s=1.5, workers=1, batch_size=8)) as g:
+        pairs = [("1/2", "0.5"), (HANG, "5"), ("2x", "x+x"), ("3", "4"), ("7", "7.0")]
+        statuses = [v.status for v in g.grade_many(pairs, extract=False)]
+        assert statuses == [C, T, C, W, C]  # the items after the hang went to the new worker
+        assert g.restarts == 1
+
+
+def test_worker_killed_mid_item_is_replaced():
+    with Grader(GraderConfig(timeout_s=60.0, workers=1)) as g:
+        g.grade("1", "1.0000000001", extract=False)
+        (pid,) = g.worker_pids()
+        box: dict[str, object] = {}
+        t = threading.Thread(target=lambda: box.setdefault("v", g.grade(HANG, "5")))
+        t.start()
+        time.sleep(0.5)  # the worker is now stuck in the big power
+        os.kill(pid, signal.SIGKILL)
+        t.join(timeout=30)
+        v = box["v"]
+        assert v.status is VerdictStatus.ERROR and "died" in v.reason  # type: ignore[union-attr]
+        assert g.grade("2x+1", "1+2x").correct
+        assert g.worker_pids() and g.worker_pids() != [pid]
+
+
+def test_worker_dead_while_idle_is_replaced_transparently():
+    with Grader(GraderConfig(workers=1)) as g:
+        assert g.grade("3", "3.0", extract=False).correct
+        (pid,) = g.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        assert g.grade("x+1", "1+x").correct  # retried on a fresh worker, not an ERROR
+
+
+def test_close_kills_workers_and_refuses_more_work():
+    g = Grader(GraderConfig(workers=2))
+    assert g.grade("2", "2.0", extract=False).correct
+    pids = g.worker_pids()
+    assert len(pids) == 2
+    g.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(GraderUnavailable):
+        g.grade("1", "2")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout_s": 0},
+        {"workers": 0},
+        {"memory_mb": 10},
+        {"start_timeout_s": -1},
+        {"batch_size": 0},
+    ],
+)
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        GraderConfig(**kwargs)
+
+
+def _rows(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_every_math500_gold_grades_correct_against_itself(shared_data):
+    """All 500 golds through math-verify (fast path off): parseable and self-equivalent."""
+    rows = _rows(shared_data / "math500" / "test.jsonl")
+    pairs = [(r["answer"], extract_gold(r["answer"], "math500")) for r in rows]
+    assert all(p for _, p in pairs)
+    with Grader(GraderConfig(timeout_s=20.0, workers=2, string_fast_path=False)) as g:
+        verdicts = g.grade_many(pairs, extract=False)
+    bad = [(v.status, v.detail["gold"]) for v in verdicts if not v.correct]
+    assert not bad
+
+
+def test_gsm8k_golds_grade_against_model_style_answers(shared_data, grader):
+    rows = _rows(shared_data / "gsm8k" / "test.jsonl")[:100]
+    pairs = [(r["answer"], f"Let me compute.\nThe answer is {extract_gold(r['answer'], 'gsm8k')}.")
+             for r in rows]
+    assert all(v.correct for v in grader.grade_many(pairs))
