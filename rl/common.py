@@ -121,6 +121,10 @@ def write_manifest(job: str, cfg: Any, output_dir: str, **extra: Any) -> None:
 
 def run_trainer(trainer: Any, cfg: Any, tokenizer: Any, started: float) -> TrainReport:
     """Train (resuming if a checkpoint exists), save ``final/``, and report."""
+    if cfg.train.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.train.torch_threads)
     resume = find_resume(cfg.output_dir, cfg.train.resume)
     if resume:
         log.info("resuming from %s", resume)

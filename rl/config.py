@@ -69,6 +69,8 @@ class TrainConfig:
         bf16: bfloat16 mixed precision (GPU); False on CPU.
         gradient_checkpointing: trade compute for memory.
         seed: RNG seed.
+        torch_threads: CPU threads for torch (None: torch's default). On a small shared CPU,
+            1 can be several times faster than oversubscribed threads.
         resume: True -> resume from the newest ``checkpoint-*`` in output_dir if one exists; a
             path -> resume from it; False -> start fresh.
     """
@@ -89,6 +91,7 @@ class TrainConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     seed: int = 0
+    torch_threads: int | None = None
     resume: bool | str = True
 
     def __post_init__(self) -> None:

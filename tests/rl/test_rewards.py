@@ -221,3 +221,52 @@ def test_map_with_deadline_reports_errors_and_timeouts():
     assert outs[0].ok and outs[0].value == "A"
     assert not outs[1].ok and "broken tool" in outs[1].error
     assert outs[2].timed_out and outs[2].value is None
+
+
+STMT = "theorem t1 (x : ℕ) : x + 0 = x := by"
+
+
+@pytest.mark.parametrize("completion,expected", [
+    (f"```lean4\n{STMT}\n  simp\n```", 1.0),                 # accepted proof
+    (f"```lean4\n{STMT}\n  sorry\n```", 0.0),                # real audit rejects sorry
+    ("```lean4\ntheorem t1 (x : ℕ) : x = x := by\n  simp\n```", 0.0),  # statement changed
+    ("I cannot prove it.", 0.0),                              # no lean block
+])
+def test_proof_reward_with_the_prover_scripted_checker(completion, expected):
+    from prover.scripted import ScriptedChecker
+
+    fn = ProofReward(VerifierPool(checker=ScriptedChecker({"t1": ["simp"]})))
+    assert fn([completion], formal_statement=[STMT], header=["import Mathlib"]) == [expected]
+
+
+def test_proof_reward_dead_lean_is_skipped():
+    from prover.scripted import ScriptedChecker
+
+    for status in (S.TIMEOUT, S.ERROR):
+        fn = ProofReward(VerifierPool(checker=ScriptedChecker(judge=lambda t, s=status: s)))
+        assert fn([f"```lean4\n{STMT}\n  simp\n```"], formal_statement=[STMT]) == [None]
+
+
+def test_answer_reward_pot_runs_programs_in_the_sandbox():
+    from reasoning.sandbox import Sandbox, SandboxConfig
+
+    with Sandbox(SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2)) as sb:
+        fn = AnswerReward(VerifierPool(grader=FakeGrader(), sandbox=sb, workers=4), "pot")
+        out = fn(["```python\nprint(6 * 7)\n```",            # prints the gold
+                  "```python\nprint(6 * 8)\n```",            # prints a wrong value
+                  "```python\nraise ValueError('x')\n```",   # the program's fault: wrong
+                  "```python\nwhile True: pass\n```"],       # program timeout: wrong, judged
+                 answer=["42"] * 4)
+    assert out == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_answer_reward_pot_sandbox_failure_is_none():
+    from reasoning.sandbox import ExecResult, ExecStatus
+
+    class DeadSandbox:
+        def run(self, code, **_):
+            return ExecResult(ExecStatus.SANDBOX_ERROR, "", "fork server died", None, 0.0, 0.0,
+                              "none")
+
+    fn = AnswerReward(VerifierPool(grader=FakeGrader(), sandbox=DeadSandbox()), "pot")
+    assert fn(["```python\nprint(42)\n```"], answer=["42"]) == [None]

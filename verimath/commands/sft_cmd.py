@@ -18,25 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the SFTJobConfig and train; 2 on a config or data error."""
-    import json
-    import sys
-
+    from rl.cli import run_job
     from rl.config import SFTJobConfig
     from rl.sft import run_sft
-    from verimath.config import ConfigError, load_config
-    from verimath.records import RecordError
 
     flags = {"model": "model", "data": "data.path", "out": "output_dir"}
-    overrides = [f"{key}={getattr(args, f)}" for f, key in flags.items()
-                 if getattr(args, f) is not None] + list(args.overrides)
-    try:
-        cfg = load_config(SFTJobConfig, args.config, overrides)
-        report = run_sft(cfg)
-    except (ConfigError, FileNotFoundError, RecordError, ValueError) as e:
-        print(f"verimath sft: {e}", file=sys.stderr)
-        return 2
-    losses = [h["loss"] for h in report.log_history if "loss" in h]
-    print(json.dumps({"final_dir": report.final_dir, "global_step": report.global_step,
-                      "resumed_from": report.resumed_from, "first_loss": losses[:1],
-                      "last_loss": losses[-1:], "seconds": round(report.seconds, 1)}))
-    return 0
+    return run_job("sft", args, flags, SFTJobConfig, run_sft, "loss")
