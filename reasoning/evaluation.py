@@ -17,6 +17,7 @@ strategy, sampling or prompt in the same folder is refused (it would mix runs).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -159,6 +160,7 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
     from verimath.manifest import build_manifest
+    from verimath.progress import StageBars
     from verimath.store import ResultStore, atomic_write_json
 
     out = Path(cfg.out)
@@ -189,8 +191,8 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     )
     atomic_write_json(out / "manifest.json", manifest)
     try:
-        with Grader(cfg.grader) as grader, _progress(progress, len(problems)) as bar:
-            bar.advance(len(problems) - len(todo))
+        with Grader(cfg.grader) as grader, StageBars(progress) as bar:
+            bar.start("eval", len(problems), done=len(problems) - len(todo))
             t0 = [time.perf_counter()]
 
             def on_batch(batch: list[Problem], attempts: list[list[Attempt]]) -> None:
@@ -198,7 +200,7 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
                 dt = (time.perf_counter() - t0[0]) / max(1, len(batch))
                 for p, a, v in zip(batch, attempts, verdicts, strict=True):
                     store.add(p.id, _problem_record(p, template.messages(p), a, v, dt))
-                bar.advance(len(batch))
+                bar.advance("eval", len(batch))
                 t0[0] = time.perf_counter()
 
             if todo:
@@ -229,8 +231,6 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def _check_fingerprint(out: Path, fp: str) -> None:
-    import json
-
     man = out / "manifest.json"
     if not man.exists() or not (out / "records.jsonl").exists():
         return
@@ -248,52 +248,7 @@ def _write_errors(out: Path, errors: list[RecordError]) -> None:
     for e in errors:
         log.warning("skipping bad record: %s", e)
     lines = [
-        __import__("json").dumps({"where": e.where, "field": e.field_name, "error": e.problem})
+        json.dumps({"where": e.where, "field": e.field_name, "error": e.problem})
         for e in errors
     ]
     atomic_write_text(out / "errors.jsonl", "".join(ln + "\n" for ln in lines))
-
-
-class _NoBar:
-    def advance(self, n: int) -> None:
-        pass
-
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-class _RichBar:
-    """A rich progress bar on stderr over problems."""
-
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(),
-                           TimeElapsedColumn(), TimeRemainingColumn(),
-                           console=Console(stderr=True))
-        self._task = self._p.add_task("eval", total=total)
-
-    def advance(self, n: int) -> None:
-        self._p.advance(self._task, n)
-
-    def __enter__(self) -> _RichBar:
-        self._p.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._p.stop()
-
-
-def _progress(enabled: bool, total: int) -> _RichBar | _NoBar:
-    return _RichBar(total) if enabled else _NoBar()
