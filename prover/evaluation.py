@@ -36,6 +36,7 @@ from verimath.records import Problem, content_hash
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, SamplingParams
+    from verimath.progress import StageBars
 
 log = logging.getLogger(__name__)
 MODES = ("whole", "bfs")
@@ -264,6 +265,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     from verimath.backends import load_backend
     from verimath.datasets import load_problems
     from verimath.manifest import build_manifest
+    from verimath.progress import StageBars
     from verimath.store import ResultStore, atomic_write_json, atomic_write_text
 
     owned: list[Any] = []
@@ -297,8 +299,8 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
             lean=lean, audit_version=AUDIT_VERSION, seed=cfg.seed,
             sampling=asdict(sampling_params(cfg)), n_problems=len(problems))
         atomic_write_json(out / "manifest.json", manifest)
-        with _Bar(progress, len(problems)) as bar:
-            bar.advance(len(problems) - len(todo))
+        with StageBars(progress) as bar:
+            bar.start("prove", len(problems), done=len(problems) - len(todo))
             _run(cfg, todo, backend, checker, env, store, bar)
     finally:
         store.close()
@@ -313,7 +315,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
 
 
 def _run(cfg: ProveConfig, todo: list[Problem], backend: Any, checker: ProofChecker,
-         env: ProofEnv | None, store: Any, bar: Any) -> None:
+         env: ProofEnv | None, store: Any, bar: StageBars) -> None:
     if cfg.mode == "whole":
         from prover.whole import WholeProofGenerator
 
@@ -326,49 +328,14 @@ def _run(cfg: ProveConfig, todo: list[Problem], backend: Any, checker: ProofChec
             dt = (time.perf_counter() - t0) / len(batch)
             for p, per in zip(batch, results, strict=True):
                 store.add(p.id, _record(p, "whole", [a.to_dict() for a in per], dt))
-            bar.advance(len(batch))
+            bar.advance("prove", len(batch))
         return
     assert env is not None
     for p in todo:
         t0 = time.perf_counter()
         atts = _bfs_attempts(cfg, p, backend, checker, env)
         store.add(p.id, _record(p, "bfs", atts, time.perf_counter() - t0))
-        bar.advance(1)
-
-
-class _Bar:
-    """A rich progress bar over problems on stderr (a no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self._p: Any = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._p = Progress(TextColumn("prove"), BarColumn(), MofNCompleteColumn(),
-                               TimeElapsedColumn(), TimeRemainingColumn(),
-                               console=Console(stderr=True))
-            self._task = self._p.add_task("prove", total=total)
-
-    def advance(self, n: int) -> None:
-        if self._p is not None:
-            self._p.advance(self._task, n)
-
-    def __enter__(self) -> _Bar:
-        if self._p is not None:
-            self._p.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.stop()
+        bar.advance("prove", 1)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
