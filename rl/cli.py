@@ -28,13 +28,11 @@ def run_job(
     Returns:
         0, or 2 on a config or data error (the message names the key, file or record).
     """
-    from verimath.config import ConfigError, load_config
+    from verimath.config import ConfigError, config_from_args
     from verimath.records import RecordError
 
-    overrides = [f"{key}={getattr(args, f)}" for f, key in flags.items()
-                 if getattr(args, f) is not None] + list(args.overrides)
     try:
-        report = train(load_config(cfg_cls, args.config, overrides))
+        report = train(config_from_args(cfg_cls, args, dict(flags)))
     except (ConfigError, FileNotFoundError, RecordError, ValueError) as e:
         print(f"verimath {name}: {e}", file=sys.stderr)
         return 2

@@ -83,3 +83,23 @@ def load_config(
         k, v = ov.split("=", 1)
         _set_path(data, k.strip(), yaml.safe_load(v) if v.strip() else "")
     return _build(cls, data, str(path or cls.__name__))
+
+
+def config_from_args(
+    cls: type[T], args: Any, flags: dict[str, str], extra: list[str] | None = None
+) -> T:
+    """Build a job config from a parsed CLI: ``--config`` YAML, then flags, then overrides.
+
+    Args:
+        cls: the job's config dataclass.
+        args: an ``argparse.Namespace`` with ``config`` and ``overrides`` attributes.
+        flags: argument attribute -> dotted config key; flags left at None are not applied.
+        extra: more ``key=value`` overrides derived from flags (applied before ``overrides``).
+
+    Raises:
+        ConfigError, FileNotFoundError: as :func:`load_config`.
+    """
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in flags.items()
+                 if getattr(args, flag, None) is not None]
+    overrides += list(extra or []) + list(getattr(args, "overrides", None) or [])
+    return load_config(cls, getattr(args, "config", None), overrides)

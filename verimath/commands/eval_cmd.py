@@ -41,15 +41,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from reasoning.evaluation import EvalConfig, main
-    from verimath.config import ConfigError, load_config
+    from verimath.config import ConfigError, config_from_args
 
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in _FLAGS.items()
-                 if getattr(args, flag) is not None]
-    if args.k:
-        overrides.append(f"k=[{args.k}]")
-    overrides += list(args.overrides)
     try:
-        cfg = load_config(EvalConfig, args.config, overrides)
+        cfg = config_from_args(EvalConfig, args, _FLAGS, [f"k=[{args.k}]"] if args.k else [])
     except (ConfigError, FileNotFoundError) as e:
         print(f"verimath eval: {e}", file=sys.stderr)
         return 2

@@ -48,15 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
     from prover.evaluation import ProveConfig, main, print_summary
     from prover.types import LeanUnavailable
-    from verimath.config import ConfigError, load_config
+    from verimath.config import ConfigError, config_from_args
 
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in _FLAGS.items()
-                 if getattr(args, flag) is not None]
-    if args.k:
-        overrides.append(f"k=[{args.k}]")
-    overrides += list(args.overrides)
     try:
-        cfg = load_config(ProveConfig, args.config, overrides)
+        cfg = config_from_args(ProveConfig, args, _FLAGS, [f"k=[{args.k}]"] if args.k else [])
     except (ConfigError, FileNotFoundError) as e:
         print(f"verimath prove: {e}", file=sys.stderr)
         return 2
