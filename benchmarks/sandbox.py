@@ -1,0 +1,125 @@
+"""Sandbox throughput and latency against a naive baseline, in one run.
+
+    python benchmarks/sandbox.py [--workers N] [--quick] [--json]
+
+For (a) a trivial program and (b) a program that uses sympy, measures executions per second
+(``run_many`` with N workers) and p50/p99 latency (one run at a time) for
+
+* ours: ``reasoning.sandbox.Sandbox`` with isolation on (bubblewrap + uid + rlimits here);
+* naive: a fresh ``python -c`` per run (the same interpreter and venv) with the same rlimits
+  (address space, CPU, file size, open files) set in ``preexec_fn``, N runs at a time.
+
+Prints a table with the ratios. The machine's load is printed too: other processes share the
+CPUs, so compare ratios from one run rather than absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reasoning.sandbox import ExecStatus, Sandbox, SandboxConfig  # noqa: E402
+
+TRIVIAL = "print(6 * 7)"
+SYMPY = "import sympy as sp\nx = sp.Symbol('x')\nprint(sp.factor(x**2 - 1))"
+TIMEOUT_S, MEMORY_MB = 10.0, 1024
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def naive_limits() -> None:
+    # the same caps the sandbox sets; address space: the warm interpreter (~0.6 GiB with numpy and
+    # sympy) + MEMORY_MB, as the sandbox computes it
+    mem = (600 + MEMORY_MB) << 20
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    cpu = int(TIMEOUT_S) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    os.setsid()
+
+
+def naive_run(code: str) -> float:
+    env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "LANG": "C.UTF-8"}
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env,
+                       preexec_fn=naive_limits, timeout=TIMEOUT_S * 3)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"naive run failed: {p.stderr[-500:]!r}")
+    return dt
+
+
+def bench_naive(code: str, n_tp: int, n_lat: int, workers: int) -> dict[str, float]:
+    naive_run(code)
+    lat = [naive_run(code) for _ in range(n_lat)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(naive_run, [code] * n_tp))
+    return {"per_s": n_tp / (time.perf_counter() - t0), "p50_ms": pct(lat, 0.5) * 1e3,
+            "p99_ms": pct(lat, 0.99) * 1e3}
+
+
+def bench_ours(sb: Sandbox, code: str, n_tp: int, n_lat: int) -> dict[str, float]:
+    for r in sb.run_many([code] * 20):
+        assert r.status is ExecStatus.OK, r
+    lat = []
+    for _ in range(n_lat):
+        t0 = time.perf_counter()
+        r = sb.run(code)
+        lat.append(time.perf_counter() - t0)
+        assert r.status is ExecStatus.OK, r
+    t0 = time.perf_counter()
+    res = sb.run_many([code] * n_tp)
+    per_s = n_tp / (time.perf_counter() - t0)
+    assert all(r.status is ExecStatus.OK for r in res)
+    return {"per_s": per_s, "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--quick", action="store_true", help="fewer runs (a smoke test)")
+    ap.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    args = ap.parse_args()
+    k = 0.2 if args.quick else 1.0
+    n = {"ours_tp": int(2000 * k), "ours_lat": int(300 * k), "naive_tp": int(100 * k),
+         "naive_lat": int(50 * k), "naive_sympy_tp": int(20 * k), "naive_sympy_lat": int(10 * k)}
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
+          f"{load[2]:.1f}; workers={args.workers}; python {sys.version.split()[0]}")
+    t0 = time.perf_counter()
+    cfg = SandboxConfig(timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB, workers=args.workers)
+    with Sandbox(cfg) as sb:
+        print(f"sandbox: isolation {sb.isolation}; started in {time.perf_counter() - t0:.2f} s")
+        ours = {"trivial": bench_ours(sb, TRIVIAL, n["ours_tp"], n["ours_lat"]),
+                "sympy": bench_ours(sb, SYMPY, n["ours_tp"] // 2, n["ours_lat"])}
+    naive = {"trivial": bench_naive(TRIVIAL, n["naive_tp"], n["naive_lat"], args.workers),
+             "sympy": bench_naive(SYMPY, n["naive_sympy_tp"], n["naive_sympy_lat"],
+                                  args.workers)}
+    print(f"\n{'program':8s} {'executor':7s} {'exec/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}")
+    for prog in ("trivial", "sympy"):
+        for name, d in (("ours", ours[prog]), ("naive", naive[prog])):
+            print(f"{prog:8s} {name:7s} {d['per_s']:9.1f} {d['p50_ms']:9.2f} {d['p99_ms']:9.2f}")
+        print(f"{prog:8s} {'ratio':7s} {ours[prog]['per_s'] / naive[prog]['per_s']:8.1f}x "
+              f"{naive[prog]['p50_ms'] / ours[prog]['p50_ms']:8.1f}x  (ours vs naive)")
+    load = os.getloadavg()
+    print(f"\nload average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    if args.json:
+        print(json.dumps({"ours": ours, "naive": naive, "workers": args.workers}))
+
+
+if __name__ == "__main__":
+    main()

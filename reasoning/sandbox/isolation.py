@@ -1,0 +1,269 @@
+"""How the fork server is started: bubblewrap command line, or the rlimits fallback.
+
+bubblewrap mode (``bwrap``): new PID, network, IPC, UTS and cgroup namespaces (as root the user
+namespace is *not* unshared, so that the server can give every execution its own unprivileged
+uid; as non-root ``--unshare-all`` is used), ``--die-with-parent``, ``--new-session``,
+``--clearenv``, a read-only root made of read-only binds of ``/usr``, a few ``/etc`` files and
+the interpreter's prefix and venv, ``--proc``, ``--dev``, size-capped tmpfs on ``/tmp``
+(root-owned; each execution gets a private 0700 directory inside it) and ``/dev/shm``, and
+capabilities reduced to what the server needs to set uids, kill and clean up.
+
+Fallback (``rlimits``): the server is an ordinary child process; executions still get rlimits,
+their own session/process group and uid (when root), ``no_new_privs`` and a seccomp filter that
+denies ``socket()``; there is no filesystem or PID isolation.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from reasoning.sandbox.config import SandboxConfig
+
+log = logging.getLogger(__name__)
+UID_SLOTS = 1024
+NATIVE_IN_SANDBOX = "/opt/verimath-sandbox/forker.so"
+SERVER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_FOWNER",
+               "CAP_DAC_OVERRIDE")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts",
+             "passwd", "group", "nsswitch.conf", "hosts", "mime.types")
+TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def sandbox_env() -> dict[str, str]:
+    """The whole environment of the server and the programs (nothing from the host).
+
+    HOME, TMPDIR and MPLCONFIGDIR are ``/proc/self/cwd``: each execution's private working
+    directory, without a per-execution environment.
+    """
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/proc/self/cwd",
+        "TMPDIR": "/proc/self/cwd",
+        "MPLCONFIGDIR": "/proc/self/cwd",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMEXPR_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def new_uid_base() -> int:
+    """A random block of UID_SLOTS uids in [100000, 2**31), private to one Sandbox.
+
+    Every execution runs under its own uid from the block, so ``RLIMIT_NPROC`` and
+    ``kill(-1)`` reach only that execution's processes, even across Sandboxes on one host.
+    """
+    return 100_000 + secrets.randbelow((2**31 - 200_000) // UID_SLOTS) * UID_SLOTS
+
+
+def is_root() -> bool:
+    """True when running as uid 0 (then executions drop to unprivileged uids)."""
+    return os.geteuid() == 0
+
+
+def bwrap_binary() -> str | None:
+    """Path of ``bwrap`` or None."""
+    return shutil.which("bwrap")
+
+
+def python_binary(cfg: SandboxConfig) -> str:
+    """The interpreter the server runs on."""
+    return cfg.python or sys.executable
+
+
+def python_roots(python: str) -> list[str]:
+    """Directories the interpreter needs (its prefix and its venv), outermost first."""
+    exe = Path(python).absolute()
+    roots = {str(exe.resolve().parent.parent)}
+    if (exe.parent.parent / "pyvenv.cfg").exists():
+        roots.add(str(exe.parent.parent))
+    if exe.resolve() == Path(sys.executable).resolve():
+        roots |= {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
+    out: list[str] = []
+    for r in sorted(roots, key=len):
+        if r != "/" and not any(r == o or r.startswith(o + "/") for o in out + ["/usr"]):
+            out.append(r)
+    return out
+
+
+def server_config(cfg: SandboxConfig, *, fd: int, light_fd: int | None, uid_base: int,
+                  workroot: str, scrub_dirs: list[str], bwrap: bool,
+                  native: str | None) -> dict[str, Any]:
+    """The JSON config handed to ``server.py``."""
+    return {
+        "fd": fd,
+        "native": (NATIVE_IN_SANDBOX if bwrap else native) if native else None,
+        "bwrap": bwrap,
+        "light_fd": light_fd,
+        "preload": list(cfg.preload),
+        "warmup": cfg.warmup,
+        "drop_uid": is_root(),
+        "seccomp": not bwrap,
+        "uid_base": uid_base,
+        "uid_count": UID_SLOTS,
+        "workroot": workroot,
+        "scrub_dirs": scrub_dirs,
+        "prefork": cfg.workers,
+        "timeout_s": cfg.timeout_s,
+        "memory_mb": cfg.memory_mb,
+        "max_output_bytes": cfg.max_output_bytes,
+        "file_size_mb": cfg.file_size_mb,
+        "max_open_files": cfg.max_open_files,
+        "max_processes": cfg.max_processes,
+        "session_cpu_s": cfg.session_cpu_s,
+        "hugepages": True,
+        "env": sandbox_env(),
+    }
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = Path(path).parts[1:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def bwrap_argv(cfg: SandboxConfig, bwrap: str, command: list[str],
+               native: str | None = None) -> list[str]:
+    """The bubblewrap command line that runs ``command`` (the server) in the sandbox."""
+    argv = [bwrap]
+    if is_root():
+        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                 "--unshare-cgroup-try", "--cap-drop", "ALL"]
+        for cap in SERVER_CAPS:
+            argv += ["--cap-add", cap]
+    else:
+        argv += ["--unshare-all"]
+    argv += ["--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
+    for key, value in sandbox_env().items():
+        argv += ["--setenv", key, value]
+    binds = ["/usr"] + python_roots(command[0])
+    made: set[str] = set()
+    for top in TOP_LEVEL:
+        p = "/" + top
+        if os.path.islink(p):
+            argv += ["--symlink", os.readlink(p), p]
+        elif os.path.isdir(p):
+            binds.append(p)
+    argv += ["--perms", "0755", "--dir", "/etc"]
+    made.add("/etc")
+    for name in ETC_FILES:
+        if os.path.exists("/etc/" + name):
+            argv += ["--ro-bind", "/etc/" + name, "/etc/" + name]
+    for b in binds:
+        for d in _ancestors(b):
+            if d not in made:
+                argv += ["--perms", "0755", "--dir", d]
+                made.add(d)
+        argv += ["--ro-bind", b, b]
+    if native:
+        for d in _ancestors(NATIVE_IN_SANDBOX):
+            if d not in made:
+                argv += ["--perms", "0755", "--dir", d]
+                made.add(d)
+        argv += ["--ro-bind", native, NATIVE_IN_SANDBOX]
+    argv += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(cfg.shm_mb << 20), "--tmpfs", "/dev/shm",
+             "--perms", "0755", "--size", str(cfg.tmpfs_mb << 20), "--tmpfs", "/tmp",
+             "--remount-ro", "/", "--chdir", "/tmp", "--"]
+    return argv + command
+
+
+def fallback_scrub_dirs() -> list[str]:
+    """World-writable host directories searched for files a program left behind."""
+    return [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
+
+
+def describe(mode: str, features: list[str]) -> str:
+    """The isolation string recorded in every result."""
+    if mode == "bwrap":
+        parts = ["bwrap"] + (["uid"] if "uid" in features else []) + ["rlimits"]
+    else:
+        parts = ["rlimits"] + (["uid"] if "uid" in features else []) + ["pgroup"]
+        if "seccomp" in features:
+            parts.append("seccomp")
+    return "+".join(parts)
+
+
+@functools.cache
+def server_source() -> str:
+    """The in-sandbox modules (child, forker, state, server) as one ``python -I -c`` script."""
+    here = Path(__file__).resolve().parent
+    parts = [(here / name).read_text().replace("from __future__ import annotations\n", "")
+             for name in ("child.py", "forker.py", "state.py", "server.py")]
+    return "from __future__ import annotations\n__SANDBOX_INSIDE__ = True\n" + "\n".join(parts)
+
+
+_IMPORT = re.compile(r"(?:^|[;:])[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([^#;\n]+))",
+                     re.M)
+_DYNAMIC = ("__import__", "importlib", "exec", "eval", "builtins", "compile", "runpy",
+            "pkgutil", "modules", "open_code", "loader")
+
+
+def stdlib_only(code: str, heavy: frozenset[str]) -> bool:
+    """True when ``code`` visibly imports only standard-library modules not in ``heavy``.
+
+    Such programs run in the light fork server (no numpy/sympy loaded; cheaper to fork). A
+    wrong guess costs only speed: a program that imports numpy there imports it itself.
+    """
+    if any(word in code for word in _DYNAMIC):
+        return False
+    for m in _IMPORT.finditer(code):
+        names = [m.group(1)] if m.group(1) else [
+            part.split(" as ")[0].strip() for part in m.group(2).replace("(", "").split(",")]
+        for name in names:
+            top = name.split(".")[0].strip()
+            if not top or top in heavy or top not in sys.stdlib_module_names:
+                return False
+    return True
+
+
+@functools.cache
+def native_forker() -> str | None:
+    """Build ``forker.c`` once (cached by content hash under ~/.cache/verimath).
+
+    Returns the library's path, or None when no C compiler is available (the Python forker is
+    then used: the same isolation, slower).
+    """
+    src = Path(__file__).resolve().with_name("forker.c")
+    key = hashlib.sha256(src.read_bytes() + os.uname().machine.encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "verimath"
+    target = cache / f"sandbox-forker-{key}.so"
+    try:
+        st = target.lstat()
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o022 and target.is_file():
+            return str(target)
+    except OSError:
+        pass
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        log.info("sandbox: no C compiler; using the Python forker")
+        return None
+    import subprocess
+    import tempfile
+
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            out = Path(tmp) / "forker.so"
+            subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(src)],
+                           check=True, capture_output=True, timeout=120)
+            os.chmod(out, 0o755)
+            os.replace(out, target)
+    except (OSError, subprocess.SubprocessError) as e:
+        err = getattr(e, "stderr", b"") or b""
+        log.warning("sandbox: could not build the native forker (%s %s); using the Python one",
+                    e, err.decode(errors="replace")[-500:])
+        return None
+    return str(target)
