@@ -2,9 +2,10 @@
 
 :class:`ScriptedBackend` implements the :class:`verimath.backends.Backend` protocol with a
 policy function instead of a model. It honours the parts of the contract that rollouts rely
-on: ``n`` completions per prompt, stop strings (the text is cut at the earliest stop string,
-which is excluded and reported in ``stop_reason``), ``max_tokens`` (counted in whitespace
-tokens), and chat continuation (a final assistant message is the text so far).
+on: ``n`` completions per prompt, stop strings (the text is cut at the stop string that
+completes first, as the real backends do; it is excluded and reported in ``stop_reason``),
+``max_tokens`` (counted in whitespace tokens), and chat continuation (a final assistant
+message is the text so far).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 from verimath.backends import Completion, SamplingParams
+from verimath.backends.base import find_stop
 
 Prompt = str | list[dict[str, str]]
 #: policy(prompt, sample_index, params) -> the full text the "model" would write from here
@@ -68,11 +70,8 @@ class ScriptedBackend:
 
     def _one(self, prompt: Prompt, j: int, params: SamplingParams) -> Completion:
         text = self.policy(prompt, j, params)
-        stop_reason, cut = None, len(text)
-        for s in params.stop:
-            i = text.find(s)
-            if i != -1 and i < cut:
-                cut, stop_reason = i, s
+        hit = find_stop(text, params.stop)
+        cut, stop_reason = hit if hit is not None else (len(text), None)
         finish = "stop"
         words = text[:cut].split(" ")
         if len(words) > params.max_tokens:
