@@ -9,8 +9,10 @@ For (a) a trivial program and (b) a program that uses sympy, measures executions
 * naive: a fresh ``python -c`` per run (the same interpreter and venv) with the same rlimits
   (address space, CPU, file size, open files) set in ``preexec_fn``, N runs at a time.
 
-Prints a table with the ratios. The machine's load is printed too: other processes share the
-CPUs, so compare ratios from one run rather than absolute numbers across runs.
+Also CPU milliseconds per execution (ours: every process of the sandbox plus this process;
+naive: the children plus this process), which depends much less on what else the machine is
+running than exec/s does. Prints a table with the ratios and the machine's load: compare
+ratios from one run rather than absolute numbers across runs.
 """
 
 from __future__ import annotations
@@ -51,6 +53,22 @@ def naive_limits() -> None:
     os.setsid()
 
 
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root``'s live descendants, including the children they reaped."""
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def naive_run(code: str) -> float:
     env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "LANG": "C.UTF-8"}
     t0 = time.perf_counter()
@@ -65,11 +83,14 @@ def naive_run(code: str) -> float:
 def bench_naive(code: str, n_tp: int, n_lat: int, workers: int) -> dict[str, float]:
     naive_run(code)
     lat = [naive_run(code) for _ in range(n_lat)]
-    t0 = time.perf_counter()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    h0, t0 = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(workers) as ex:
         list(ex.map(naive_run, [code] * n_tp))
-    return {"per_s": n_tp / (time.perf_counter() - t0), "p50_ms": pct(lat, 0.5) * 1e3,
-            "p99_ms": pct(lat, 0.99) * 1e3}
+    dt, c1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) + time.process_time() - h0
+    return {"per_s": n_tp / dt, "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3,
+            "cpu_ms": cpu / n_tp * 1e3}
 
 
 def bench_ours(sb: Sandbox, code: str, n_tp: int, n_lat: int) -> dict[str, float]:
@@ -81,11 +102,14 @@ def bench_ours(sb: Sandbox, code: str, n_tp: int, n_lat: int) -> dict[str, float
         r = sb.run(code)
         lat.append(time.perf_counter() - t0)
         assert r.status is ExecStatus.OK, r
-    t0 = time.perf_counter()
+    root = sb._server.proc.pid if sb._server is not None else os.getpid()
+    s0, h0, t0 = tree_cpu(root), time.process_time(), time.perf_counter()
     res = sb.run_many([code] * n_tp)
-    per_s = n_tp / (time.perf_counter() - t0)
+    dt = time.perf_counter() - t0
+    cpu = tree_cpu(root) - s0 + time.process_time() - h0
     assert all(r.status is ExecStatus.OK for r in res)
-    return {"per_s": per_s, "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3}
+    return {"per_s": n_tp / dt, "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3,
+            "cpu_ms": cpu / n_tp * 1e3}
 
 
 def main() -> None:
@@ -109,12 +133,16 @@ def main() -> None:
     naive = {"trivial": bench_naive(TRIVIAL, n["naive_tp"], n["naive_lat"], args.workers),
              "sympy": bench_naive(SYMPY, n["naive_sympy_tp"], n["naive_sympy_lat"],
                                   args.workers)}
-    print(f"\n{'program':8s} {'executor':7s} {'exec/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}")
+    print(f"\n{'program':8s} {'executor':7s} {'exec/s':>9s} {'p50 ms':>9s} {'p99 ms':>9s}"
+          f" {'CPU ms/exec':>12s}")
     for prog in ("trivial", "sympy"):
         for name, d in (("ours", ours[prog]), ("naive", naive[prog])):
-            print(f"{prog:8s} {name:7s} {d['per_s']:9.1f} {d['p50_ms']:9.2f} {d['p99_ms']:9.2f}")
-        print(f"{prog:8s} {'ratio':7s} {ours[prog]['per_s'] / naive[prog]['per_s']:8.1f}x "
-              f"{naive[prog]['p50_ms'] / ours[prog]['p50_ms']:8.1f}x  (ours vs naive)")
+            print(f"{prog:8s} {name:7s} {d['per_s']:9.1f} {d['p50_ms']:9.2f} {d['p99_ms']:9.2f}"
+                  f" {d['cpu_ms']:12.2f}")
+        o, b = ours[prog], naive[prog]
+        print(f"{prog:8s} {'ratio':7s} {o['per_s'] / b['per_s']:8.1f}x "
+              f"{b['p50_ms'] / o['p50_ms']:8.1f}x {'':9s} {b['cpu_ms'] / o['cpu_ms']:11.1f}x"
+              "  (ours vs naive)")
     load = os.getloadavg()
     print(f"\nload average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     if args.json:

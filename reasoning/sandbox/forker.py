@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import struct
+import time
 from typing import Any
 
 if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are concatenated
@@ -230,24 +231,56 @@ def leftovers(parent: int, known: set[int] | dict[int, Any], uid: int | None) ->
     return out
 
 
-def scrub_uid_files(dirs: list[str], uid: int) -> None:
-    """Remove the top-level entries owned by ``uid`` in the shared writable ``dirs``."""
-    for d in dirs:
-        try:
-            entries = os.listdir(d)
-        except OSError:
-            continue
-        for name in entries:
-            path = os.path.join(d, name)
+class DirScrubber:
+    """Removes what an execution's uid left at the top of shared writable dirs (/tmp, ...).
+
+    A directory is listed (every entry lstat-ed) only when its mtime changed since the last
+    listing: creating or removing an entry changes it, so the owners seen then are still right.
+    A listing is trusted only if the mtime it saw is older than the listing's own coarse-clock
+    tick (two changes within one tick can share an mtime).
+    """
+
+    def __init__(self, dirs: list[str], uid_lo: int, uid_hi: int) -> None:
+        self.dirs, self.lo, self.hi = dirs, uid_lo, uid_hi
+        self.seen: dict[str, tuple[int, dict[str, int]]] = {}
+
+    def scrub(self, uid: int) -> None:
+        """Remove the entries owned by ``uid``."""
+        for d in self.dirs:
             try:
-                if os.lstat(path).st_uid != uid:
-                    continue
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
+                mtime = os.stat(d).st_mtime_ns
             except OSError:
-                pass
+                continue
+            cached = self.seen.pop(d, None)
+            if cached is None or cached[0] != mtime:
+                now = time.clock_gettime_ns(5)  # CLOCK_REALTIME_COARSE (Linux)
+                owners = {}
+                try:
+                    with os.scandir(d) as it:
+                        for entry in it:
+                            try:
+                                u = entry.stat(follow_symlinks=False).st_uid
+                            except OSError:
+                                continue
+                            if self.lo <= u < self.hi:
+                                owners[entry.name] = u
+                except OSError:
+                    continue
+                cached = (mtime, owners) if mtime < now else None
+            mine = [name for name, u in (cached[1] if cached else owners).items() if u == uid]
+            for name in mine:
+                path = os.path.join(d, name)
+                try:
+                    if os.lstat(path).st_uid != uid:
+                        continue
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        os.unlink(path)
+                except OSError:
+                    pass
+            if cached is not None and not mine:
+                self.seen[d] = cached  # still valid; after a removal, list again next time
 
 
 def scrub_ipc(uid: int) -> None:

@@ -237,8 +237,12 @@ def native_forker() -> str | None:
     then used: the same isolation, slower).
     """
     src = Path(__file__).resolve().with_name("forker.c")
-    key = hashlib.sha256(src.read_bytes() + os.uname().machine.encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "verimath"
+    try:
+        key = hashlib.sha256(src.read_bytes() + os.uname().machine.encode()).hexdigest()[:16]
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "verimath"
+    except (OSError, RuntimeError) as e:
+        log.info("sandbox: no native forker (%s); using the Python one", e)
+        return None
     target = cache / f"sandbox-forker-{key}.so"
     try:
         st = target.lstat()

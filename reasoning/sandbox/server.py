@@ -59,10 +59,10 @@ if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are co
         KINDS,
         PID,
         SPAWN,
+        DirScrubber,
         kill_uid,
         leftovers,
         scrub_ipc,
-        scrub_uid_files,
         start_forker,
     )
     from reasoning.sandbox.state import STDLIB_PRELOAD, WARMUP, Capture, Child, verdict
@@ -79,6 +79,8 @@ class Zygote:
         self.workroot: str = cfg["workroot"]
         count = cfg["uid_count"] // (2 if cfg.get("light_fd") is not None else 1)
         self.free: deque[int] = deque(range(cfg["uid_base"], cfg["uid_base"] + count))
+        self.scrubber = DirScrubber(cfg["scrub_dirs"], cfg["uid_base"],
+                                    cfg["uid_base"] + cfg["uid_count"])
         self.sock = socket.socket(fileno=cfg["fd"])
         self.sock.setblocking(False)
         self.reader = FrameReader()
@@ -90,6 +92,7 @@ class Zygote:
         self.running: dict[int, Child] = {}  # job id -> child
         self.sessions: dict[int, Child] = {}
         self.exited: list[Child] = []
+        self.spawning: deque[dict[str, Any]] = deque()  # asked of the forker, not yet answered
         self.stopping = False
         self.peer = 0  # pid of the light server (forked by the heavy one)
         self.fast = False
@@ -278,8 +281,13 @@ class Zygote:
             os.chown(path, uid, uid)
         return path
 
-    def spawn(self, kind: str, limits: tuple[float, int], echo: bool = True) -> Child:
-        """Fork a locked-down child that waits for its request on fd 4."""
+    def request_spawn(self, kind: str, limits: tuple[float, int], echo: bool = True,
+                      idle: bool = False) -> dict[str, Any]:
+        """Ask the forker for a locked-down child (it waits for its request on fd 4).
+
+        Returns the pending record; its "child" is set when the forker's answer arrives (see
+        :meth:`_forker_msg`), and an ``idle`` child then joins the pre-forked pool.
+        """
         if not self.free:
             raise RuntimeError("no free sandbox uid (too many concurrent executions/sessions)")
         slot = self.free.popleft()
@@ -288,22 +296,34 @@ class Zygote:
         assert self.fsock is not None
         self.fsock.send(SPAWN.pack(uid, KINDS.index(kind), int(echo), limits[1], limits[0],
                                    workdir.encode()))
-        while True:
+        rec = {"kind": kind, "slot": slot, "uid": uid, "workdir": workdir, "limits": limits,
+               "idle": idle, "child": None}
+        self.spawning.append(rec)
+        return rec
+
+    def await_spawn(self, rec: dict[str, Any]) -> Child:
+        """Block until the forker has answered ``rec``."""
+        assert self.fsock is not None
+        while rec["child"] is None:
             msg, got = recv_fds(self.fsock, 4)
             if not msg:
                 self.stopping = True
                 raise RuntimeError("the forker died")
-            if msg[:1] == b"P" and len(got) == 4:
-                break
             self._forker_msg(msg, got)
+        return rec["child"]  # type: ignore[no-any-return]
+
+    def _spawned(self, msg: bytes, got: list[int]) -> None:
+        rec = self.spawning.popleft()  # the forker answers in order
         pid = PID.unpack_from(msg, 1)[0]
         fds = {"req": got[0], "out": got[1], "err": got[2], "st": got[3]}
         for k in ("out", "err", "st"):
             os.set_blocking(fds[k], False)
-        c = Child(pid, slot, uid, fds, workdir, limits, kind)
+        c = Child(pid, rec["slot"], rec["uid"], fds, rec["workdir"], rec["limits"], rec["kind"])
         self.children[pid] = c
         self.sel.register(fds["st"], selectors.EVENT_READ, ("st", c))
-        return c
+        rec["child"] = c
+        if rec["idle"]:
+            self.idle.append(c)
 
     def _wait_ready(self, c: Child, timeout: float = 30.0) -> None:
         end = time.monotonic() + timeout
@@ -316,14 +336,18 @@ class Zygote:
 
     def _take(self, lim: tuple[float, int], kind: str, echo: bool = True) -> Child:
         """A ready child for ``lim``: a pre-forked one if its limits allow, else a new one."""
-        c = None
-        if kind == "run":
-            c = next((x for x in self.idle if x.limits[0] >= lim[0] and x.limits[1] >= lim[1]),
-                     None)
+        def fits(limits: tuple[float, int]) -> bool:
+            return kind == "run" and limits[0] >= lim[0] and limits[1] >= lim[1]
+
+        c = next((x for x in self.idle if fits(x.limits)), None)
+        if c is None:  # a pre-fork on its way?
+            rec = next((r for r in self.spawning if r["idle"] and fits(r["limits"])), None)
+            if rec is not None:
+                c = self.await_spawn(rec)
         if c is not None:
             self.idle.remove(c)
         else:
-            c = self.spawn(kind, lim, echo)
+            c = self.await_spawn(self.request_spawn(kind, lim, echo))
         self._wait_ready(c)
         if not c.ready:
             err = c.setup_error or "it did not get ready"
@@ -467,6 +491,9 @@ class Zygote:
             self._forker_msg(msg, fds)
 
     def _forker_msg(self, msg: bytes, fds: list[int]) -> None:
+        if msg[:1] == b"P" and len(fds) == 4 and self.spawning:
+            self._spawned(msg, fds)
+            return
         for fd in fds:
             os.close(fd)
         if msg[:1] == b"X":
@@ -529,7 +556,7 @@ class Zygote:
         except OSError:
             shutil.rmtree(c.workdir, ignore_errors=True)
         if self.drop:
-            scrub_uid_files(self.cfg["scrub_dirs"], c.uid)
+            self.scrubber.scrub(c.uid)
             scrub_ipc(c.uid)
 
     def _release(self, c: Child, ok: bool) -> None:
@@ -644,10 +671,12 @@ class Zygote:
         while not self.stopping:
             nxt = self.check_deadlines()
             events = self.sel.select(0)
-            if not events and not self.exited and len(self.idle) < prefork and self.free:
-                self.idle.append(self.spawn("run", (float(self.cfg["timeout_s"]),
-                                                    int(self.cfg["memory_mb"]))))
-                continue  # pre-fork only when nothing else is waiting
+            coming = sum(1 for r in self.spawning if r["idle"])
+            if (not events and not self.exited and len(self.idle) + coming < prefork
+                    and self.free):  # pre-fork only when nothing else is waiting
+                self.request_spawn("run", (float(self.cfg["timeout_s"]),
+                                           int(self.cfg["memory_mb"])), idle=True)
+                continue
             if not events:
                 timeout = None if nxt is None else max(0.0, nxt - time.monotonic())
                 events = self.sel.select(timeout)

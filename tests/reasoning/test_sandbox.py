@@ -294,3 +294,95 @@ def _uid_procs(uid: int) -> list[int]:
             if st is not None and st[0] == uid and st[1] not in "ZX":
                 out.append(int(name))
     return out
+
+
+# --- the fork server itself dying or hanging ----------------------------------------------
+
+
+def _server_pids(box: Sandbox) -> list[int]:
+    """Host pids of the processes inside the sandbox (fork servers, forkers, executions)."""
+
+    srv = box._server
+    assert srv is not None
+    todo, out = [srv.proc.pid], []
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return [p for p in out if p != srv.proc.pid]
+
+
+def test_crashed_server_is_replaced() -> None:
+    import os
+    import signal
+
+    with Sandbox(SandboxConfig(workers=1, preload=(), timeout_s=5)) as box:
+        assert box.run("print(1)").ok
+        slow = box.submit("import time\ntime.sleep(3)\nprint('never')")
+        import time
+
+        time.sleep(0.3)
+        for pid in _server_pids(box):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        r = slow.result(timeout=30)
+        assert r.status is S.SANDBOX_ERROR and "died" in r.stderr
+        assert box.run("print(2)").stdout == "2\n"  # a new server took over
+
+
+def test_hung_server_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from reasoning.sandbox import pool
+
+    monkeypatch.setattr(pool, "WATCHDOG_GRACE_S", 1.0)
+    with Sandbox(SandboxConfig(workers=1, preload=(), timeout_s=5)) as box:
+        assert box.run("print(1)").ok
+        pids = _server_pids(box)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            r = box.run("print('stuck')", timeout_s=0.5)
+        finally:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        assert r.status is S.SANDBOX_ERROR and "watchdog" in r.stderr
+        assert box.run("print(3)").stdout == "3\n"
+
+
+def test_dir_scrubber_removes_only_that_uid(tmp_path: object) -> None:
+    import os
+    from pathlib import Path
+
+    from reasoning.sandbox.forker import DirScrubber
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create files of other uids")
+    d = Path(str(tmp_path))
+    base = 3_000_000
+    for name, uid in (("a", base), ("b", base + 1), ("c", base), ("own", os.geteuid())):
+        (d / name).write_text("x")
+        os.chown(d / name, uid, uid)
+    (d / "dir").mkdir()
+    (d / "dir" / "f").write_text("x")
+    os.chown(d / "dir", base, base)
+    sc = DirScrubber([str(d)], base, base + 10)
+    sc.scrub(base)
+    assert sorted(p.name for p in d.iterdir()) == ["b", "own"]
+    sc.scrub(base + 5)  # nothing of that uid; the listing may now be cached
+    (d / "late").write_text("x")  # created after the listing: must be noticed
+    os.chown(d / "late", base + 5, base + 5)
+    sc.scrub(base + 5)
+    assert sorted(p.name for p in d.iterdir()) == ["b", "own"]
+    sc.scrub(base + 1)
+    assert sorted(p.name for p in d.iterdir()) == ["own"]
