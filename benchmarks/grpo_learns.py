@@ -94,12 +94,9 @@ def main() -> None:
                     "skipped": sampled.skipped + greedy.skipped}
 
         before = score("before")
-        from datasets import Dataset
-
         trainer = build_grpo_trainer(cfg, pool, model=model, tokenizer=tok,
                                      reward_funcs=[reward], weights=[1.0],
-                                     verifier_columns=[True])
-        trainer.train_dataset = Dataset.from_list(prompt_rows(train, cfg))
+                                     verifier_columns=[True], problems=train)
         t0 = time.monotonic()
         trainer.train()
         times["train_s"] = time.monotonic() - t0

@@ -86,6 +86,7 @@ def main() -> None:
     base = load_causal_lm(path)
     step_times: dict[str, list[float]] = {v: [] for v in args.variants.split(",")}
     reward_times: dict[str, list[float]] = {v: [] for v in step_times}
+    infra_rates: dict[str, list[float]] = {v: [] for v in step_times}
     with contextlib.ExitStack() as stack:
         pool = build_verifiers(cfg_for("pot", "setup"), stack)  # grader + sandbox, started once
         pool.sandbox.run("print(1)")
@@ -107,20 +108,27 @@ def main() -> None:
                 step_times[variant] += st[1:]
                 reward_times[variant] += fn.seconds[1:]
                 rewards = [h.get("reward") for h in trainer.state.log_history if "reward" in h]
+                infra = [h.get("rewards/answer/infra_failure_rate")
+                         for h in trainer.state.log_history if "reward" in h]
+                infra_rates[variant] += [x for x in infra if x is not None]
                 print(f"round {rnd} {variant}: step_time {[round(s, 2) for s in st]} "
-                      f"reward {rewards} reward_fn_s {[round(s, 3) for s in fn.seconds]}",
-                      flush=True)
+                      f"reward {rewards} reward_fn_s {[round(s, 3) for s in fn.seconds]} "
+                      f"infra_failure_rate {infra}", flush=True)
     med = {v: statistics.median(s) for v, s in step_times.items() if s}
     rmed = {v: statistics.median(s) for v, s in reward_times.items() if s}
     base_t = med.get("constant")
     result = {"median_step_s": med, "median_reward_fn_s": rmed,
               "ratio_to_constant": {v: t / base_t for v, t in med.items()} if base_t else {},
+              "reward_fn_share_of_step": {v: rmed[v] / med[v] for v in med if v in rmed},
+              "infra_failure_rates": infra_rates,
               "step_times": step_times, "reward_times": reward_times, "args": vars(args)}
     (out / "result.json").write_text(json.dumps(result, indent=2))
     for v, t in med.items():
         ratio = f"{t / base_t:.3f}x" if base_t else "n/a"
-        print(f"{v:9s} median {t:6.2f} s/step  (reward fn {rmed.get(v, 0):.3f} s)  "
-              f"vs constant: {ratio}")
+        share = rmed.get(v, 0.0) / t
+        print(f"{v:9s} median {t:6.2f} s/step  (reward fn {rmed.get(v, 0):.3f} s = "
+              f"{share:.1%} of a step)  vs constant: {ratio}; sandbox/grader failures "
+              f"{infra_rates[v] or 'n/a'}")
 
 
 if __name__ == "__main__":

@@ -167,12 +167,13 @@ def grpo_choices(args: Any, names: Sequence[str]) -> dict[str, Any]:
 def build_grpo_trainer(
     cfg: GRPOJobConfig, pool: VerifierPool, *, model: Any = None, tokenizer: Any = None,
     reward_funcs: list[RewardFn] | None = None, weights: Sequence[float] | None = None,
-    verifier_columns: Sequence[bool] | None = None,
+    verifier_columns: Sequence[bool] | None = None, problems: Sequence[Problem] | None = None,
 ) -> Any:
     """A :class:`VerifierGRPOTrainer` for ``cfg`` with the configured rewards and tools.
 
-    ``model`` / ``tokenizer`` / ``reward_funcs`` (+ ``weights``, ``verifier_columns``) may be
-    given to reuse loaded objects (tests, benchmarks); otherwise they are built from ``cfg``.
+    ``model`` / ``tokenizer`` / ``reward_funcs`` (+ ``weights``, ``verifier_columns``) /
+    ``problems`` may be given to reuse loaded objects (tests, benchmarks); otherwise they are
+    built from ``cfg``.
     """
     from datasets import Dataset
 
@@ -185,7 +186,7 @@ def build_grpo_trainer(
     path = resolve_model_path(cfg.model) if model is None or tokenizer is None else ""
     tokenizer = tokenizer or load_tokenizer(path, padding_side="left")
     model = model if model is not None else load_causal_lm(path)
-    train, _ = grpo_problems(cfg)
+    train = list(problems) if problems is not None else grpo_problems(cfg)[0]
     args = grpo_args(cfg, weights)
     extra: dict[str, Any] = {}
     if cfg.tools.mode == "tir":
