@@ -1,0 +1,225 @@
+"""Settings of a ``verimath datagen`` run (YAML preset under ``configs/datagen/`` + overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reasoning.grading import GraderConfig
+from reasoning.rollout import RolloutConfig, Strategy
+from reasoning.sandbox import SandboxConfig
+from verimath.backends import BackendConfig
+
+PROMPT_DIR = Path(__file__).with_name("prompts")
+MODES = ("informal", "formal", "both")
+
+
+@dataclass(frozen=True)
+class DecontamConfig:
+    """Decontamination against benchmark test sets.
+
+    Attributes:
+        enabled: run the stage.
+        benchmarks: specs for ``verimath.datasets.load_problems`` (``gsm8k`` is GSM8K test,
+            ``math500``, ``minif2f``, ``proofnet``, a path, a hub id); ``spec:split`` keeps one
+            split, e.g. ``minif2f:test``.
+        ngram: n-gram length in words (13: Brown et al. 2020).
+        min_overlap: shared n-grams that flag a problem (1: any).
+    """
+
+    enabled: bool = True
+    benchmarks: tuple[str, ...] = ("gsm8k", "math500")
+    ngram: int = 13
+    min_overlap: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.benchmarks, str):
+            object.__setattr__(self, "benchmarks", (self.benchmarks,))
+        if self.ngram < 1:
+            raise ValueError("decontam.ngram must be >= 1 word (13 is the usual value)")
+        if self.min_overlap < 1:
+            raise ValueError("decontam.min_overlap must be >= 1")
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """Informal solving: N sampled PoT/TIR rollouts per problem, verified.
+
+    Attributes:
+        n: samples per problem.
+        temperature / top_p / max_tokens / seed: sampling.
+        majority: self-consistency for problems without a known answer: the most common
+            answer is kept when it is given by at least this share of the ``n`` samples.
+        min_votes: ... and by at least this many samples.
+        max_per_problem: most verified trajectories kept per problem (distinct texts, in
+            sample order).
+        drop_finish_reasons: attempts ending this way are not kept even with a right answer
+            (truncated text is bad SFT data).
+    """
+
+    n: int = 4
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 384
+    seed: int = 0
+    majority: float = 0.5
+    min_votes: int = 2
+    max_per_problem: int = 4
+    drop_finish_reasons: tuple[str, ...] = ("length", "tool_limit")
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError("solve.n (samples per problem) must be >= 1")
+        if not 0.0 < self.majority <= 1.0:
+            raise ValueError("solve.majority must be a share in (0, 1], e.g. 0.5")
+        if self.min_votes < 1:
+            raise ValueError("solve.min_votes must be >= 1")
+        if self.max_per_problem < 1:
+            raise ValueError("solve.max_per_problem must be >= 1")
+
+
+@dataclass(frozen=True)
+class ProverSettings:
+    """Proving statements and their negations.
+
+    Attributes:
+        backend: the ProofChecker behind the compile filter and the proof audit: ``repl``
+            (Lean REPL pool with the full audit; needs Lean + Mathlib) or ``scripted`` (the
+            prover's test double: runs the real text-level audit, compiles every statement that
+            parses and accepts no proof, so every statement ends "open").
+        attempts: whole-proof candidates sampled per statement and per negation (the search
+            budget of DeepSeek-Prover-style whole-proof generation).
+        workers: Lean REPL processes (``repl``).
+        timeout_s: wall-clock limit per check, in seconds.
+        prove_negation: also try to prove the negation (drops false formalizations).
+        project_dir: Lean project with Mathlib (``repl``); None reads ``$VERIMATH_LEAN_PROJECT``.
+    """
+
+    backend: str = "scripted"
+    attempts: int = 2
+    workers: int = 2
+    timeout_s: float = 60.0
+    prove_negation: bool = True
+    project_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("scripted", "repl"):
+            raise ValueError(f"prover.backend must be 'repl' or 'scripted' (got {self.backend!r})")
+        if self.attempts < 0:
+            raise ValueError("prover.attempts must be >= 0")
+        if self.workers < 1:
+            raise ValueError("prover.workers must be >= 1")
+        if self.timeout_s <= 0:
+            raise ValueError("prover.timeout_s must be > 0 seconds")
+
+
+@dataclass(frozen=True)
+class FormalConfig:
+    """Autoformalization, back-translation and the consistency judge.
+
+    Attributes:
+        autoformalize_prompt / backtranslate_prompt / judge_prompt / prove_prompt: YAML
+            few-shot prompt files; None uses ``datagen/prompts/<name>.yaml``.
+        n_formalizations: statements sampled per problem.
+        temperature / max_tokens / seed: sampling for the three model steps (the judge is greedy).
+        use_given_statement: a problem that already has a formal statement keeps it instead of
+            being autoformalized.
+        judge_model: a (larger) model for the judge; None uses the generation model.
+        prover: proving settings.
+    """
+
+    autoformalize_prompt: str | None = None
+    backtranslate_prompt: str | None = None
+    judge_prompt: str | None = None
+    prove_prompt: str | None = None
+    n_formalizations: int = 2
+    temperature: float = 0.7
+    max_tokens: int = 256
+    seed: int = 0
+    use_given_statement: bool = False
+    judge_model: str | None = None
+    prover: ProverSettings = field(default_factory=ProverSettings)
+
+    def __post_init__(self) -> None:
+        if self.n_formalizations < 1:
+            raise ValueError("formal.n_formalizations must be >= 1")
+
+    def prompt_path(self, name: str) -> Path:
+        """The prompt file for ``autoformalize`` / ``backtranslate`` / ``judge`` / ``prove``."""
+        given = getattr(self, f"{name}_prompt")
+        return Path(given) if given else PROMPT_DIR / f"{name}.yaml"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What the export writes.
+
+    Attributes:
+        formats: any of ``jsonl``, ``parquet``, ``hf`` (``save_to_disk``).
+        push_to_hub: hub repo id to push the dataset to; None pushes nothing.
+        private: create the hub repo private.
+        rejected_attempts: also list single rejected attempts (not only rejected problems) in
+            ``rejected.jsonl`` (useful as negatives for preference data).
+    """
+
+    formats: tuple[str, ...] = ("jsonl", "parquet", "hf")
+    push_to_hub: str | None = None
+    private: bool = True
+    rejected_attempts: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.formats, str):
+            object.__setattr__(self, "formats", (self.formats,))
+        bad = set(self.formats) - {"jsonl", "parquet", "hf"}
+        if bad:
+            raise ValueError(f"export.formats: unknown {sorted(bad)}; use jsonl, parquet, hf")
+
+
+@dataclass(frozen=True)
+class DatagenConfig:
+    """One datagen run.
+
+    Attributes:
+        mode: ``informal`` (solve with PoT/TIR), ``formal`` (autoformalize, filter, prove)
+            or ``both``.
+        inputs: problem sources (``gsm8k_train``, ``minif2f``, a .jsonl/.parquet path, a hub id).
+        split / limit: keep one split; first ``limit`` problems per input (None: all).
+        out: the run folder; re-running with the same ``out`` resumes.
+        dedup: drop repeated problems (normalized-text hash).
+        max_inflight: batches generated but not yet verified (overlap of generation and
+            verification); 0 verifies each batch inline before the next one generates.
+        torch_threads: CPU threads for torch (None: torch's default). On a small shared CPU,
+            1 can be several times faster than oversubscribed threads.
+        decontam / backend / rollout / sandbox / grader / solve / formal / export: components.
+    """
+
+    mode: str = "informal"
+    inputs: tuple[str, ...] = ("gsm8k_train",)
+    split: str | None = None
+    limit: int | None = None
+    out: str = "runs/datagen"
+    dedup: bool = True
+    max_inflight: int = 2
+    torch_threads: int | None = None
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(strategy=Strategy.POT))
+    sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(timeout_s=5.0))
+    grader: GraderConfig = field(default_factory=GraderConfig)
+    solve: SolveConfig = field(default_factory=SolveConfig)
+    formal: FormalConfig = field(default_factory=FormalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inputs, str):
+            object.__setattr__(self, "inputs", (self.inputs,))
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES} (got {self.mode!r})")
+        if not self.inputs:
+            raise ValueError("inputs: list at least one problem source (e.g. gsm8k_train)")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1 or null")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError("torch_threads must be >= 1 or null (torch's default)")
+        if self.max_inflight < 0:
+            raise ValueError("max_inflight must be >= 0 (0: no overlap)")

@@ -1,0 +1,271 @@
+"""The resumable stage runner.
+
+A stage maps work items (JSON-ready dicts with a ``"key"``) to outcomes. Each stage writes one
+line per input item to ``<out>/stages/<NN>_<name>.jsonl`` through
+:class:`verimath.store.ResultStore`, keyed by ``content_hash(item key, stage fingerprint)``;
+the fingerprint hashes the stage's settings (model, sampling, prompt hash, ...), so changing them
+re-runs the stage instead of reusing stale lines. On a re-run with the same ``--out``, items
+whose key is already stored are skipped, so a run killed at any point (Ctrl-C or ``kill -9``)
+resumes with nothing lost and nothing duplicated. Outputs are always collected in input order,
+never in completion order, so a resumed run produces exactly the files of an uninterrupted one
+(given a backend that is deterministic per prompt).
+
+A stage that has a ``verify`` phase is pipelined: the main thread runs ``generate`` on batch
+``i + 1`` while one worker thread runs ``verify`` on batch ``i`` and writes its lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from datagen.funnel import Funnel, StageCounts
+from verimath.records import content_hash
+from verimath.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+Item = dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    """What a stage made of one input item.
+
+    Attributes:
+        kept: output items passed to the next stage (0, 1 or many), each with a ``"key"``.
+        rejected: ``{"reason", "unit", "record"}`` for everything dropped, the input item itself
+            (``unit`` = the stage's input unit) or sub-records (e.g. single attempts).
+        side: named side outputs (``{"review": [...], "open": [...]}``) collected per stage.
+    """
+
+    kept: list[Item] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    side: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form stored in the stage file."""
+        return {"kept": self.kept, "rejected": self.rejected, "side": self.side}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Outcome:
+        """Inverse of :meth:`to_dict`."""
+        return cls(list(d.get("kept") or []), list(d.get("rejected") or []),
+                   dict(d.get("side") or {}))
+
+
+def reject(item: Item, reason: str, unit: str) -> dict[str, Any]:
+    """A rejection entry for ``item``."""
+    return {"reason": reason, "unit": unit, "record": item}
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One pipeline stage.
+
+    Attributes:
+        name: short name (file name and funnel row).
+        unit_in / unit_out: what is counted on the way in and out ("problems", "trajectories").
+        fingerprint: hash of every setting that changes the stage's output.
+        batch_size: items per ``process`` call.
+    """
+
+    name: str
+    unit_in: str
+    unit_out: str
+    fingerprint: str
+    batch_size: int
+
+    def prepare(self, items: list[Item], todo: list[Item]) -> None:
+        """Called once before processing with all input items and those still to do."""
+
+    def process(self, items: list[Item]) -> list[Outcome]:
+        """One outcome per input item, in order."""
+
+
+class Progress(Protocol):
+    """Progress display hooks (the CLI draws bars; library code never prints)."""
+
+    def start(self, stage: str, total: int, done: int) -> None:
+        """A stage starts with ``total`` items of which ``done`` were already stored."""
+
+    def advance(self, stage: str, n: int) -> None:
+        """``n`` more items finished."""
+
+    def finish(self, stage: str) -> None:
+        """The stage is complete."""
+
+
+class NullProgress:
+    """Progress that shows nothing."""
+
+    def start(self, stage: str, total: int, done: int) -> None:  # noqa: D102
+        pass
+
+    def advance(self, stage: str, n: int) -> None:  # noqa: D102
+        pass
+
+    def finish(self, stage: str) -> None:  # noqa: D102
+        pass
+
+
+@dataclass
+class StageResult:
+    """A finished stage: outputs in input order plus everything it dropped or set aside."""
+
+    kept: list[Item]
+    rejected: list[dict[str, Any]]
+    side: dict[str, list[Any]]
+    counts: StageCounts
+
+
+@dataclass
+class Timer:
+    """Accumulates seconds per label across threads (for generation vs verification split)."""
+
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, label: str, seconds: float) -> None:
+        """Add ``seconds`` to ``label``."""
+        with self._lock:
+            self.seconds[label] += seconds
+
+
+class StageRunner:
+    """Runs stages against per-stage JSONL stores under ``out_dir/stages``.
+
+    Args:
+        out_dir: the run folder (``--out``).
+        funnel: receives each stage's counts.
+        progress: display hooks; None shows nothing.
+        max_inflight: pipelined stages: batches generated but not yet verified; 0 turns the
+            overlap off (verify inline after each generated batch).
+    """
+
+    def __init__(self, out_dir: str | Path, funnel: Funnel, progress: Progress | None = None,
+                 max_inflight: int = 2) -> None:
+        self.out_dir = Path(out_dir)
+        self.funnel = funnel
+        self.progress: Progress = progress or NullProgress()
+        self.max_inflight = max(0, max_inflight)
+        self.timer = Timer()
+        self._index = 0
+
+    def run(self, stage: Stage, items: list[Item]) -> StageResult:
+        """Run ``stage`` on ``items`` (skipping stored ones); results come in input order."""
+        self._index += 1
+        path = self.out_dir / "stages" / f"{self._index:02d}_{stage.name}.jsonl"
+        keys = [content_hash(it["key"], stage.fingerprint) for it in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"stage {stage.name}: duplicate input keys")
+        t0 = time.perf_counter()
+        with ResultStore(path) as store:
+            todo = [(k, it) for k, it in zip(keys, items, strict=True) if k not in store]
+            self.progress.start(stage.name, len(items), len(items) - len(todo))
+            if todo:
+                log.info("%s: %d of %d items to do", stage.name, len(todo), len(items))
+                stage.prepare(items, [it for _, it in todo])
+                if self.max_inflight > 0 and callable(getattr(stage, "generate", None)):
+                    self._run_pipelined(stage, todo, store)
+                else:
+                    self._run_plain(stage, todo, store)
+            outcomes = [Outcome.from_dict(store.get(k) or {}) for k in keys]
+        self.progress.finish(stage.name)
+        self.timer.add(f"stage:{stage.name}", time.perf_counter() - t0)
+        result = _collect(stage, outcomes)
+        self.funnel.add(result.counts)
+        return result
+
+    def _write(self, store: ResultStore, stage: Stage, batch: list[tuple[str, Item]],
+               outs: list[Outcome]) -> None:
+        if len(outs) != len(batch):
+            raise RuntimeError(f"stage {stage.name}: {len(outs)} outcomes for {len(batch)} items")
+        for (k, it), o in zip(batch, outs, strict=True):
+            store.add(k, {"input": it["key"], **o.to_dict()})
+        self.progress.advance(stage.name, len(batch))
+
+    def _run_plain(self, stage: Stage, todo: list[tuple[str, Item]], store: ResultStore) -> None:
+        for start in range(0, len(todo), stage.batch_size):
+            batch = todo[start:start + stage.batch_size]
+            self._write(store, stage, batch, stage.process([it for _, it in batch]))
+
+    def _run_pipelined(self, stage: Any, todo: list[tuple[str, Item]],
+                       store: ResultStore) -> None:
+        """generate(batch) on this thread, verify(batch, generated) + write on one worker."""
+
+        def verify_and_write(batch: list[tuple[str, Item]], generated: Any) -> None:
+            t = time.perf_counter()
+            outs = stage.verify([it for _, it in batch], generated)
+            self.timer.add("verify", time.perf_counter() - t)
+            self._write(store, stage, batch, outs)
+
+        pending: list[Future[None]] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"verify-{stage.name}") as pool:
+            try:
+                for start in range(0, len(todo), stage.batch_size):
+                    batch = todo[start:start + stage.batch_size]
+                    t = time.perf_counter()
+                    generated = stage.generate([it for _, it in batch])
+                    self.timer.add("generate", time.perf_counter() - t)
+                    pending.append(pool.submit(verify_and_write, batch, generated))
+                    while len(pending) >= self.max_inflight + 1 or (
+                        pending and pending[0].done()
+                    ):
+                        t = time.perf_counter()
+                        pending.pop(0).result()
+                        self.timer.add("wait_verify", time.perf_counter() - t)
+                t = time.perf_counter()
+                for f in pending:
+                    f.result()
+                self.timer.add("wait_verify", time.perf_counter() - t)
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+
+
+def _collect(stage: Stage, outcomes: list[Outcome]) -> StageResult:
+    kept: list[Item] = []
+    rejected: list[dict[str, Any]] = []
+    side: dict[str, list[Any]] = {}
+    left_in = 0
+    dropped_in: Counter[str] = Counter()
+    rejected_out: Counter[str] = Counter()
+    sub_unit = ""
+    for o in outcomes:
+        kept.extend(o.kept)
+        rejected.extend(o.rejected)
+        for name, vals in o.side.items():
+            side.setdefault(name, []).extend(vals)
+        if o.kept:
+            left_in += 1
+        for r in o.rejected:
+            if r["unit"] == stage.unit_in and not o.kept:
+                dropped_in[_reason_class(r["reason"])] += 1
+            elif r["unit"] != stage.unit_in:
+                rejected_out[_reason_class(r["reason"])] += 1
+                sub_unit = sub_unit or r["unit"]
+    counts = StageCounts(
+        stage=stage.name, unit_in=stage.unit_in, entered=len(outcomes), left=left_in,
+        dropped=dict(dropped_in), unit_out=stage.unit_out, produced=len(kept),
+        rejected_out=dict(rejected_out), sub_unit=sub_unit,
+    )
+    return StageResult(kept, rejected, side, counts)
+
+
+def _reason_class(reason: str) -> str:
+    """The part of a reason before ``": "`` (details such as error text are not grouped on)."""
+    return reason.split(": ", 1)[0]
+
+
+def fingerprint(*parts: object) -> str:
+    """Stage fingerprint from its settings (sha256, 16 hex chars)."""
+    return content_hash("datagen-stage-v1", *parts)
+
