@@ -28,6 +28,7 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasoning.sandbox import isolation
@@ -119,6 +120,27 @@ def kill_uid_range(base: int, count: int, rounds: int = 50) -> int:
                 os.close(fd)
         time.sleep(0.01)
     return killed
+
+
+FALLBACK_PREFIX = "verimath-sandbox-"
+
+
+def reap_stale_fallbacks() -> None:
+    """Clean up after fallback sandboxes whose host process died without ``close()``.
+
+    Their working dirs are named ``verimath-sandbox-<host pid>-<uid base>-*``: when that pid
+    is gone, kill whatever still runs under the uid block and remove the dir.
+    """
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob(f"{FALLBACK_PREFIX}*-*-*"):
+        try:
+            pid, base = (int(x) for x in d.name[len(FALLBACK_PREFIX):].split("-")[:2])
+            if d.lstat().st_uid != os.geteuid() or Path(f"/proc/{pid}").exists():
+                continue
+        except (ValueError, OSError):
+            continue
+        kill_uid_range(base, isolation.UID_SLOTS)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 class Sandbox:
@@ -461,13 +483,14 @@ class Sandbox:
         pairs = {tier: socket.socketpair() for tier in (["heavy", "light"] if self._light
                                                          else ["heavy"])}
         tmpdir = None
+        uid_base = isolation.new_uid_base()
         if mode == "bwrap":
             workroot, scrub = "/tmp", ["/dev/shm"]
         else:
-            tmpdir = tempfile.mkdtemp(prefix="verimath-sandbox-")
+            reap_stale_fallbacks()
+            tmpdir = tempfile.mkdtemp(prefix=f"{FALLBACK_PREFIX}{os.getpid()}-{uid_base}-")
             os.chmod(tmpdir, 0o711)
             workroot, scrub = tmpdir, isolation.fallback_scrub_dirs()
-        uid_base = isolation.new_uid_base()
         native = isolation.native_forker() if cfg.native_forker else None
         zcfg = isolation.server_config(
             cfg, fd=pairs["heavy"][1].fileno(),
