@@ -8,11 +8,12 @@ How (see ``isolation.py`` and ``server.py``): a fork server inside bubblewrap (n
 PID/IPC/UTS namespaces, read-only system, size-capped tmpfs) imports ``numpy``/``sympy`` once,
 pre-forks one child per worker, and per execution hands a child the code. The child runs in its
 own session, under its own unprivileged uid (when root), with rlimits (address space, CPU,
-file size, open files, processes), ``no_new_privs``, stdin=/dev/null and capped stdout/stderr
-pipes. A wall-clock timer kills the execution's whole uid; leftovers (daemons, zombies, files,
-SysV IPC) are removed before the uid is reused. Without bubblewrap (e.g. Docker's default
-seccomp) it falls back to rlimits + uid + process groups + a seccomp filter denying sockets,
-says so in ``isolation`` and logs a warning.
+file size, open files, processes), ``no_new_privs``, a seccomp filter (no new namespaces, bpf,
+perf, userfaultfd, key rings, io_uring), stdin=/dev/null and capped stdout/stderr pipes. A
+wall-clock timer kills the execution's whole uid; leftovers (daemons, zombies, files, SysV IPC)
+are removed before the uid is reused. Without bubblewrap (e.g. Docker's default seccomp) it
+falls back to rlimits + uid + process groups + the seccomp filter (which then also denies
+sockets), says so in ``isolation`` and logs a warning.
 
 Statuses: ``OK`` (exit 0, including ``sys.exit(0)``), ``RUNTIME_ERROR`` (non-zero exit, e.g. an
 uncaught exception with its traceback in stderr, ``sys.exit(3)``), ``TIMEOUT`` (wall-clock or

@@ -155,40 +155,56 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-_SECCOMP: list[Any] = []
+# syscall numbers: (audit arch, socket, clone, {name: nr} of the always-denied calls)
+_ARCH = {
+    "x86_64": (0xC000003E, 41, 56, {"unshare": 272, "setns": 308, "clone3": 435, "bpf": 321,
+                                    "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250,
+                                    "add_key": 248, "request_key": 249, "io_uring_setup": 425,
+                                    "io_uring_enter": 426, "io_uring_register": 427}),
+    "aarch64": (0xC00000B7, 198, 220, {"unshare": 97, "setns": 268, "clone3": 435, "bpf": 280,
+                                       "perf_event_open": 241, "userfaultfd": 282,
+                                       "keyctl": 219, "add_key": 217, "request_key": 218,
+                                       "io_uring_setup": 425, "io_uring_enter": 426,
+                                       "io_uring_register": 427}),
+}
+CLONE_NS_FLAGS = 0x7E020080  # NEWNS NEWCGROUP NEWUTS NEWIPC NEWUSER NEWPID NEWNET NEWTIME
+_SECCOMP: dict[bool, Any] = {}
 
 
-def _seccomp_prog() -> Any:
-    if not _SECCOMP:
+def _seccomp_prog(deny_sockets: bool) -> Any:
+    if deny_sockets not in _SECCOMP:
         machine = os.uname().machine
-        arch = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}.get(machine)
-        if arch is None:
+        if machine not in _ARCH:
             raise OSError(errno.ENOSYS, f"no seccomp filter for {machine}")
-        audit_arch, nr_socket = arch
-        ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-        prog = [
-            (ld, 0, 0, 4),  # arch
-            (jeq, 1, 0, audit_arch),
-            (ret, 0, 0, 0x00050000 | errno.EPERM),  # foreign ABI: deny everything
-            (ld, 0, 0, 0),  # syscall number
-            (jge, 3, 0, 0x40000000),  # x32 ABI
-            (jeq, 2, 0, nr_socket),
-            (jeq, 1, 0, 425),  # io_uring_setup (could open sockets behind seccomp's back)
-            (ret, 0, 0, 0x7FFF0000),  # allow
-            (ret, 0, 0, 0x00050000 | errno.EACCES),
-        ]
+        audit_arch, nr_socket, nr_clone, denied = _ARCH[machine]
+        ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+        allow, err = 0x7FFF0000, 0x00050000
+        prog = [(ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, err | errno.EPERM),
+                (ld, 0, 0, 0), (jge, 0, 1, 0x40000000), (ret, 0, 0, err | errno.EPERM)]
+        rules = [(nr, err | (errno.ENOSYS if name == "clone3" else errno.EPERM))
+                 for name, nr in denied.items()]  # ENOSYS: glibc then falls back to clone
+        if deny_sockets:
+            rules.append((nr_socket, err | errno.EACCES))
+        for nr, action in rules:
+            prog += [(jeq, 0, 1, nr), (ret, 0, 0, action)]
+        prog += [(jeq, 0, 3, nr_clone), (ld, 0, 0, 16), (jset, 0, 1, CLONE_NS_FLAGS),
+                 (ret, 0, 0, err | errno.EPERM), (ret, 0, 0, allow)]
         arr = (_SockFilter * len(prog))(*[_SockFilter(*p) for p in prog])
-        _SECCOMP.extend([arr, _SockFprog(len(prog), arr)])
-    return _SECCOMP[1]
+        _SECCOMP[deny_sockets] = (arr, _SockFprog(len(prog), arr))
+    return _SECCOMP[deny_sockets][1]
 
 
-def seccomp_deny_sockets() -> None:
-    """Install a seccomp filter: ``socket()`` and ``io_uring_setup()`` fail with EACCES.
+def install_seccomp(deny_sockets: bool) -> None:
+    """Install the executions' seccomp filter (inherited by everything they start).
 
-    ``socketpair()`` stays allowed; foreign-ABI syscalls are denied. Needs ``no_new_privs``.
+    Denied (EPERM): new namespaces (``unshare``, ``setns``, ``clone`` with namespace flags, so
+    no user namespace with capabilities inside), ``bpf``, ``perf_event_open``, ``userfaultfd``,
+    the key-ring calls, io_uring, foreign-ABI syscalls; ``clone3`` gets ENOSYS (glibc falls
+    back to ``clone``). With ``deny_sockets`` (the fallback, which has no network namespace)
+    ``socket()`` fails with EACCES; ``socketpair()`` stays allowed. Needs ``no_new_privs``.
     Raises OSError when it cannot be installed.
     """
-    if libc().prctl(PR_SET_SECCOMP, 2, ctypes.addressof(_seccomp_prog()), 0, 0) != 0:
+    if libc().prctl(PR_SET_SECCOMP, 2, ctypes.addressof(_seccomp_prog(deny_sockets)), 0, 0):
         raise OSError(ctypes.get_errno(), "seccomp")
 
 

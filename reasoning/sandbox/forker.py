@@ -37,12 +37,12 @@ if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are co
         drop_to,
         fast_fork,
         inherited_limits,
+        install_seccomp,
         libc,
         prctl,
         prepare_main,
         proc_status,
         recv_fds,
-        seccomp_deny_sockets,
     )
 
 EXIT = struct.Struct("<iid")  # pid, wait status, user + system CPU seconds
@@ -83,14 +83,14 @@ class Forker:
     def lock_down(self) -> None:
         """Set what every execution inherits.
 
-        That is no_new_privs, the seccomp filter (fallback), no inheritable capabilities, the
+        That is no_new_privs, the seccomp filter, no inheritable capabilities, the
         shared rlimits and /dev/null for stdin.
         """
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL.value)
         prctl(PR_SET_CHILD_SUBREAPER, 1)
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         if self.base["seccomp"]:
-            seccomp_deny_sockets()
+            install_seccomp(deny_sockets=self.base["deny_sockets"])
         if self.base["drop"]:
             clear_capabilities(keep_permitted=True)
         inherited_limits(self.base["fixed"])

@@ -9,8 +9,9 @@ the interpreter's prefix and venv, ``--proc``, ``--dev``, size-capped tmpfs on `
 capabilities reduced to what the server needs to set uids, kill and clean up.
 
 Fallback (``rlimits``): the server is an ordinary child process; executions still get rlimits,
-their own session/process group and uid (when root), ``no_new_privs`` and a seccomp filter that
-denies ``socket()``; there is no filesystem or PID isolation.
+their own session/process group and uid (when root), ``no_new_privs`` and the seccomp filter
+(no new namespaces, bpf, perf, userfaultfd, key rings, io_uring), which here also denies
+``socket()``; there is no filesystem or PID isolation.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def server_config(cfg: SandboxConfig, *, fd: int, light_fd: int | None, uid_base
         "preload": list(cfg.preload),
         "warmup": cfg.warmup,
         "drop_uid": is_root(),
-        "seccomp": not bwrap,
+        "seccomp": True,
         "uid_base": uid_base,
         "uid_count": UID_SLOTS,
         "workroot": workroot,
@@ -191,8 +192,8 @@ def describe(mode: str, features: list[str]) -> str:
         parts = ["bwrap"] + (["uid"] if "uid" in features else []) + ["rlimits"]
     else:
         parts = ["rlimits"] + (["uid"] if "uid" in features else []) + ["pgroup"]
-        if "seccomp" in features:
-            parts.append("seccomp")
+    if "seccomp" in features:
+        parts.append("seccomp")
     return "+".join(parts)
 
 

@@ -187,7 +187,7 @@ class Sandbox:
     # ---- public API ----
     @property
     def isolation(self) -> str:
-        """What is in force, e.g. ``"bwrap+uid+rlimits"`` or ``"rlimits+uid+pgroup+seccomp"``."""
+        """What is in force: ``"bwrap+uid+rlimits+seccomp"``, ``"rlimits+uid+pgroup+seccomp"``..."""
         return self._isolation
 
     def __enter__(self) -> Sandbox:
@@ -532,8 +532,9 @@ class Sandbox:
         if "stdlib" not in feats:
             log.warning("sandbox: the sandbox uid cannot read the Python installation (%s); "
                         "programs can import only preloaded modules", sys.base_prefix)
-        if mode == "rlimits" and "seccomp" not in feats:
-            log.warning("sandbox: seccomp unavailable; programs can open network connections")
+        if "seccomp" not in feats:
+            log.warning("sandbox: seccomp filter unavailable; programs can create namespaces%s",
+                        " and open network connections" if mode == "rlimits" else "")
         return srv
 
     def _handshake(self, srv: _Server) -> None:

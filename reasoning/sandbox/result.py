@@ -42,7 +42,7 @@ class ExecResult:
             ``subprocess``; None when the program did not run (REJECTED, SANDBOX_ERROR).
         wall_time_s: wall-clock seconds from hand-over to exit, measured by the fork server.
         cpu_time_s: user + system CPU seconds of the program and its reaped children.
-        isolation: what was in force, e.g. ``"bwrap+uid+rlimits"`` or
+        isolation: what was in force, e.g. ``"bwrap+uid+rlimits+seccomp"`` or
             ``"rlimits+uid+pgroup+seccomp"``.
     """
 

@@ -48,10 +48,11 @@ if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are co
         FrameReader,
         collapse_hugepages,
         drop_to,
+        install_seccomp,
+        libc,
         pack,
         prctl,
         recv_fds,
-        seccomp_deny_sockets,
         std_streams,
     )
     from reasoning.sandbox.forker import (
@@ -76,6 +77,7 @@ class Zygote:
         self.pid = os.getpid()
         self.drop = bool(cfg["drop_uid"])
         self.seccomp = bool(cfg["seccomp"])
+        self.deny_sockets = not cfg.get("bwrap", False)  # no network namespace to rely on
         self.workroot: str = cfg["workroot"]
         count = cfg["uid_count"] // (2 if cfg.get("light_fd") is not None else 1)
         self.free: deque[int] = deque(range(cfg["uid_base"], cfg["uid_base"] + count))
@@ -128,6 +130,7 @@ class Zygote:
         atexit._clear()  # start-up registrations (site) are not the programs' business
         self.fast = len(os.listdir("/proc/self/task")) == 1
         base = {"drop": self.drop, "seccomp": self.seccomp, "fixed": self.fixed,
+                "deny_sockets": self.deny_sockets,
                 "fast_fork": self.fast, "pdeathsig": not self.cfg.get("bwrap", False),
                 "native": self.cfg.get("native") if self.fast else None}
         self.forker, self.fsock = start_forker(base, self.fast)
@@ -195,11 +198,14 @@ class Zygote:
                 if os.access(os.path.dirname(os.__file__), os.R_OK | os.X_OK):
                     feats.append("stdlib")
                 if self.seccomp:
-                    seccomp_deny_sockets()
-                    try:
-                        socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
-                    except PermissionError:
-                        feats.append("seccomp")
+                    install_seccomp(deny_sockets=self.deny_sockets)
+                    if libc().unshare(0x10000000) != 0:  # CLONE_NEWUSER must be refused
+                        try:
+                            socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+                            if not self.deny_sockets:
+                                feats.append("seccomp")
+                        except PermissionError:
+                            feats.append("seccomp")
             finally:
                 os.write(w, json.dumps(feats).encode())
                 os._exit(0)

@@ -234,6 +234,16 @@ def test_no_network(sb: Sandbox) -> None:
     assert not accepted
 
 
+def test_no_new_namespaces(sb: Sandbox) -> None:
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "for flag in (0x10000000, 0x20000, 0x40000000):  # user, mount, net\n"
+            "    print(libc.unshare(flag), ctypes.get_errno())\n"
+            "import subprocess\nprint(subprocess.run(['true']).returncode)\n")
+    r, _ = run_hostile(sb, code)
+    assert r.status is S.OK and r.stdout.split("\n")[1:5] == ["-1 1", "-1 1", "-1 1", "0"]
+    assert "seccomp" in sb.isolation
+
+
 def test_kill_parent_and_everyone(sb: Sandbox) -> None:
     needs_uid_separation(sb)
     r, _ = run_hostile(sb, "_os.kill(_os.getppid(), 9)")
