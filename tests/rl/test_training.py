@@ -152,3 +152,18 @@ def test_lora_grpo_step_trains_adapters_only(tmp_path):
     changed = {k for k, v in trainer.model.named_parameters()
                if not torch.equal(before[k], v.detach())}
     assert changed and changed <= trainable
+
+
+def test_proof_prompts_and_missing_lean_is_a_clear_error(monkeypatch, tmp_path):
+    from rl.grpo import build_verifiers, prompt_rows
+    from verimath.records import Problem
+
+    cfg = load_config(GRPOJobConfig, "configs/grpo/minif2f_proof.yaml", ["train.bf16=false"])
+    stmt = "theorem t (x : ℕ) : x + 0 = x := by"
+    rows = prompt_rows([Problem("t", "minif2f", "", formal_statement=stmt,
+                                header="import Mathlib")], cfg)
+    assert stmt in rows[0]["prompt"][-1]["content"] and "lean4" in rows[0]["prompt"][-1]["content"]
+    assert rows[0]["formal_statement"] == stmt and rows[0]["header"] == "import Mathlib"
+    monkeypatch.delenv("VERIMATH_LEAN_PROJECT", raising=False)
+    with contextlib.ExitStack() as stack, pytest.raises(ValueError, match="Lean 4 project"):
+        build_verifiers(cfg, stack)
