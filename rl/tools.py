@@ -17,6 +17,7 @@ Two ways in, both ending with tool-output tokens out of the loss:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,8 @@ class PythonSandboxEnv:
                 self._session = None
 
     def __del__(self) -> None:
-        self._close()
+        with contextlib.suppress(Exception):  # interpreter shutdown: the sandbox may be gone
+            self._close()
 
 
 def cut_after_code(text: str) -> tuple[int, str, bool] | None:
