@@ -22,12 +22,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasoning.rollout import TIR_STOP
 from rl.concurrency import map_with_deadline
 
 log = logging.getLogger(__name__)
 
-_OUTPUT_STOP = "```output"
-_FENCE_STOP = "\n```\n"
+_OUTPUT_STOP, _FENCE_STOP = TIR_STOP  # ("```output", "\n```\n"), as our own TIR rollouts
 
 
 class PythonSandboxEnv:
