@@ -186,6 +186,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
             for st in stages:
                 cur = run(st, cur)
             rows.extend(cur)
+            side.setdefault("review", [])
+            side.setdefault("open", [])
             for st in stages:
                 extra_manifest.update(getattr(st, "manifest_extra", dict)())
     finally:

@@ -41,10 +41,12 @@ def test_help_lists_datagen(capsys) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_gsm8k_preset_with_the_embedded_model(tmp_path, shared_data) -> None:
     out = tmp_path / "gsm8k"
     rc = cli(["datagen", "--config", str(REPO / "configs/datagen/gsm8k_pot.yaml"), "--limit", "4",
-              "--out", str(out), "--no-progress", "solve.max_tokens=160"])
+              "--out", str(out), "--no-progress", "--torch-threads", "1", "solve.n=2",
+              "solve.max_tokens=160"])
     assert rc == 0
     funnel = json.loads((out / "funnel.json").read_text())
     solve = next(s for s in funnel["stages"] if s["stage"] == "solve")
@@ -55,11 +57,13 @@ def test_gsm8k_preset_with_the_embedded_model(tmp_path, shared_data) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_formal_preset_with_the_embedded_model_and_the_prover_double(tmp_path,
                                                                        shared_data) -> None:
     out = tmp_path / "formal"
     rc = cli(["datagen", "--config", str(REPO / "configs/datagen/minif2f_formal.yaml"),
-              "--limit", "2", "--out", str(out), "--no-progress", "formal.max_tokens=96"])
+              "--limit", "2", "--out", str(out), "--no-progress", "--torch-threads", "1",
+              "formal.max_tokens=96"])
     assert rc == 0
     funnel = json.loads((out / "funnel.json").read_text())
     assert [s["stage"] for s in funnel["stages"]][:4] == ["load", "dedup", "decontaminate",
