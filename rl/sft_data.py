@@ -158,7 +158,8 @@ def load_records(path: str | os.PathLike[str], limit: int | None = None) -> list
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        RecordError: a JSONL line is not a JSON object (names the file and line).
+        RecordError: a JSONL line is not a JSON object, or a Parquet/HF row's JSON-string
+            column (problem, verdicts, provenance) does not parse (names the row and field).
     """
     from verimath.store import read_jsonl
 
@@ -166,20 +167,36 @@ def load_records(path: str | os.PathLike[str], limit: int | None = None) -> list
     if not p.exists():
         raise FileNotFoundError(f"SFT data not found: {p}")
     rows: list[dict[str, Any]] = []
-    if p.is_dir():
+    if p.is_dir() or p.suffix == ".parquet":
         import datasets
 
-        rows = [dict(r) for r in datasets.load_from_disk(str(p))]
-    elif p.suffix == ".parquet":
-        import datasets
-
-        rows = [dict(r) for r in datasets.Dataset.from_parquet(str(p))]
+        ds = datasets.load_from_disk(str(p)) if p.is_dir() else datasets.Dataset.from_parquet(
+            str(p))
+        rows = [_decode_json_columns(dict(r), f"{p}:row {i}") for i, r in enumerate(ds, 1)]
     else:
         for line_no, rec in read_jsonl(p):
             if isinstance(rec, Exception):
                 raise RecordError(f"{p}:{line_no}", "<line>", str(rec))
             rows.append(rec)
     return rows[:limit] if limit is not None else rows
+
+
+#: columns that `verimath datagen` stores as JSON strings in Parquet / HF datasets (their
+#: nested dicts have no fixed Arrow schema); JSONL keeps them as objects.
+_JSON_COLUMNS = ("problem", "verdicts", "provenance")
+
+
+def _decode_json_columns(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """Parse the JSON-string columns of a Parquet / HF row back into objects."""
+    import json
+
+    for col in _JSON_COLUMNS:
+        if isinstance(row.get(col), str):
+            try:
+                row[col] = json.loads(row[col])
+            except json.JSONDecodeError as e:
+                raise RecordError(where, col, f"not valid JSON ({e.msg})") from e
+    return row
 
 
 def record_id(rec: Mapping[str, Any], fallback: str) -> str:

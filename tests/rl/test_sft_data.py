@@ -103,3 +103,36 @@ def test_dataset_from_datagen_jsonl_filters_unverified(tok, tmp_path):
     broken = {**good, "spans": [{"kind": "model", "text": "nope"}]}
     with pytest.raises(RecordError, match="p1"):
         build_sft_dataset([broken], tok)
+
+
+def test_dataset_from_datagen_parquet_and_hf_export(tok, tmp_path):
+    """datagen stores problem/verdicts/provenance as JSON strings in Parquet and HF datasets."""
+    import datasets
+
+    from datagen.export import arrow_table, write_parquet
+
+    def row(pid, status):
+        return {"id": pid, "kind": "tir", "verified_by": "gold", "problem_id": pid,
+                "source": "t", "answer": "1", "messages": MESSAGES, "spans": SPANS,
+                "problem": {"id": pid}, "verdicts": {"answer": {"status": status}},
+                "provenance": {"model": "m"}}
+
+    rows = [row("p1", "correct"), row("p2", "wrong")]
+    pq_path = tmp_path / "data.parquet"
+    write_parquet(pq_path, rows)
+    hf_path = tmp_path / "hf"
+    datasets.Dataset(arrow_table(rows)).save_to_disk(str(hf_path))
+    for path in (pq_path, hf_path):
+        recs = load_records(path)
+        assert recs[0]["verdicts"] == {"answer": {"status": "correct"}}
+        ds = build_sft_dataset(recs, tok, only_verified=True)
+        assert len(ds) == 1
+    broken = tmp_path / "broken.parquet"
+    write_parquet(broken, rows)
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(broken).to_pylist()
+    t[1]["verdicts"] = "{not json"
+    pq.write_table(datasets.Dataset.from_list(t).data.table, broken)
+    with pytest.raises(RecordError, match="verdicts"):
+        load_records(broken)
