@@ -1,2 +1,5 @@
-"""Informal reasoning: the sandboxed Python interpreter, answer extraction and grading,
-CoT / program-of-thought / tool-integrated rollouts, and evaluation metrics."""
+"""Informal reasoning.
+
+The sandboxed Python interpreter, answer extraction and grading, CoT / program-of-thought /
+tool-integrated rollouts, and evaluation metrics.
+"""
