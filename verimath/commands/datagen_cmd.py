@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from verimath.commands import MODEL_FLAGS, add_model_arguments
+
 HELP = ("generate verified PoT/TIR or Lean data: load, dedup, decontaminate, solve / "
         "autoformalize + prove, export (resumable)")
 
 # flag -> config key (dotted); values are parsed with YAML rules by verimath.config
-_FLAGS = {
+_FLAGS = {**MODEL_FLAGS,
     "mode": "mode", "split": "split", "limit": "limit", "out": "out",
-    "model": "backend.model", "backend": "backend.backend", "base_url": "backend.base_url",
     "strategy": "rollout.strategy", "n": "solve.n", "push_to_hub": "export.push_to_hub",
     "torch_threads": "torch_threads",
 }
@@ -24,10 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["informal", "formal", "both"])
     p.add_argument("--split", help="keep this split only (e.g. valid)")
     p.add_argument("--limit", type=int, help="first L problems of each input")
-    p.add_argument("--model", help="'default' (embedded SmolLM2-135M-Instruct), a dir, a .gguf, "
-                   "or a hub id")
-    p.add_argument("--backend", choices=["transformers", "vllm", "openai"])
-    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL")
+    add_model_arguments(p)
     p.add_argument("--strategy", choices=["cot", "pot", "tir"])
     p.add_argument("--n", type=int, help="samples per problem")
     p.add_argument("--push-to-hub", dest="push_to_hub", help="also push the dataset to this repo")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from verimath.commands import MODEL_FLAGS, add_model_arguments
+
 HELP = "evaluate a model on GSM8K / MATH-500 / a JSONL set (pass@k, maj@k) with CoT, PoT or TIR"
 
 # flag -> config key (dotted); values are parsed with YAML rules by verimath.config
-_FLAGS = {
+_FLAGS = {**MODEL_FLAGS,
     "benchmark": "benchmark", "split": "split", "limit": "limit", "out": "out", "n": "n",
     "temperature": "temperature", "max_tokens": "max_tokens", "seed": "seed",
-    "model": "backend.model", "backend": "backend.backend", "base_url": "backend.base_url",
     "strategy": "rollout.strategy",
 }
 
@@ -21,10 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="gsm8k | math500 | PATH.jsonl | hub id")
     p.add_argument("--split", help="keep this split only (e.g. test)")
     p.add_argument("--limit", type=int, help="first L problems")
-    p.add_argument("--model", help="'default' (embedded SmolLM2-135M-Instruct), a dir, a .gguf, "
-                   "or a hub id")
-    p.add_argument("--backend", choices=["transformers", "vllm", "openai"])
-    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL")
+    add_model_arguments(p)
     p.add_argument("--strategy", choices=["cot", "pot", "tir"])
     p.add_argument("--n", type=int, help="samples per problem")
     p.add_argument("--k", help="comma-separated k for pass@k / maj@k, e.g. 1,8")

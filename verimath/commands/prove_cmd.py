@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from verimath.commands import MODEL_FLAGS, add_model_arguments
+
 HELP = "prove a formal benchmark (miniF2F, ProofNet, JSONL) in Lean and report pass@k"
 
 # flag -> config key (dotted); values are parsed with YAML rules by verimath.config
-_FLAGS = {
+_FLAGS = {**MODEL_FLAGS,
     "benchmark": "benchmark", "split": "split", "limit": "limit", "out": "out", "n": "n",
     "mode": "mode", "rounds": "rounds", "temperature": "temperature",
-    "max_tokens": "max_tokens", "seed": "seed", "model": "backend.model",
-    "backend": "backend.backend", "base_url": "backend.base_url", "env": "env",
+    "max_tokens": "max_tokens", "seed": "seed", "env": "env",
     "lean_project": "repl.project_dir", "workers": "repl.workers", "timeout_s": "repl.timeout_s",
 }
 
@@ -22,9 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="minif2f | proofnet | PATH.jsonl with formal statements")
     p.add_argument("--split", help="keep this split only (valid | test)")
     p.add_argument("--limit", type=int, help="first L problems")
-    p.add_argument("--model", help="'default' (embedded model), a dir, a .gguf, or a hub id")
-    p.add_argument("--backend", choices=["transformers", "vllm", "openai"])
-    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL")
+    add_model_arguments(p)
     p.add_argument("--mode", choices=["whole", "bfs"], help="whole proofs or tactic search")
     p.add_argument("--env", choices=["repl", "dojo"], help="tactic env for bfs")
     p.add_argument("--n", type=int, help="attempts per problem")
