@@ -16,6 +16,7 @@ from reasoning.sandbox import (
 )
 from reasoning.sandbox.isolation import stdlib_only
 from reasoning.sandbox.result import check_code
+from tests.reasoning.test_sandbox_adversarial import uid_procs
 
 S = ExecStatus
 
@@ -262,9 +263,9 @@ def test_session_close_kills_its_processes(sb: Sandbox) -> None:
     with pytest.raises(SandboxError):
         s.run("1")
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _uid_procs(uid):
+    while time.monotonic() < deadline and uid_procs(uid):
         time.sleep(0.05)
-    assert not _uid_procs(uid)
+    assert not uid_procs(uid)
     assert os.path.exists("/proc")
 
 
@@ -277,26 +278,9 @@ def test_session_gc_closes_it(sb: Sandbox) -> None:
     del s
     gc.collect()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _uid_procs(uid):
+    while time.monotonic() < deadline and uid_procs(uid):
         time.sleep(0.05)
-    assert not _uid_procs(uid)
-
-
-def _uid_procs(uid: int) -> list[int]:
-    import os
-
-    from reasoning.sandbox.child import proc_status
-
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = proc_status(int(name))
-            if st is not None and st[0] == uid and st[1] not in "ZX":
-                out.append(int(name))
-    return out
-
-
-# --- the fork server itself dying or hanging ----------------------------------------------
+    assert not uid_procs(uid)
 
 
 def _server_pids(box: Sandbox) -> list[int]:
