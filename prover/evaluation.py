@@ -31,6 +31,7 @@ from prover.dojo import DojoConfig
 from prover.repl import ReplConfig
 from prover.search import SearchConfig, SearchStatus, load_template
 from prover.types import ProofChecker, ProofEnv
+from reasoning.metrics import check_ks
 from verimath.backends import BackendConfig
 from verimath.records import Problem, content_hash
 
@@ -92,17 +93,11 @@ class ProveConfig:
     cache_path: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, int):
-            object.__setattr__(self, "k", (self.k,))
+        object.__setattr__(self, "k", check_ks(self.k, self.n))
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}: use one of {list(MODES)}")
         if self.env not in ENVS:
             raise ValueError(f"env={self.env!r}: use one of {list(ENVS)}")
-        if self.n < 1:
-            raise ValueError("n (attempts per problem) must be >= 1")
-        bad = [k for k in self.k if not 1 <= k <= self.n]
-        if bad:
-            raise ValueError(f"k={bad}: every k must be in 1..n (n={self.n}); raise n or drop k")
         if self.rounds < 0 or self.batch_size < 1:
             raise ValueError("rounds must be >= 0 and batch_size >= 1")
         if self.limit is not None and self.limit < 1:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasoning.grading import GRADER_VERSION, GraderConfig
+from reasoning.metrics import check_ks
 from reasoning.rollout import RolloutConfig, Strategy, load_prompt
 from reasoning.sandbox import SandboxConfig
 from verimath.backends import BackendConfig
@@ -69,13 +70,7 @@ class EvalConfig:
     grader: GraderConfig = field(default_factory=GraderConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, int):
-            object.__setattr__(self, "k", (self.k,))
-        if self.n < 1:
-            raise ValueError("n (samples per problem) must be >= 1")
-        bad = [k for k in self.k if not 1 <= k <= self.n]
-        if bad:
-            raise ValueError(f"k={bad}: every k must be in 1..n (n={self.n}); raise n or drop k")
+        object.__setattr__(self, "k", check_ks(self.k, self.n))
         if self.n > 1 and self.temperature == 0.0:
             log.warning("n=%d with temperature 0: samples will be near-identical", self.n)
         if self.limit is not None and self.limit < 1:

@@ -23,6 +23,25 @@ __all__ = [
 ]
 
 
+def check_ks(ks: int | Sequence[int], n: int) -> tuple[int, ...]:
+    """The k values of pass@k / maj@k as a tuple, each checked to lie in ``1..n``.
+
+    Args:
+        ks: one k or several (a YAML scalar or list).
+        n: samples (or attempts) per problem.
+
+    Raises:
+        ValueError: ``n < 1`` or some k outside ``1..n``; the message says how to fix it.
+    """
+    if n < 1:
+        raise ValueError("n (samples per problem) must be >= 1")
+    kt = (ks,) if isinstance(ks, int) else tuple(ks)
+    bad = [k for k in kt if not 1 <= k <= n]
+    if bad:
+        raise ValueError(f"k={bad}: every k must be in 1..n (n={n}); raise n or drop k")
+    return kt
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k estimator (Chen et al. 2021, "Evaluating LLMs Trained on Code", eq. 1).
 
