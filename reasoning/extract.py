@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from verimath.gold import extract_gold  # the one gold extractor (loader and grader)
+
 __all__ = [
     "clean_answer",
     "extract_answer",
@@ -242,47 +244,6 @@ def extract_answer(text: str) -> str | None:
     if is_bare_answer(text):
         return clean_answer(text) or None
     return last_number(text)
-
-
-def extract_gold(solution: str, dataset: str) -> str | None:
-    r"""The gold final answer of a reference solution.
-
-    Args:
-        solution: the dataset's solution text.
-        dataset: ``"gsm8k"`` (the text after the last ``#### ``, commas stripped),
-            ``"math500"`` / ``"math"`` (the last ``\boxed{}``, else a trailing
-            "The answer is: ..."), or ``"auto"`` (``####`` if present, else a box, else
-            "the answer is", else the whole text when it is a bare answer).
-
-    Returns:
-        The answer string, or None when the solution has none.
-
-    Raises:
-        ValueError: on an unknown ``dataset``.
-    """
-    ds = dataset.lower().replace("-", "").replace("_", "")
-    if ds == "gsm8k":
-        ms = list(_HASHES_RE.finditer(solution))
-        if not ms:
-            return None
-        line = solution[ms[-1].end() :].split("\n", 1)[0].strip()
-        return line.replace(",", "") or None
-    if ds in ("math500", "math"):
-        boxed = _find_boxed(solution)
-        if boxed:
-            return boxed
-        return _answer_is(solution)
-    if ds == "auto":
-        if "####" in solution:
-            return extract_gold(solution, "gsm8k")
-        boxed = _find_boxed(solution)
-        if boxed is not None:
-            return boxed or None
-        ans = _answer_is(solution)
-        if ans:
-            return ans
-        return clean_answer(solution) or None if is_bare_answer(solution) else None
-    raise ValueError(f"unknown dataset {dataset!r}: use 'gsm8k', 'math500', 'math' or 'auto'")
 
 
 def extract_program_output(stdout: str) -> str | None:
