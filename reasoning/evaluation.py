@@ -43,7 +43,12 @@ class EvalConfig:
     """Settings of one evaluation run (YAML preset + overrides; see ``configs/eval/``).
 
     Attributes:
-        benchmark: ``gsm8k`` | ``math500`` | a .jsonl/.parquet path | a hub id.
+        benchmark: a built-in id (``gsm8k``, ``math500``, ``svamp``, ... see
+            :mod:`verimath.datasets`) | a .jsonl/.parquet path | a hub id.
+        question_field / answer_field / id_field: explicit field mapping for layouts that
+            are not detected (:class:`verimath.layouts.FieldMap`; None: detect).
+        allow_missing_gold: keep problems whose gold cannot be extracted (not scored,
+            counted in ``n_problems_without_gold``) instead of reporting them as bad records.
         split: keep records of this split only (None: all).
         limit: first ``limit`` problems (None: all).
         out: output folder (resumable).
@@ -55,6 +60,10 @@ class EvalConfig:
     """
 
     benchmark: str = "gsm8k"
+    question_field: str | None = None
+    answer_field: str | None = None
+    id_field: str | None = None
+    allow_missing_gold: bool = False
     split: str | None = None
     limit: int | None = None
     out: str = "runs/eval"
@@ -154,6 +163,7 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     from reasoning.sandbox import Sandbox
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
+    from verimath.layouts import FieldMap
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
     from verimath.store import ResultStore, atomic_write_json
@@ -163,7 +173,9 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     template = load_prompt(cfg.rollout.strategy, cfg.rollout.prompt_file)
     fp = _fingerprint(cfg, template.hash)
     _check_fingerprint(out, fp)
-    loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
+    fields = FieldMap(cfg.question_field, cfg.answer_field, cfg.id_field)
+    loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit, fields=fields,
+                           allow_missing_gold=cfg.allow_missing_gold)
     _write_errors(out, loaded.errors)
     problems = [p for p in loaded.problems if p.informal]
     store = ResultStore(out / "records.jsonl", key_field="id")
@@ -182,7 +194,8 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=template.hash,
         grader_version=GRADER_VERSION, isolation=sandbox.isolation if sandbox else None,
         seed=cfg.seed, sampling=asdict(params), n_problems=len(problems),
-        n_bad_records=len(loaded.errors),
+        n_bad_records=len(loaded.errors), n_duplicate_ids=len(loaded.duplicates),
+        n_problems_without_gold=loaded.missing_gold,
     )
     atomic_write_json(out / "manifest.json", manifest)
     try:

@@ -1,8 +1,21 @@
-"""Evaluation metrics: unbiased pass@k, maj@k, Wilson intervals, bootstrap, and a summary.
+"""The one metrics module: unbiased pass@k, maj@k, answer grouping, Wilson and bootstrap intervals.
+
+Every job that reports a rate uses :func:`score` (eval, prove), :func:`rate` (grade: one
+verdict per line) or :func:`group_answers` (maj@k here, self-consistency in datagen), so a
+number means the same thing wherever verimath prints it.
 
 Conventions: a sample's correctness is ``True`` / ``False`` when the verifier judged it and
-``None`` when infrastructure failed (grader timeout, bad gold, sandbox crash...). ``None``
-samples are excluded and counted separately, never scored as wrong.
+``None`` when it could not be judged: bad gold (a data problem) or an infrastructure failure
+(grader timeout, sandbox crash, dead server). ``None`` samples are excluded and counted
+separately, by reason, never scored as wrong. A mean over nothing is NaN, and
+:attr:`Scores.nothing_judged` says so; printers must show "not judged", not a number.
+
+Intervals: ``ci95`` is the Wilson score interval (Wilson 1927) over problems, with the sum of
+per-problem values (each in [0, 1]) as the success count. It is exact-coverage Wilson when
+every problem has one sample and conservative otherwise (a [0, 1] variable of mean p has
+variance at most p(1-p)); unlike the normal approximation it never collapses to [0, 0] when
+every problem is wrong or to [1, 1] when every problem is right. ``ci95_bootstrap`` is the
+percentile bootstrap over problems (Efron 1979), which does degenerate at 0 and 1.
 """
 
 from __future__ import annotations
@@ -10,17 +23,27 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from reasoning.extract import normalize_answer
 
 __all__ = [
+    "Rate",
+    "Scores",
     "bootstrap_mean_ci",
+    "check_ks",
+    "group_answers",
     "maj_at_k",
     "pass_at_k",
-    "summarize",
+    "rate",
+    "score",
     "wilson_interval",
 ]
+
+#: batched equivalence of answer pairs, e.g. ``lambda pairs: [v.correct for v in
+#: grader.grade_many(pairs, extract=False)]``
+Equivalence = Callable[[Sequence[tuple[str, str]]], Sequence[bool]]
 
 
 def check_ks(ks: int | Sequence[int], n: int) -> tuple[int, ...]:
@@ -72,30 +95,75 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
+def group_answers(
+    answers: Sequence[str | None], *, equivalent: Equivalence | None = None
+) -> list[list[int]]:
+    r"""Group samples by their answer: the one grouping of maj@k and of self-consistency.
+
+    1. A sample whose answer is None or normalizes to nothing casts no vote (in no group).
+    2. The others are grouped by :func:`reasoning.extract.normalize_answer` key
+       (``1,000`` = ``1000``, ``$18.00$`` = ``18``).
+    3. With ``equivalent``, groups whose representatives (first members) are equivalent are
+       merged, transitively (union-find), e.g. ``0.5`` and ``rac{1}{2}`` by the grader.
+       All representative pairs are asked in one batch.
+
+    Args:
+        answers: extracted answer per sample.
+        equivalent: optional batched equivalence of answer pairs.
+
+    Returns:
+        Groups of sample indices, each sorted, ordered by their first member.
+    """
+    exact: dict[str, list[int]] = {}
+    for i, a in enumerate(answers):
+        key = normalize_answer(a) if a is not None else None
+        if key is not None:
+            exact.setdefault(key, []).append(i)
+    groups = list(exact.values())
+    if equivalent is None or len(groups) < 2:
+        return groups
+    reps = [answers[g[0]] for g in groups]
+    idx = [(i, j) for i in range(len(reps)) for j in range(i + 1, len(reps))]
+    same = list(equivalent([(reps[i], reps[j]) for i, j in idx]))  # type: ignore[misc]
+    if len(same) != len(idx):
+        raise ValueError(f"equivalent returned {len(same)} results for {len(idx)} pairs")
+    parent = list(range(len(groups)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for (i, j), ok in zip(idx, same, strict=True):
+        if ok:
+            ri, rj = find(i), find(j)
+            parent[max(ri, rj)] = min(ri, rj)
+    merged: dict[int, list[int]] = {}
+    for gi, g in enumerate(groups):
+        merged.setdefault(find(gi), []).extend(g)
+    return sorted((sorted(g) for g in merged.values()), key=lambda g: g[0])
+
+
 def maj_at_k(
     answers: Sequence[str | None],
     correct: Sequence[bool | None],
     k: int,
     *,
-    same: Callable[[str, str], bool] | None = None,
+    equivalent: Equivalence | None = None,
 ) -> float | None:
     """maj@k: whether the most frequent answer among the first k judged samples is correct.
 
-    Samples whose ``correct`` is None (infrastructure failures) are skipped, so "the first k"
-    means the first k judged samples. Samples with no answer (``answers[i]`` None) take part
-    in the count of k but cast no vote. Answers are grouped by :func:`normalize_answer` key
-    and, when ``same`` is given (e.g. ``lambda a, b: grader.grade(a, b, extract=False).correct``),
-    groups whose representatives are ``same`` are merged (first-seen order, transitive through
-    the representative).
-
-    Ties: the tied group whose first member appears earliest wins (deterministic; the answer
-    a model produced first). The winning group's correctness is its first member's.
+    Samples whose ``correct`` is None (not judged) are skipped, so "the first k" means the
+    first k judged samples. Answers are grouped by :func:`group_answers`; samples without an
+    answer take part in the count of k but cast no vote. The largest group wins; ties go to
+    the group whose first member appears earliest (deterministic: the answer the model gave
+    first). The winning group is correct when its first member is.
 
     Args:
         answers: extracted answer per sample (None: nothing extracted).
-        correct: verdict per sample (True/False judged, None infrastructure failure).
+        correct: verdict per sample (True/False judged, None not judged).
         k: samples to vote over, ``k >= 1``.
-        same: optional equivalence of two answer strings.
+        equivalent: optional batched answer equivalence (see :func:`group_answers`).
 
     Returns:
         1.0 or 0.0; 0.0 when none of the k samples has an answer; None when fewer than k
@@ -111,28 +179,19 @@ def maj_at_k(
     judged = [(a, c) for a, c in zip(answers, correct, strict=True) if c is not None][:k]
     if len(judged) < k:
         return None
-    groups: list[tuple[str, str, int, bool]] = []  # (key, representative, votes, correct)
-    for ans, ok in judged:
-        key = normalize_answer(ans)
-        if key is None or ans is None:
-            continue
-        for i, (gkey, rep, votes, gok) in enumerate(groups):
-            if gkey == key or (same is not None and same(rep, ans)):
-                groups[i] = (gkey, rep, votes + 1, gok)
-                break
-        else:
-            groups.append((key, ans, 1, bool(ok)))
+    groups = group_answers([a for a, _ in judged], equivalent=equivalent)
     if not groups:
         return 0.0
-    best = max(range(len(groups)), key=lambda i: (groups[i][2], -i))
-    return 1.0 if groups[best][3] else 0.0
+    best = max(groups, key=lambda g: (len(g), -g[0]))
+    return 1.0 if judged[best[0]][1] else 0.0
 
 
-def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+def wilson_interval(successes: float, total: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (Wilson 1927).
 
     Args:
-        successes: number of successes, ``0 <= successes <= total``.
+        successes: number of successes, ``0 <= successes <= total``; may be fractional (a sum
+            of per-problem rates in [0, 1], see the module docstring).
         total: number of trials.
         z: normal quantile; 1.96 for a 95% interval.
 
@@ -142,11 +201,11 @@ def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float,
     Raises:
         ValueError: when ``successes`` is outside ``[0, total]``.
     """
-    if total < 0 or successes < 0 or successes > total:
+    if total < 0 or successes < 0 or successes > total + 1e-9:
         raise ValueError(f"need 0 <= successes <= total, got {successes}/{total}")
     if total == 0:
         return (0.0, 1.0)
-    p = successes / total
+    p = min(1.0, successes / total)
     z2 = z * z
     denom = 1.0 + z2 / total
     centre = (p + z2 / (2 * total)) / denom
@@ -173,83 +232,157 @@ def bootstrap_mean_ci(
     return (lo, hi)
 
 
-def _mean(xs: Sequence[float]) -> float:
-    return sum(xs) / len(xs) if xs else math.nan
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A rate over problems with its intervals.
+
+    Attributes:
+        mean: mean of per-problem values in [0, 1]; NaN when ``problems == 0``.
+        ci95: Wilson 95% interval over problems (module docstring); (NaN, NaN) when empty.
+        ci95_bootstrap: percentile-bootstrap 95% interval over problems; (NaN, NaN) when
+            empty or not computed.
+        problems: how many problems entered the mean.
+    """
+
+    mean: float
+    ci95: tuple[float, float]
+    ci95_bootstrap: tuple[float, float]
+    problems: int
 
 
-def summarize(
-    per_problem: Sequence[Sequence[bool | None]],
+def rate(values: Sequence[float], *, n_boot: int = 0, seed: int = 0) -> Rate:
+    """:class:`Rate` of per-problem values in [0, 1] (one judged verdict each: 0.0 or 1.0).
+
+    Args:
+        values: one value per problem.
+        n_boot: bootstrap resamples (0: no bootstrap interval).
+        seed: bootstrap seed.
+    """
+    m = len(values)
+    if m == 0:
+        return Rate(math.nan, (math.nan, math.nan), (math.nan, math.nan), 0)
+    total = float(sum(values))
+    boot = bootstrap_mean_ci(values, n_boot=n_boot, seed=seed) if n_boot else (math.nan,) * 2
+    return Rate(total / m, wilson_interval(total, m), boot, m)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What :func:`score` returns; :meth:`to_dict` is the ``summary.json`` shape.
+
+    Attributes:
+        n_problems / n_samples / n_judged: counts (judged: True or False samples).
+        unjudged: samples not judged, by reason (``bad_gold``, ``timeout``, ``error``,
+            ``generation_error``, ...).
+        accuracy: per-problem accuracy over judged samples, averaged over problems that have
+            one (= pass@1).
+        pass_at_k / maj_at_k: per k (as a string); a problem with fewer than k judged
+            samples is left out of that k (``Rate.problems`` says how many entered).
+    """
+
+    n_problems: int
+    n_samples: int
+    n_judged: int
+    unjudged: dict[str, int]
+    accuracy: Rate
+    pass_at_k: dict[str, Rate]
+    maj_at_k: dict[str, Rate] = field(default_factory=dict)
+
+    @property
+    def n_bad_gold(self) -> int:
+        """Samples not judged because the gold answer was missing or unparsable (data)."""
+        return self.unjudged.get("bad_gold", 0)
+
+    @property
+    def n_infra_failures(self) -> int:
+        """Samples not judged for any other reason (grader, sandbox, backend failures)."""
+        return sum(self.unjudged.values()) - self.n_bad_gold
+
+    @property
+    def nothing_judged(self) -> bool:
+        """True when no sample was judged: every rate is NaN and means nothing."""
+        return self.n_judged == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready dict, NaN where undefined.
+
+        Keys: ``n_problems``, ``n_samples``, ``n_judged``, ``n_bad_gold``,
+        ``n_infra_failures``, ``unjudged`` ({reason: n}), ``nothing_judged``,
+        ``n_problems_judged``, ``accuracy``, ``accuracy_ci95``, ``accuracy_ci95_bootstrap``,
+        ``pass@k`` ({k: mean}), ``pass@k_ci95`` / ``pass@k_ci95_bootstrap`` ({k: [lo, hi]}),
+        ``problems_per_k`` ({k: n}), ``maj@k``, ``maj@k_ci95``.
+        """
+        return {
+            "n_problems": self.n_problems, "n_samples": self.n_samples,
+            "n_judged": self.n_judged, "n_bad_gold": self.n_bad_gold,
+            "n_infra_failures": self.n_infra_failures, "unjudged": dict(self.unjudged),
+            "nothing_judged": self.nothing_judged, "n_problems_judged": self.accuracy.problems,
+            "accuracy": self.accuracy.mean, "accuracy_ci95": list(self.accuracy.ci95),
+            "accuracy_ci95_bootstrap": list(self.accuracy.ci95_bootstrap),
+            "pass@k": {k: r.mean for k, r in self.pass_at_k.items()},
+            "pass@k_ci95": {k: list(r.ci95) for k, r in self.pass_at_k.items()},
+            "pass@k_ci95_bootstrap": {k: list(r.ci95_bootstrap) for k, r in self.pass_at_k.items()},
+            "problems_per_k": {k: r.problems for k, r in self.pass_at_k.items()},
+            "maj@k": {k: r.mean for k, r in self.maj_at_k.items()},
+            "maj@k_ci95": {k: list(r.ci95) for k, r in self.maj_at_k.items()},
+        }
+
+
+def score(
+    correct: Sequence[Sequence[bool | None]],
     ks: Sequence[int],
     *,
     answers: Sequence[Sequence[str | None]] | None = None,
-    n_boot: int = 2000,
+    reasons: Sequence[Sequence[str | None]] | None = None,
+    equivalent: Equivalence | None = None,
+    n_boot: int = 1000,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Aggregate per-sample correctness into accuracy, pass@k and (optionally) maj@k.
+) -> Scores:
+    """The one scorer: accuracy, unbiased pass@k and (with ``answers``) maj@k over problems.
 
     Args:
-        per_problem: ``[problem][sample]`` correctness; None = infrastructure failure,
-            excluded and counted in ``samples_failed``.
-        ks: the k values for pass@k / maj@k.
+        correct: ``[problem][sample]`` correctness; None = not judged (excluded, counted).
+        ks: the k values of pass@k / maj@k, each >= 1.
         answers: ``[problem][sample]`` extracted answers, same shape; enables maj@k.
-        n_boot: bootstrap resamples for the pass@k / maj@k intervals.
+        reasons: ``[problem][sample]`` why a None sample was not judged (a verdict status
+            such as ``"bad_gold"`` or ``"timeout"``); None or a None entry counts as
+            ``"infrastructure"``.
+        equivalent: batched answer equivalence for maj@k grouping (:func:`group_answers`).
+        n_boot: bootstrap resamples for the ``ci95_bootstrap`` intervals (0: none).
         seed: bootstrap seed.
 
     Returns:
-        A JSON-ready dict::
-
-            {"problems", "samples", "samples_judged", "samples_failed",
-             "problems_unjudged",                   # problems with no judged sample
-             "accuracy": {"correct", "total", "mean", "ci95"},   # pooled judged samples, Wilson
-             "pass@k": {"1": {"mean", "ci95", "problems"}, ...}, # bootstrap over problems
-             "maj@k":  {...}}                                    # only with ``answers``
-
-        At each k, a problem with fewer than k judged samples is left out of that k's mean;
-        ``problems`` says how many were used. Means of nothing are NaN.
+        Scores. Accuracy is the mean over problems of per-problem judged accuracy (equal to
+        pass@1); its ``ci95`` is Wilson over problems.
 
     Raises:
-        ValueError: on ``k < 1`` or ``answers`` of a different shape.
+        ValueError: a k < 1, or ``answers`` / ``reasons`` of a different shape.
     """
     if any(k < 1 for k in ks):
         raise ValueError(f"every k must be >= 1, got {list(ks)}")
-    if answers is not None and [len(a) for a in answers] != [len(c) for c in per_problem]:
-        raise ValueError("answers must have the same [problem][sample] shape as per_problem")
-    judged = [[bool(c) for c in cs if c is not None] for cs in per_problem]
-    n_samples = sum(len(cs) for cs in per_problem)
-    n_judged = sum(len(j) for j in judged)
-    n_correct = sum(sum(j) for j in judged)
-    out: dict[str, Any] = {
-        "problems": len(per_problem),
-        "samples": n_samples,
-        "samples_judged": n_judged,
-        "samples_failed": n_samples - n_judged,
-        "problems_unjudged": sum(1 for j in judged if not j),
-        "accuracy": {
-            "correct": n_correct,
-            "total": n_judged,
-            "mean": n_correct / n_judged if n_judged else math.nan,
-            "ci95": list(wilson_interval(n_correct, n_judged)),
-        },
-        "pass@k": {},
-    }
-    for k in ks:
-        vals = [pass_at_k(len(j), sum(j), k) for j in judged if len(j) >= k]
-        out["pass@k"][str(k)] = {
-            "mean": _mean(vals),
-            "ci95": list(bootstrap_mean_ci(vals, n_boot=n_boot, seed=seed)),
-            "problems": len(vals),
-        }
+    shape = [len(c) for c in correct]
+    for name, other in (("answers", answers), ("reasons", reasons)):
+        if other is not None and [len(x) for x in other] != shape:
+            raise ValueError(f"{name} must have the same [problem][sample] shape as correct")
+    unjudged: dict[str, int] = {}
+    for pi, cs in enumerate(correct):
+        for si, c in enumerate(cs):
+            if c is None:
+                why = (reasons[pi][si] if reasons is not None else None) or "infrastructure"
+                unjudged[why] = unjudged.get(why, 0) + 1
+    judged = [[bool(c) for c in cs if c is not None] for cs in correct]
+    opts = {"n_boot": n_boot, "seed": seed}
+    acc = rate([sum(j) / len(j) for j in judged if j], **opts)
+    pass_k = {str(k): rate([pass_at_k(len(j), sum(j), k) for j in judged if len(j) >= k],
+                           **opts) for k in ks}
+    maj_k: dict[str, Rate] = {}
     if answers is not None:
-        out["maj@k"] = {}
         for k in ks:
-            majs = [
-                m
-                for ans, cs in zip(answers, per_problem, strict=True)
-                if (m := maj_at_k(ans, cs, k)) is not None
-            ]
-            out["maj@k"][str(k)] = {
-                "mean": _mean(majs),
-                "ci95": list(bootstrap_mean_ci(majs, n_boot=n_boot, seed=seed)),
-                "problems": len(majs),
-            }
-    return out
+            majs = [m for ans, cs in zip(answers, correct, strict=True)
+                    if (m := maj_at_k(ans, cs, k, equivalent=equivalent)) is not None]
+            maj_k[str(k)] = rate(majs, **opts)
+    return Scores(
+        n_problems=len(correct), n_samples=sum(shape), n_judged=sum(len(j) for j in judged),
+        unjudged=dict(sorted(unjudged.items())), accuracy=acc, pass_at_k=pass_k, maj_at_k=maj_k,
+    )

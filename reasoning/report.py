@@ -7,60 +7,40 @@ import math
 from pathlib import Path
 from typing import Any
 
-from reasoning.metrics import maj_at_k, pass_at_k, wilson_interval
+from reasoning import metrics
 
 log = logging.getLogger(__name__)
 
 
+def _unjudged_reason(a: dict[str, Any]) -> str | None:
+    """Why an attempt was not judged: its verdict status, or ``generation_error``."""
+    if a["correct"] is not None:
+        return None
+    if a.get("finish_reason") == "error":
+        return "generation_error"
+    return str((a.get("verdict") or {}).get("status") or "infrastructure")
+
+
 def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
-    """Aggregate per-problem records into pass@k, maj@k and accuracy.
+    """Summary of eval records by :func:`reasoning.metrics.score` (the one scorer).
 
     Args:
-        records: eval records; each has ``attempts``, a list of dicts with ``answer`` (str or
-            None) and ``correct`` (True / False / None; None = infrastructure failure).
+        records: eval records; each has ``gold`` and ``attempts``, a list of dicts with
+            ``answer`` (str or None), ``correct`` (True / False / None = not judged),
+            ``finish_reason`` and ``verdict`` (its ``status`` says why a sample was not judged).
         ks: the k values to report.
 
     Returns:
-        ``{"n_problems", "n_samples", "n_judged", "n_infra_failures", "accuracy",
-        "accuracy_ci95": [lo, hi], "pass@k": {k: value}, "maj@k": {k: value},
-        "problems_per_k": {k: problems with >= k judged samples}}``. Infrastructure failures are
-        dropped before scoring (never counted as wrong); a problem with fewer than k judged
-        samples does not enter pass@k / maj@k for that k. Accuracy is the mean over problems of
-        per-problem accuracy; its 95% interval is Wilson's (Wilson 1927) when every problem has
-        one judged sample, else a normal interval over problem means.
+        :meth:`reasoning.metrics.Scores.to_dict` plus ``n_problems_without_gold`` (problems
+        kept by ``allow_missing_gold``; their samples count as ``bad_gold``, never as
+        infrastructure failures).
     """
-    per_problem = [[a["correct"] for a in r["attempts"]] for r in records]
+    correct = [[a["correct"] for a in r["attempts"]] for r in records]
     answers = [[a["answer"] for a in r["attempts"]] for r in records]
-    judged = [[c for c in cs if c is not None] for cs in per_problem]
-    n_samples = sum(len(cs) for cs in per_problem)
-    n_judged = sum(len(j) for j in judged)
-    accs = [sum(j) / len(j) for j in judged if j]
-    acc = sum(accs) / len(accs) if accs else float("nan")
-    if all(len(j) == 1 for j in judged if j):
-        lo, hi = wilson_interval(int(sum(accs)), len(accs)) if accs else (math.nan, math.nan)
-    else:
-        sd = math.sqrt(sum((a - acc) ** 2 for a in accs) / max(1, len(accs) - 1))
-        half = 1.96 * sd / math.sqrt(len(accs))
-        lo, hi = max(0.0, acc - half), min(1.0, acc + half)
-    pass_k: dict[str, float] = {}
-    maj_k: dict[str, float] = {}
-    used: dict[str, int] = {}
-    for k in ks:
-        vals = [pass_at_k(len(j), sum(j), k) for j in judged if len(j) >= k]
-        majs = []
-        for cs, ans in zip(per_problem, answers, strict=True):
-            if sum(c is not None for c in cs) >= k:
-                m = maj_at_k(ans, cs, k)
-                if m is not None:
-                    majs.append(m)
-        used[str(k)] = len(vals)
-        pass_k[str(k)] = sum(vals) / len(vals) if vals else float("nan")
-        maj_k[str(k)] = sum(majs) / len(majs) if majs else float("nan")
-    return {
-        "n_problems": len(records), "n_samples": n_samples, "n_judged": n_judged,
-        "n_infra_failures": n_samples - n_judged, "accuracy": acc, "accuracy_ci95": [lo, hi],
-        "pass@k": pass_k, "maj@k": maj_k, "problems_per_k": used,
-    }
+    reasons = [[_unjudged_reason(a) for a in r["attempts"]] for r in records]
+    out = metrics.score(correct, ks, answers=answers, reasons=reasons).to_dict()
+    out["n_problems_without_gold"] = sum(1 for r in records if r.get("gold") is None)
+    return out
 
 
 def write_parquet(path: Path, records: list[dict[str, Any]]) -> None:
@@ -111,7 +91,9 @@ def plot_summary(path: Path, summary: dict[str, Any], title: str) -> None:
                     b.get_height()), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("% of problems")
     ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
+    loud = nothing_judged_message(summary)
+    ax.set_title(title if loud is None else f"{title}\nNOTHING WAS JUDGED", fontsize=9,
+                 color="black" if loud is None else "red")
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -119,8 +101,17 @@ def plot_summary(path: Path, summary: dict[str, Any], title: str) -> None:
     tmp.replace(path)
 
 
+def nothing_judged_message(summary: dict[str, Any]) -> str | None:
+    """The loud line for a summary in which no sample was judged; None when some were."""
+    if summary["n_judged"]:
+        return None
+    return (f"NOTHING WAS JUDGED: 0 of {summary['n_samples']} samples "
+            f"({summary['n_bad_gold']} bad gold, {summary['n_infra_failures']} infrastructure "
+            "failures); no accuracy, pass@k or maj@k can be reported")
+
+
 def print_summary(summary: dict[str, Any], title: str) -> None:
-    """Print the summary as a rich table on stderr."""
+    """Print the summary as a rich table on stderr (and a loud line when nothing was judged)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -132,14 +123,24 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     t.add_column("value", justify="right")
     lo, hi = summary["accuracy_ci95"]
     t.add_row("problems", str(summary["n_problems"]))
+    if summary.get("n_problems_without_gold"):
+        t.add_row("problems without gold (not scored)", str(summary["n_problems_without_gold"]))
     t.add_row("samples (judged)", f"{summary['n_samples']} ({summary['n_judged']})")
+    t.add_row("bad gold (excluded)", str(summary["n_bad_gold"]))
     t.add_row("infrastructure failures (excluded)", str(summary["n_infra_failures"]))
-    t.add_row("accuracy [95% CI]", f"{pct(summary['accuracy'])} [{pct(lo)}, {pct(hi)}]")
-    for k, v in summary["pass@k"].items():
-        t.add_row(f"pass@{k}", pct(v))
-    for k, v in summary["maj@k"].items():
-        t.add_row(f"maj@{k}", pct(v))
-    Console(stderr=True).print(t)
+    loud = nothing_judged_message(summary)
+    if loud is None:
+        t.add_row("accuracy [95% Wilson CI]", f"{pct(summary['accuracy'])} [{pct(lo)}, {pct(hi)}]")
+        for k, v in summary["pass@k"].items():
+            t.add_row(f"pass@{k} (problems {summary['problems_per_k'][k]})", pct(v))
+        for k, v in summary["maj@k"].items():
+            t.add_row(f"maj@{k}", pct(v))
+    else:
+        t.add_row("accuracy, pass@k, maj@k", "not judged")
+    console = Console(stderr=True)
+    console.print(t)
+    if loud is not None:
+        console.print(f"[bold red]{loud}[/]")
 
 
 def write_outputs(
@@ -160,5 +161,7 @@ def write_outputs(
     write_parquet(out / "results.parquet", records)
     title = f"{summary['benchmark']} | {summary['strategy']} | {Path(str(summary['model'])).name}"
     plot_summary(out / "pass_at_k.png", summary, title)
+    if (loud := nothing_judged_message(summary)) is not None:
+        log.warning("%s: %s", out, loud)
     print_summary(summary, title)
     return summary

@@ -5,7 +5,15 @@ from fractions import Fraction
 
 import pytest
 
-from reasoning.metrics import bootstrap_mean_ci, maj_at_k, pass_at_k, summarize, wilson_interval
+from reasoning.metrics import (
+    bootstrap_mean_ci,
+    group_answers,
+    maj_at_k,
+    pass_at_k,
+    rate,
+    score,
+    wilson_interval,
+)
 
 
 def brute_pass_at_k(n: int, c: int, k: int) -> Fraction:
@@ -65,16 +73,23 @@ def test_maj_at_k(answers, correct, k, expected):
     assert maj_at_k(answers, correct, k) == expected
 
 
-def test_maj_at_k_groups_by_equivalence():
-    same = {frozenset({"0.5", r"\frac{1}{2}"})}
+def _equiv(*classes):
+    """A batched equivalence from explicit classes of equal answers (a grader stand-in)."""
+    same = [frozenset(c) for c in classes]
 
-    def eq(a: str, b: str) -> bool:
-        return a == b or frozenset({a, b}) in same
+    def eq(pairs):
+        return [a == b or any({a, b} <= c for c in same) for a, b in pairs]
+
+    return eq
+
+
+def test_maj_at_k_groups_by_equivalence():
+    eq = _equiv({"0.5", r"\frac{1}{2}"})
 
     answers = ["7", r"\frac{1}{2}", "0.5", "7", "0.5"]
     correct = [False, True, True, False, True]
     assert maj_at_k(answers, correct, 5) == 0.0  # by string: "7" (2, earliest) beats "0.5" (2)
-    assert maj_at_k(answers, correct, 5, same=eq) == 1.0  # 1/2 and 0.5 are one group of 3
+    assert maj_at_k(answers, correct, 5, equivalent=eq) == 1.0  # 1/2 and 0.5 are one group of 3
 
 
 def test_maj_at_k_rejects_bad_arguments():
@@ -115,45 +130,109 @@ def test_bootstrap_mean_ci():
     assert all(math.isnan(x) for x in bootstrap_mean_ci([]))
 
 
-def test_summarize_excludes_infrastructure_failures():
-    per_problem = [
+@pytest.mark.parametrize("answers,classes,groups", [
+    (["5", "5", "6"], (), [[0, 1], [2]]),
+    (["1,000", "1000", None, "7"], (), [[0, 1], [3]]),  # None casts no vote
+    (["$18.00$", "18", " "], (), [[0, 1]]),  # empty after normalization: no vote
+    (["7", r"\frac{1}{2}", "0.5", "7"], ({"0.5", r"\frac{1}{2}"},), [[0, 3], [1, 2]]),
+    (["a", "b", "c"], ({"a", "c"}, {"c", "b"}), [[0, 1, 2]]),  # transitive
+    ([None, None], (), []),
+    ([], (), []),
+])
+def test_group_answers(answers, classes, groups):
+    assert group_answers(answers, equivalent=_equiv(*classes) if classes else None) == groups
+
+
+def test_group_answers_rejects_a_short_equivalence():
+    with pytest.raises(ValueError, match="pairs"):
+        group_answers(["1", "2"], equivalent=lambda pairs: [])
+
+
+def test_score_excludes_unjudged_and_counts_reasons():
+    correct = [
         [True, False, None, True],  # 3 judged
         [False, False, False, False],
         [None, None, None, None],  # nothing judged
         [True, True, True, True],
     ]
     answers = [["1", "2", None, "1"], ["3", "4", "3", "5"], [None] * 4, ["9"] * 4]
-    s = summarize(per_problem, [1, 2, 4], answers=answers, n_boot=200)
-    assert s["problems"] == 4 and s["samples"] == 16
-    assert s["samples_judged"] == 11 and s["samples_failed"] == 5
-    assert s["problems_unjudged"] == 1
-    assert s["accuracy"]["correct"] == 6 and s["accuracy"]["total"] == 11
-    assert s["accuracy"]["mean"] == pytest.approx(6 / 11)
-    lo, hi = s["accuracy"]["ci95"]
-    assert lo < 6 / 11 < hi
-    p1 = s["pass@k"]["1"]
-    assert p1["problems"] == 3
-    assert p1["mean"] == pytest.approx((2 / 3 + 0 + 1) / 3)
-    assert s["pass@k"]["4"]["problems"] == 2  # the 3-judged problem cannot give pass@4
-    assert s["pass@k"]["4"]["mean"] == pytest.approx(0.5)
-    assert s["maj@k"]["2"]["problems"] == 3
+    reasons = [[None, None, "timeout", None], [None] * 4, ["bad_gold"] * 4, [None] * 4]
+    s = score(correct, [1, 2, 4], answers=answers, reasons=reasons, n_boot=200)
+    assert (s.n_problems, s.n_samples, s.n_judged) == (4, 16, 11)
+    assert s.unjudged == {"bad_gold": 4, "timeout": 1}
+    assert (s.n_bad_gold, s.n_infra_failures) == (4, 1)
+    assert not s.nothing_judged
+    assert s.accuracy.problems == 3
+    assert s.accuracy.mean == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert s.pass_at_k["1"].mean == pytest.approx(s.accuracy.mean)  # accuracy is pass@1
+    assert s.pass_at_k["4"].problems == 2  # the 3-judged problem cannot give pass@4
+    assert s.pass_at_k["4"].mean == pytest.approx(0.5)
+    assert s.maj_at_k["2"].problems == 3
     # maj@2: problem 0 votes "1"(T) vs "2"(F) tie -> "1" -> 1; problem 1 -> 0; problem 3 -> 1
-    assert s["maj@k"]["2"]["mean"] == pytest.approx(2 / 3)
+    assert s.maj_at_k["2"].mean == pytest.approx(2 / 3)
+    d = s.to_dict()
+    assert d["n_bad_gold"] == 4 and d["n_infra_failures"] == 1 and d["problems_per_k"]["4"] == 2
+    lo, hi = d["accuracy_ci95"]
+    assert lo < d["accuracy"] < hi
 
 
-def test_summarize_edge_cases():
-    s = summarize([], [1])
-    assert s["problems"] == 0 and math.isnan(s["pass@k"]["1"]["mean"])
-    assert s["accuracy"]["ci95"] == [0.0, 1.0]
+@pytest.mark.parametrize("correct,mean,lo_max,hi_min", [
+    # all wrong: the interval must not collapse to [0, 0] (the old normal approximation did)
+    ([[False] * 4] * 10, 0.0, 0.0, 0.2),
+    ([[False]] * 10, 0.0, 0.0, 0.2),
+    # all right: not [1, 1] either
+    ([[True] * 4] * 10, 1.0, 0.8, 1.0),
+    ([[True]] * 10, 1.0, 0.8, 1.0),
+    # mixed
+    ([[True, False]] * 10, 0.5, 0.4, 0.6),
+])
+def test_score_intervals_at_the_edges(correct, mean, lo_max, hi_min):
+    s = score(correct, [1], n_boot=200)
+    lo, hi = s.accuracy.ci95
+    assert s.accuracy.mean == pytest.approx(mean)
+    assert lo <= mean <= hi and hi - lo > 0.1
+    assert lo <= lo_max and hi >= hi_min
+    assert s.pass_at_k["1"].ci95 == s.accuracy.ci95
+
+
+def test_score_one_sample_each_is_plain_wilson():
+    correct = [[True]] * 7 + [[False]] * 13
+    assert score(correct, [1], n_boot=0).accuracy.ci95 == wilson_interval(7, 20)
+
+
+def test_score_nothing_judged():
+    s = score([[None, None], [None]], [1], reasons=[["bad_gold", "bad_gold"], [None]])
+    assert s.nothing_judged and s.n_judged == 0
+    assert (s.n_bad_gold, s.n_infra_failures) == (2, 1)
+    assert math.isnan(s.accuracy.mean) and all(math.isnan(x) for x in s.accuracy.ci95)
+    assert s.to_dict()["nothing_judged"] is True
+    empty = score([], [1])
+    assert empty.n_problems == 0 and math.isnan(empty.pass_at_k["1"].mean)
+
+
+def test_score_rejects_bad_arguments():
     with pytest.raises(ValueError):
-        summarize([[True]], [0])
+        score([[True]], [0])
     with pytest.raises(ValueError):
-        summarize([[True]], [1], answers=[["1", "2"]])
+        score([[True]], [1], answers=[["1", "2"]])
+    with pytest.raises(ValueError):
+        score([[True]], [1], reasons=[[None, None]])
 
 
-def test_summarize_pass_at_1_equals_mean_accuracy_when_balanced():
+def test_score_pass_at_1_equals_mean_accuracy_when_balanced():
     rng = random.Random(3)
-    per_problem = [[rng.random() < 0.4 for _ in range(8)] for _ in range(50)]
-    s = summarize(per_problem, [1, 8], n_boot=100)
-    assert s["pass@k"]["1"]["mean"] == pytest.approx(s["accuracy"]["mean"])
-    assert s["pass@k"]["8"]["mean"] >= s["pass@k"]["1"]["mean"]
+    correct = [[rng.random() < 0.4 for _ in range(8)] for _ in range(50)]
+    s = score(correct, [1, 8], n_boot=100)
+    assert s.pass_at_k["1"].mean == pytest.approx(s.accuracy.mean)
+    assert s.pass_at_k["8"].mean >= s.pass_at_k["1"].mean
+    lo, hi = s.pass_at_k["1"].ci95_bootstrap
+    assert lo < s.accuracy.mean < hi
+
+
+def test_rate_fractional_wilson_is_wider_than_pooled_samples():
+    """Over problems, 8 samples each: the interval reflects 50 problems, not 400 samples."""
+    per_problem = [0.25, 0.75] * 25
+    r = rate(per_problem)
+    pooled = wilson_interval(200, 400)
+    assert r.mean == pytest.approx(0.5) and r.problems == 50
+    assert (r.ci95[1] - r.ci95[0]) > (pooled[1] - pooled[0])

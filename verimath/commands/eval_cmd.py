@@ -12,14 +12,30 @@ HELP = "evaluate a model on GSM8K / MATH-500 / a JSONL set (pass@k, maj@k) with 
 _FLAGS = {**MODEL_FLAGS,
     "benchmark": "benchmark", "split": "split", "limit": "limit", "out": "out", "n": "n",
     "temperature": "temperature", "max_tokens": "max_tokens", "seed": "seed",
-    "strategy": "rollout.strategy",
+    "strategy": "rollout.strategy", "allow_missing_gold": "allow_missing_gold",
 }
+
+
+def field_overrides(args: argparse.Namespace) -> list[str]:
+    """``question_field=...`` overrides, JSON-quoted so a template stays a string in YAML."""
+    import json
+
+    return [f"{k}={json.dumps(getattr(args, k))}"
+            for k in ("question_field", "answer_field", "id_field")
+            if getattr(args, k, None) is not None]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``verimath eval``; ``key=value`` overrides may follow (e.g. sandbox.timeout_s=3)."""
     p.add_argument("--config", help="YAML preset (configs/eval/*.yaml); flags override it")
-    p.add_argument("--benchmark", help="gsm8k | math500 | PATH.jsonl | hub id")
+    p.add_argument("--benchmark", help="gsm8k | math500 | math | svamp | asdiv | aime24 | amc23 | "
+                   "minerva_math | olympiadbench | PATH.jsonl | hub id (layout auto-detected)")
+    p.add_argument("--question-field", dest="question_field",
+                   help='question field: a dotted path or a template, e.g. "{Body} {Question}"')
+    p.add_argument("--answer-field", dest="answer_field", help="gold answer field (dotted path)")
+    p.add_argument("--id-field", dest="id_field", help="problem id field (dotted path)")
+    p.add_argument("--allow-missing-gold", dest="allow_missing_gold", action="store_true",
+                   default=None, help="keep problems whose gold cannot be extracted (not scored)")
     p.add_argument("--split", help="keep this split only (e.g. test)")
     p.add_argument("--limit", type=int, help="first L problems")
     add_model_arguments(p)
@@ -42,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from verimath.config import ConfigError, config_from_args
 
     try:
-        cfg = config_from_args(EvalConfig, args, _FLAGS, [f"k=[{args.k}]"] if args.k else [])
+        cfg = config_from_args(EvalConfig, args, _FLAGS, field_overrides(args)
+                               + ([f"k=[{args.k}]"] if args.k else []))
     except (ConfigError, FileNotFoundError) as e:
         print(f"verimath eval: {e}", file=sys.stderr)
         return 2
