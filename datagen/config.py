@@ -184,6 +184,10 @@ class DatagenConfig:
             or ``both``.
         inputs: problem sources (``gsm8k_train``, ``minif2f``, a .jsonl/.parquet path, a hub id).
         split / limit: keep one split; first ``limit`` problems per input (None: all).
+        question_field / answer_field / id_field: explicit field mapping of the inputs
+            (:class:`verimath.layouts.FieldMap`: dotted paths, or a template such as
+            ``"{Body} {Question}"`` for the question); None detects the layout per record.
+            Inputs without a gold answer are solved by self-consistency (``solve.majority``).
         out: the run folder; re-running with the same ``out`` resumes.
         dedup: drop repeated problems (normalized-text hash).
         max_inflight: batches generated but not yet verified (overlap of generation and
@@ -197,6 +201,9 @@ class DatagenConfig:
     inputs: tuple[str, ...] = ("gsm8k_train",)
     split: str | None = None
     limit: int | None = None
+    question_field: str | None = None
+    answer_field: str | None = None
+    id_field: str | None = None
     out: str = "runs/datagen"
     dedup: bool = True
     max_inflight: int = 2

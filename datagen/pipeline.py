@@ -80,12 +80,15 @@ class Components:
 def load_stage(cfg: DatagenConfig) -> tuple[list[Problem], list[dict[str, Any]], StageCounts]:
     """Load every input; returns usable problems, rejection entries and the load counts."""
     from verimath.datasets import load_problems
+    from verimath.layouts import FieldMap
 
     problems: list[Problem] = []
     rejected: list[dict[str, Any]] = []
     reasons: Counter[str] = Counter()
     for spec in cfg.inputs:
-        res = load_problems(spec, split=cfg.split, limit=cfg.limit)
+        res = load_problems(spec, split=cfg.split, limit=cfg.limit,
+                            fields=FieldMap(cfg.question_field, cfg.answer_field, cfg.id_field),
+                            allow_missing_gold=True)  # gold-less problems: self-consistency
         for e in res.errors:
             log.warning("skipping bad record: %s", e)
             rejected.append({"stage": "load", "reason": f"bad_record: {e}", "unit": "records",

@@ -280,32 +280,13 @@ class SolveStage:
         return self._outcome(it, p, accepted, rejected, "self_consistency", sc_answer=answer)
 
     def _group_answers(self, answers: list[str]) -> list[list[int]]:
-        """Indices of ``answers`` grouped by equivalence (exact text, then grader-equivalent)."""
-        exact: dict[str, list[int]] = {}
-        for i, a in enumerate(answers):
-            exact.setdefault(normalize_text(a), []).append(i)
-        groups = list(exact.values())
-        if len(groups) < 2:
-            return groups
-        reps = [answers[g[0]] for g in groups]
-        pairs = [(reps[i], reps[j]) for i in range(len(reps)) for j in range(i + 1, len(reps))]
+        """Indices of ``answers`` grouped as maj@k groups them, with grader equivalence."""
+        from reasoning.metrics import group_answers
+
         assert self.grader is not None
-        verdicts = iter(self.grader.grade_many(pairs, extract=False))
-        parent = list(range(len(groups)))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                x = parent[x]
-            return x
-
-        for i in range(len(reps)):
-            for j in range(i + 1, len(reps)):
-                if next(verdicts).correct:
-                    parent[find(j)] = find(i)
-        merged: dict[int, list[int]] = {}
-        for gi, g in enumerate(groups):
-            merged.setdefault(find(gi), []).extend(g)
-        return [sorted(g) for g in merged.values()]
+        grader = self.grader
+        return group_answers(answers, equivalent=lambda pairs: [
+            v.correct for v in grader.grade_many(list(pairs), extract=False)])
 
     def _outcome(self, it: Item, p: Problem,
                  accepted: list[tuple[int, Attempt, dict[str, Verdict]]],

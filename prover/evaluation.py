@@ -212,27 +212,28 @@ def _bfs_attempts(cfg: ProveConfig, p: Problem, backend: Backend, checker: Proof
 
 
 def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
-    """pass@k (unbiased, Chen et al. 2021) over judged attempts, averaged over problems.
+    """pass@k (unbiased, Chen et al. 2021) over judged attempts, by :func:`reasoning.metrics.score`.
 
     Attempts Lean could not judge (TIMEOUT / ERROR, env failure) are excluded and counted in
     ``n_infra_failures``; a problem with fewer than k judged attempts is left out of pass@k
-    for that k (``problems_per_k`` says how many entered).
+    for that k (``problems_per_k`` says how many entered); ``pass@k_ci95`` is the Wilson
+    interval over problems.
     """
-    from reasoning.metrics import pass_at_k
+    from reasoning.metrics import score as score_samples
 
+    correct = [[True] * r["n_correct"] + [False] * (r["n_judged"] - r["n_correct"])
+               + [None] * r["n_infra"] for r in records]
+    sc = score_samples(correct, ks, n_boot=0)
     out: dict[str, Any] = {
         "n_problems": len(records),
         "n_attempts": sum(len(r["attempts"]) for r in records),
-        "n_judged": sum(r["n_judged"] for r in records),
-        "n_infra_failures": sum(r["n_infra"] for r in records),
+        "n_judged": sc.n_judged, "n_infra_failures": sc.n_infra_failures,
+        "nothing_judged": sc.nothing_judged,
         "n_solved": sum(1 for r in records if r["n_correct"] > 0),
-        "pass@k": {}, "problems_per_k": {},
+        "pass@k": {k: v.mean for k, v in sc.pass_at_k.items()},
+        "pass@k_ci95": {k: list(v.ci95) for k, v in sc.pass_at_k.items()},
+        "problems_per_k": {k: v.problems for k, v in sc.pass_at_k.items()},
     }
-    for k in ks:
-        vals = [pass_at_k(r["n_judged"], r["n_correct"], k) for r in records
-                if r["n_judged"] >= k]
-        out["pass@k"][str(k)] = sum(vals) / len(vals) if vals else float("nan")
-        out["problems_per_k"][str(k)] = len(vals)
     searches = [a["search"] for r in records for a in r["attempts"] if "search" in a]
     if searches:
         out["mean_expansions"] = sum(s["expansions"] for s in searches) / len(searches)
@@ -352,6 +353,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     t.add_row("infrastructure failures (excluded)", str(summary["n_infra_failures"]))
     for k, v in summary["pass@k"].items():
         t.add_row(f"pass@{k}", pct(v))
+    if summary.get("nothing_judged"):
+        t.add_row("[bold red]NOTHING WAS JUDGED[/]", "pass@k means nothing")
     if "mean_expansions" in summary:
         t.add_row("mean expansions / tree size",
                   f"{summary['mean_expansions']:.1f} / {summary['mean_nodes']:.1f}")

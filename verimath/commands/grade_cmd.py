@@ -165,17 +165,18 @@ class GradeReport:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary: records, bad_records, per-status counts, accuracy and ci95."""
-        from reasoning.metrics import wilson_interval
+        from reasoning.metrics import rate
 
         correct = self.counts.get("correct", 0)
         judged = self.judged
+        acc = rate([1.0] * correct + [0.0] * (judged - correct))  # the one scorer's rate
         return {
             "records": self.records,
             "bad_records": self.bad_records,
             "counts": dict(sorted(self.counts.items())),
             "judged": judged,
-            "accuracy": correct / judged if judged else None,
-            "ci95": list(wilson_interval(correct, judged)) if judged else None,
+            "accuracy": acc.mean if judged else None,
+            "ci95": list(acc.ci95) if judged else None,
         }
 
 
