@@ -149,3 +149,16 @@ def test_mapping_flags_for_an_unknown_layout(tmp_path, monkeypatch):
     assert rec["id"] == "a" and rec["gold"] == "15"
     assert rec["question"] == "Each pack has 5 pencils. How many in 3?"
     assert json.loads((out / "summary.json").read_text())["accuracy"] == 1.0
+
+
+def test_mapping_keys_in_yaml_configs(tmp_path):
+    from datagen.config import DatagenConfig
+    from reasoning.evaluation import EvalConfig
+    from verimath.config import load_config
+
+    y = tmp_path / "c.yaml"
+    y.write_text('question_field: "{Body} {Question}"\nanswer_field: Answer\nid_field: ID\n')
+    for cls in (EvalConfig, DatagenConfig):
+        cfg = load_config(cls, y)
+        assert (cfg.question_field, cfg.answer_field, cfg.id_field) == (
+            "{Body} {Question}", "Answer", "ID")
