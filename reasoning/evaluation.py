@@ -103,6 +103,10 @@ def _fingerprint(cfg: EvalConfig, prompt_hash: str) -> str:
         cfg.benchmark, cfg.split, cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.seed,
         b.backend, b.model, b.gguf_file, str(cfg.rollout.strategy), cfg.rollout.max_tool_calls,
         prompt_hash, GRADER_VERSION,
+        # how records are read (appended only when set, so existing runs keep resuming)
+        *((cfg.question_field, cfg.answer_field, cfg.id_field, cfg.allow_missing_gold)
+          if (cfg.question_field or cfg.answer_field or cfg.id_field or cfg.allow_missing_gold)
+          else ()),
     )
 
 

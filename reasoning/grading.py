@@ -51,7 +51,7 @@ __all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable"]
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever extraction or equivalence semantics change; recorded in every verdict.
-GRADER_VERSION = "verimath-grader/1"
+GRADER_VERSION = "verimath-grader/2"  # 2: one gold extractor (verimath.gold)
 
 
 class GraderUnavailable(RuntimeError):
