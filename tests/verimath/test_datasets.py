@@ -211,3 +211,13 @@ def test_parquet(tmp_path):
     r = load_problems(str(p))
     assert r.problems[0].answer == "7"
     assert json.dumps(r.problems[0].to_dict())
+
+
+def test_formal_duplicate_names_are_suffixed_too(tmp_path):
+    """The prover's input path: two miniF2F-style records with one name stay two problems."""
+    stmt = "theorem t : 1 + 1 = 2 :="
+    rows = [{"name": "t", "formal_statement": stmt, "header": "import Mathlib"},
+            {"name": "t", "formal_statement": stmt + " -- v2", "header": "import Mathlib"}]
+    r = load_problems(_write(tmp_path, rows))
+    assert [p.id for p in r.problems] == ["t", "t~2"] and len(r.duplicates) == 1
+    assert all(p.answer is None for p in r.problems) and not r.errors  # no gold needed
