@@ -157,7 +157,7 @@ def _normalize(
     """Map one raw record (any layout of :mod:`verimath.layouts`, miniF2F, a Problem)."""
     if (fields is None or fields.empty) and "formal_statement" in rec and "name" in rec:
         return _formal(rec, where, source)
-    if (fields is None or fields.empty) and "id" in rec and "source" in rec:
+    if (fields is None or fields.empty) and {"id", "source", "informal"} <= rec.keys():
         p = Problem.from_dict(rec, where)  # already a verimath Problem
         if p.answer is None and not p.formal_statement and not allow_missing_gold:
             raise RecordError(where, "answer", "no gold answer (null); use "

@@ -221,3 +221,13 @@ def test_formal_duplicate_names_are_suffixed_too(tmp_path):
     r = load_problems(_write(tmp_path, rows))
     assert [p.id for p in r.problems] == ["t", "t~2"] and len(r.duplicates) == 1
     assert all(p.answer is None for p in r.problems) and not r.errors  # no gold needed
+
+
+def test_a_record_with_id_and_source_is_not_mistaken_for_a_problem(tmp_path):
+    """NuminaMath-style rows have ``source`` and ``id`` but are not verimath Problems."""
+    rows = [{"id": "n1", "source": "amc_aime", "problem": "What is $2+2$?", "answer": 4},
+            {"id": "p1", "source": "mine", "informal": "What is 1+1?", "answer": "2"}]
+    r = load_problems(_write(tmp_path, rows))
+    assert [(p.id, p.informal, p.answer) for p in r.problems] == [
+        ("n1", "What is $2+2$?", "4"), ("p1", "What is 1+1?", "2")]
+    assert r.problems[1].source == "mine"  # a Problem keeps its own source
