@@ -37,7 +37,9 @@ __all__ = ["GoldResult", "explain_gold", "extract_gold", "find_last_boxed"]
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _HASHES_RE = re.compile(r"####\s*")
-_ANSWER_IS_RE = re.compile(r"(?:final\s+answer|the\s+answer)\s*(?:is\b)?\s*:?\s*", re.IGNORECASE)
+_ANSWER_IS_RE = re.compile(
+    r"(?:final\s+answer|the\s+answer)\s*(?:is\b\s*:?|:)\s*", re.IGNORECASE
+)
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|textrm|mbox|mathbf)\s*\{[^{}]*\}")
 _NUMBER = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)"

@@ -26,7 +26,9 @@ from verimath.gold import explain_gold, extract_gold, find_last_boxed
     ("\\frac{1}{2}", "\\frac{1}{2}"), ("$-\\frac{1}{3}$", "-\\frac{1}{3}"),
     ("9 (apples)", "9"), ("18 dollars", "18"), ("(1, 2]", "(1, 2]"), ("Sunday", "Sunday"),
     ("\\text{(C)}", "\\text{(C)}"), ("1, 2", "1, 2"),
-    # nothing to extract
+    ("Final Answer: 12", "12"),
+    # nothing to extract ("the answer" without "is" / ":" is not a marker)
+    ("We check the answer by substitution.\nIt works for every case we tried.", None),
     ("Janet has eggs.\nShe sells them at the market every day.", None),
     ("a long solution without any marked answer in it so we get it", None),
     ("", None), (None, None), (True, None), ([], None), ({"a": 1}, None), (float("nan"), None),
