@@ -49,6 +49,9 @@ from prover.lean_text import (
     strip_comments,
     unquote_name,
 )
+from prover.responses import SORRY_WARNINGS as SORRY_WARNINGS  # re-exported
+from prover.responses import LeanMessage as LeanMessage  # re-exported
+from prover.responses import LeanResponse
 from prover.types import LeanVersion, ProofTask
 from verimath.records import Verdict, VerdictStatus
 
@@ -92,7 +95,6 @@ _AXIOMS_RE = re.compile(
     r"^'(?P<name>.+?)' (?:depends on axioms: \[(?P<axioms>[^\]]*)\]|does not depend on any axioms)",
     re.DOTALL,
 )
-SORRY_WARNINGS = ("declaration uses 'sorry'", "declaration uses `sorry`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,43 +121,6 @@ class Submission:
     body: str
     restated: str | None = None
     findings: tuple[Finding, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LeanMessage:
-    """A Lean message, independent of the REPL library's classes.
-
-    Attributes:
-        severity: ``error`` | ``warning`` | ``info`` | ``trace``.
-        text: the message text.
-        line: 1-based start line within the checked command (0 when unknown).
-        column: 0-based start column.
-    """
-
-    severity: str
-    text: str
-    line: int = 0
-    column: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LeanResponse:
-    """What Lean said about one command.
-
-    Attributes:
-        messages: all messages in order.
-        sorries: goals of the ``sorry`` placeholders Lean found (pretty-printed).
-        elapsed_s: wall seconds the command took.
-    """
-
-    messages: tuple[LeanMessage, ...] = ()
-    sorries: tuple[str, ...] = ()
-    elapsed_s: float = 0.0
-
-    @property
-    def errors(self) -> list[str]:
-        """Texts of error messages."""
-        return [m.text for m in self.messages if m.severity == "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,7 +433,7 @@ def audit_response(cmd: CheckedCommand, response: LeanResponse) -> AuditReport:
         findings.append(Finding("lean_errors", errors[0].splitlines()[0][:200]))
     if not errors:
         passed.append("lean_errors")
-    if response.sorries or any(m.text.strip() in SORRY_WARNINGS for m in response.messages):
+    if response.uses_sorry:
         findings.append(Finding("sorry", "the proof uses sorry"))
     else:
         passed.append("sorry")
