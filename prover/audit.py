@@ -298,17 +298,46 @@ def _extract_code(text: str, name: str) -> str:
     return blocks[-1] if blocks else ""
 
 
-def _drop_header_lines(code: str, header: str) -> str:
-    """Blank the leading lines of ``code`` that repeat a line of ``header`` (imports, opens).
+#: Packages a header's ``import Mathlib`` brings along (Mathlib's own dependencies).
+MATHLIB_DEPS = ("Mathlib", "Aesop", "Batteries", "Qq", "ProofWidgets", "Plausible",
+                "LeanSearchClient", "ImportGraph")
 
-    Only the leading run of header and blank lines is touched; line numbers are kept.
+
+class HeaderMismatch(ValueError):
+    """A full Lean file imports a module the checking header does not provide (no judgment)."""
+
+
+def _covered(module: str, header: str) -> bool:
+    imported = set(re.findall(r"^\s*import\s+(\S+)", header, re.MULTILINE))
+    if module in imported:
+        return True
+    root = module.split(".")[0]
+    return "Mathlib" in imported and root in MATHLIB_DEPS
+
+
+def _drop_header_lines(code: str, header: str) -> str:
+    """Blank the leading lines of ``code`` that repeat the header (a full Lean file's own).
+
+    The leading run of blank lines, lines equal to a line of ``header`` and ``import`` lines
+    the header covers (``import Mathlib`` covers ``Mathlib.*``, ``Aesop``, ...) is blanked;
+    line numbers are kept. Released proof sets (DeepSeek-Prover-V2, Kimina-Prover,
+    Goedel-Prover) ship full files of this shape.
+
+    Raises:
+        HeaderMismatch: the file imports a module the header does not provide.
     """
     hdr = {ln.strip() for ln in header.splitlines() if ln.strip()}
     lines = code.split("\n")
     for i, ln in enumerate(lines):
-        if ln.strip() in hdr:
+        text = ln.strip()
+        if text in hdr or not text:
             lines[i] = ""
-        elif ln.strip():
+        elif m := re.fullmatch(r"import\s+(\S+)", text):
+            if not _covered(m.group(1), header):
+                raise HeaderMismatch(f"the proof imports {m.group(1)}, which the checking header "
+                                     "does not provide (pass a header that does)")
+            lines[i] = ""
+        else:
             break
     return "\n".join(lines)
 
@@ -379,6 +408,7 @@ def prepare(task: ProofTask) -> tuple[CheckedCommand | None, list[Finding]]:
     Raises:
         StatementError: the given statement itself cannot be parsed (a bad task, not a bad
             proof; callers report it as ERROR).
+        HeaderMismatch: the submission is a full file importing what the header lacks.
     """
     st = parse_statement(task.formal_statement)
     sub = split_submission(st, task.formal_statement, task.proof, task.header)
@@ -502,6 +532,8 @@ def audit_text_only(task: ProofTask) -> AuditReport | CheckedCommand:
         cmd, findings = prepare(task)
     except StatementError as e:
         return AuditReport(infra=f"bad statement: {e}")
+    except HeaderMismatch as e:
+        return AuditReport(infra=str(e))
     if cmd is None:
         return AuditReport(tuple(findings))
     return cmd
