@@ -107,3 +107,31 @@ class KiminaStandIn:
     def __exit__(self, *exc: Any) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def audit_answer(case: dict[str, Any]) -> Any:
+    """An ``answer`` for a case of fixtures/repl_audit.json: what a REPL says to
+    ``header body + setup + command`` sent as one command (the case's recorded answer moved to
+    the command's lines, plus the reference statement's sorry warning)."""
+    from tests.prover.conftest import setup_answer
+
+    def answer(header: str, body: str) -> Any:
+        assert header == "import Mathlib\nimport Aesop"
+        command = case["command"].rstrip("\n")
+        assert body.endswith(command) and case["setup"].strip() in body
+        if case.get("raises") == "TimeoutError":
+            return "Lean REPL command timed out in 120 seconds"
+        if case.get("raises"):
+            return 500
+        at_cmd = body[:body.rindex(command)].count("\n")
+        at_setup = body[:body.index(case["setup"].strip())].count("\n")
+        resp = case["response"]
+        if set(resp) == {"message"}:
+            return resp
+        out = shift_lines(resp, at_cmd)
+        ref = shift_lines(setup_answer(case["setup"]), at_setup)
+        out["messages"] = ref["messages"] + out.get("messages", [])
+        out["sorries"] = ref["sorries"] + out.get("sorries", [])
+        return out
+
+    return answer

@@ -16,8 +16,8 @@ import pytest
 from prover.checker import LeanChecker
 from prover.kimina import KiminaConfig, KiminaRunner
 from prover.types import CompileStatus, ProofTask
-from tests.prover.conftest import AUDIT_CASES, setup_answer
-from tests.prover.kimina_server import KiminaStandIn, shift_lines
+from tests.prover.conftest import AUDIT_CASES
+from tests.prover.kimina_server import KiminaStandIn, audit_answer
 from tests.prover.transcript_repl import read_transcript, request_key
 from tests.prover.transcripts import lean_repl_dir, transcripts
 from verimath.records import VerdictStatus
@@ -70,30 +70,6 @@ def test_positions_of_a_headerless_file_are_the_repl_s() -> None:
     assert lr.time_s == 0.25
 
 
-def _audit_answer(case: dict[str, Any]) -> Any:
-    """What a REPL answers to ``header-body + setup + command`` as one command."""
-    def answer(header: str, body: str) -> Any:
-        assert header == "import Mathlib\nimport Aesop"
-        command = case["command"].rstrip("\n")
-        assert body.endswith(command) and case["setup"].strip() in body
-        if case.get("raises") == "TimeoutError":
-            return "Lean REPL command timed out in 120 seconds"
-        if case.get("raises"):
-            return 500
-        at_cmd = body[:body.rindex(command)].count("\n")
-        at_setup = body[:body.index(case["setup"].strip())].count("\n")
-        resp = case["response"]
-        if set(resp) == {"message"}:
-            return resp
-        out = shift_lines(resp, at_cmd)
-        ref = shift_lines(setup_answer(case["setup"]), at_setup)
-        out["messages"] = ref["messages"] + out.get("messages", [])
-        out["sorries"] = ref["sorries"] + out.get("sorries", [])
-        return out
-
-    return answer
-
-
 #: every case on a current server (file lines); the Lean-run ones also on an older one.
 KIMINA_CASES = [(c, "file") for c in AUDIT_CASES] + [
     (c, "body") for c in AUDIT_CASES if "response" in c]
@@ -102,7 +78,7 @@ KIMINA_CASES = [(c, "file") for c in AUDIT_CASES] + [
 @pytest.mark.parametrize(("case", "anchor"), KIMINA_CASES,
                          ids=[f"{c['id']}-{a}" for c, a in KIMINA_CASES])
 def test_full_audit_over_kimina(case: dict[str, Any], anchor: str) -> None:
-    with KiminaStandIn(_audit_answer(case), anchor=anchor) as srv:
+    with KiminaStandIn(audit_answer(case), anchor=anchor) as srv:
         checker = LeanChecker(_runner(srv.url, retries=1), crash_retries=1)
         try:
             v = checker.check(ProofTask(case["formal_statement"], case["header"], case["proof"],
@@ -123,7 +99,7 @@ def _good() -> tuple[dict[str, Any], ProofTask]:
 
 def test_retries_transport_failures_then_succeeds() -> None:
     case, task = _good()
-    with KiminaStandIn(_audit_answer(case), fail_first=2) as srv:
+    with KiminaStandIn(audit_answer(case), fail_first=2) as srv:
         checker = LeanChecker(_runner(srv.url, retries=3))
         try:
             v = checker.check(task)
@@ -140,7 +116,7 @@ def test_retries_transport_failures_then_succeeds() -> None:
 def test_server_failures_are_never_wrong(kind: str, status: VerdictStatus,
                                          fragment: str) -> None:
     case, task = _good()
-    with KiminaStandIn(_audit_answer(case), fail_first=99 if kind == "always_503" else 0,
+    with KiminaStandIn(audit_answer(case), fail_first=99 if kind == "always_503" else 0,
                        api_key="s3cret" if kind == "wrong_key" else None) as srv:
         url = srv.url
         if kind == "unreachable":
@@ -157,7 +133,7 @@ def test_server_failures_are_never_wrong(kind: str, status: VerdictStatus,
 
 def test_api_key_header_is_sent() -> None:
     case, task = _good()
-    with KiminaStandIn(_audit_answer(case), api_key="s3cret") as srv:
+    with KiminaStandIn(audit_answer(case), api_key="s3cret") as srv:
         checker = LeanChecker(_runner(srv.url, api_key="s3cret"))
         try:
             assert checker.check(task).status is VerdictStatus.CORRECT
@@ -167,7 +143,7 @@ def test_api_key_header_is_sent() -> None:
 
 def test_batches_respect_batch_size() -> None:
     case, task = _good()
-    with KiminaStandIn(_audit_answer(case)) as srv:
+    with KiminaStandIn(audit_answer(case)) as srv:
         checker = LeanChecker(_runner(srv.url, batch_size=3, concurrency=2))
         try:
             verdicts = checker.check_many([task] * 7)
