@@ -160,3 +160,36 @@ def test_config_is_validated() -> None:
         KiminaConfig(url="localhost:8000")
     with pytest.raises(ValueError, match="batch_size"):
         KiminaConfig(url="http://x", batch_size=0)
+
+
+def _flat(d: dict[str, Any], pre: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        out += _flat(v, f"{pre}{k}.") if isinstance(v, dict) else [(f"{pre}{k}", v)]
+    return out
+
+
+def test_prove_config_selects_kimina(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prover.evaluation import ProveConfig, build_checker
+    from verimath.config import load_config
+
+    def build_config(cls: Any, d: dict[str, Any]) -> Any:
+        return load_config(cls, None, [f"{k}={json.dumps(v)}" for k, v in _flat(d)])
+
+    case, task = _good()
+    with KiminaStandIn(audit_answer(case), api_key="envkey") as srv:
+        monkeypatch.setenv("KIMINA_API_KEY", "envkey")
+        cfg = build_config(ProveConfig, {"prover": {"backend": "kimina", "url": srv.url,
+                                                    "toolchain": "leanprover/lean4:v4.15.0"}})
+        checker, pool = build_checker(cfg)
+        try:
+            v = checker.check(task)
+        finally:
+            checker.close()
+    assert pool is None and v.status is VerdictStatus.CORRECT
+    assert v.detail["lean"]["toolchain"] == "leanprover/lean4:v4.15.0"
+    with pytest.raises(ValueError, match="bfs"):
+        build_checker(build_config(ProveConfig, {"mode": "bfs", "prover": {
+            "backend": "kimina", "url": "http://127.0.0.1:1"}}))
+    with pytest.raises(Exception, match="prover.url"):
+        build_config(ProveConfig, {"prover": {"backend": "kimina"}})
