@@ -31,7 +31,7 @@ from prover.checker import LeanBackendConfig
 from prover.dojo import DojoConfig
 from prover.repl import ReplConfig
 from prover.search import SearchConfig, SearchStatus, load_template
-from prover.types import ProofChecker, ProofEnv
+from prover.types import LeanVersion, ProofChecker, ProofEnv
 from reasoning.metrics import check_ks
 from verimath.backends import BackendConfig
 from verimath.records import Problem, content_hash
@@ -158,12 +158,23 @@ def build_checker(cfg: ProveConfig) -> tuple[ProofChecker, Any]:
     return LeanChecker(pool, cache=cache, timeout_s=cfg.repl.timeout_s), pool
 
 
-def build_env(cfg: ProveConfig, pool: Any) -> ProofEnv:
-    """The bfs tactic env named by ``cfg.env``."""
+def build_env(cfg: ProveConfig, pool: Any, lean: LeanVersion | None = None) -> ProofEnv:
+    """The bfs tactic env named by ``cfg.env``.
+
+    Args:
+        cfg: the run's settings.
+        pool: the REPL pool (env ``repl``).
+        lean: the checker's toolchain / Mathlib revision; a LeanDojo repo must match it.
+
+    Raises:
+        prover.types.LeanUnavailable: the LeanDojo repo's Lean differs from ``lean``.
+    """
     if cfg.env == "dojo":
         from prover.dojo import DojoEnv
 
-        return DojoEnv(cfg.dojo)
+        dojo = DojoEnv(cfg.dojo, expected_lean=lean)
+        dojo.preflight()  # a repo on another Lean / Mathlib is refused before any search
+        return dojo
     from prover.repl import ReplProofEnv
 
     return ReplProofEnv(pool, timeout_s=cfg.repl.timeout_s)
@@ -282,7 +293,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
         checker, pool = build_checker(cfg)
         owned.append(checker)
         if cfg.mode == "bfs" and env is None:
-            env = build_env(cfg, pool)
+            env = build_env(cfg, pool, checker.lean)
     if cfg.mode == "bfs" and env is None:
         raise ValueError("bfs mode needs a tactic env")
     out = Path(cfg.out)
