@@ -184,7 +184,14 @@ def repl_config(config: ReplConfig, *, build: bool = False) -> Any:
     """
     from prover.toolchain import DOCTOR_HINT, require_lean
 
+    from prover.toolchain import lean_interact_cache_dir
+
     project = require_lean(config.project_dir, lake_path=config.lake_path)
+    cache = lean_interact_cache_dir()
+    if not build and config.local_repl_path is None and not (
+            cache and any(cache.glob("*/repl_*/.lake/build/bin/repl"))):
+        raise LeanUnavailable(f"the Lean REPL is not built (no prebuilt `local_repl_path` and "
+                              f"no built REPL in {cache}); run `verimath doctor --fix`")
     try:
         from lean_interact import LeanREPLConfig, LocalProject
 

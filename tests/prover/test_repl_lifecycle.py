@@ -98,8 +98,8 @@ def test_setup_failure_is_one_clear_error(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(lean_interact, "LeanREPLConfig", broken)
     with pytest.raises(LeanUnavailable, match="doctor --fix"):
-        repl_config(ReplConfig(project_dir=str(tmp_path)))
-    pool = ReplPool(ReplConfig(project_dir=str(tmp_path)), LEAN)
+        repl_config(ReplConfig(project_dir=str(tmp_path), local_repl_path="/opt/repl"))
+    pool = ReplPool(ReplConfig(project_dir=str(tmp_path), local_repl_path="/opt/repl"), LEAN)
     with pytest.raises(LeanUnavailable, match="no network"):
         pool.preflight()
     verdict = LeanChecker(pool).check(ProofTask(GOOD["formal_statement"], GOOD["header"],
@@ -128,9 +128,10 @@ def test_prebuilt_local_repl_path_is_passed(monkeypatch: pytest.MonkeyPatch,
     repl_config(ReplConfig(project_dir=str(tmp_path), local_repl_path="/opt/repl"))
     assert seen["local_repl_path"] == "/opt/repl" and seen["build_repl"] is False
     seen.clear()
+    monkeypatch.setattr("prover.toolchain.lean_interact_cache_dir", lambda: tmp_path / "none")
     with pytest.raises(LeanUnavailable, match="not built"):
         repl_config(ReplConfig(project_dir=str(tmp_path)))  # no prebuilt REPL, no build
-    assert seen["build_repl"] is False
+    assert seen == {}  # refused before lean_interact could clone anything
 
 
 class FakeRepo:
@@ -170,3 +171,23 @@ def test_dojo_env_preflight_refuses_a_mismatch(monkeypatch: pytest.MonkeyPatch) 
     env = DojoEnv(expected_lean=LEAN)
     with pytest.raises(LeanUnavailable, match="v4.15.0"):
         env.preflight()
+
+
+def test_doctor_fix_without_lean_says_why(monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from verimath.cli import main as cli
+
+    monkeypatch.setattr("shutil.which", lambda exe: None)
+    assert cli(["doctor", "--fix"]) == 1
+    err = capsys.readouterr().err
+    assert "doctor --fix" in err and "lake" in err and "Traceback" not in err
+
+
+def test_doctor_fix_builds_through_repl_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import prover.repl
+    from verimath.commands.doctor_cmd import fix_lean
+
+    calls: list[Any] = []
+    monkeypatch.setattr(prover.repl, "repl_config", lambda cfg, build=False: calls.append(
+        (cfg.project_dir, build)))
+    assert fix_lean("/some/project") == 0 and calls == [("/some/project", True)]
