@@ -182,9 +182,7 @@ def repl_config(config: ReplConfig, *, build: bool = False) -> Any:
         LeanUnavailable: no Lean project, no prebuilt REPL, or the setup failed; the message
             names the cause and the fix.
     """
-    from prover.toolchain import DOCTOR_HINT, require_lean
-
-    from prover.toolchain import lean_interact_cache_dir
+    from prover.toolchain import DOCTOR_HINT, lean_interact_cache_dir, require_lean
 
     project = require_lean(config.project_dir, lake_path=config.lake_path)
     cache = lean_interact_cache_dir()
