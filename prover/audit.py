@@ -62,7 +62,7 @@ from prover.types import LeanVersion, ProofTask
 from verimath.records import Verdict, VerdictStatus
 
 #: Bump when the audit gets stricter: it is part of the verdict-cache key.
-AUDIT_VERSION = "1"
+AUDIT_VERSION = "2"  # 2: +native / bv_decide screened; restatements judged by the pin
 ALLOWED_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 #: Names of the trusted declarations the audit adds; submissions may not mention them.
 REF_NAME = "verimath_ref_stmt"
