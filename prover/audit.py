@@ -10,21 +10,27 @@ A proof counts only if every check holds; the verdict names the first one that f
    no string literals or ``«»`` names (so the scan and Lean's lexer can never disagree about
    what is a comment), and helper lemmas neither redefine the theorem nor shadow a name the
    statement uses.
-2. ``statement_pinning``: when the submission restates the theorem, the restatement equals the
-   given statement up to whitespace and comments. Independently of that, the checked file is
-   *built* as ``header + helper lemmas + given statement + := + proof body``, so the statement
-   Lean checks is the given one, never the model's copy. And the pin is a kernel fact: before
+2. ``statement_pinning``: the checked file is *built* as ``header + helper lemmas + given
+   statement + := + proof body``, so the statement Lean checks is the given one, never the
+   model's copy. A restatement that differs from the given text (published proof sets restate
+   older miniF2F versions, add parentheses, write ``∑ x in s`` for ``∑ x ∈ s``) is therefore
+   not rejected by the text: it is noted (``detail["restatement"]``) and the proof body is
+   judged against the given statement. And the pin is a kernel fact: before
    any submitted text, the given statement is elaborated once as ``verimath_ref_stmt`` (proof
    ``sorry``, in its own REPL environment); after the submission we append
    ``theorem verimath_pinned : type_of% @verimath_ref_stmt := @<name>``. Its type is the
    reference's elaborated type, which no helper lemma, notation or ``open`` in the submission
-   can reach, and the kernel checks that the proved theorem has exactly that type.
+   can reach, and the kernel checks that the proved theorem has exactly that type. This is why
+   ``open`` commands and ``open ... in`` / ``set_option ... in`` before the theorem are
+   allowed in the helper-lemma part: they cannot change what is proved.
 3. ``lean_errors``: Lean reports no error.
 4. ``sorry``: no ``declaration uses 'sorry'`` warning and no sorries in the REPL response.
 5. ``axioms``: the single ``#print axioms verimath_pinned`` report at the line we appended
    (the pin's axioms are the proof's, transitively) lists only ``propext``,
    ``Classical.choice`` and ``Quot.sound``. That rejects ``sorryAx``, ``Lean.ofReduceBool`` /
-   ``Lean.trustCompiler`` / per-call ``native_decide`` axioms, and any user axiom. A report
+   ``Lean.trustCompiler`` / the per-call ``<decl>._native.native_decide.ax_<i>_<j>`` (and
+   ``_native.decide.ax``) axioms recent Lean mints for ``native_decide`` / ``decide +native``
+   (lean4 PR #12217), and any user axiom. A report
    at another line or for another name is ignored, so a printed fake cannot stand in for it.
 
 The toolchain and Mathlib revision go into every verdict's ``detail["lean"]``.
@@ -49,11 +55,14 @@ from prover.lean_text import (
     strip_comments,
     unquote_name,
 )
+from prover.responses import SORRY_WARNINGS as SORRY_WARNINGS  # re-exported
+from prover.responses import LeanMessage as LeanMessage  # re-exported
+from prover.responses import LeanResponse
 from prover.types import LeanVersion, ProofTask
 from verimath.records import Verdict, VerdictStatus
 
 #: Bump when the audit gets stricter: it is part of the verdict-cache key.
-AUDIT_VERSION = "1"
+AUDIT_VERSION = "2"  # 2: +native / bv_decide screened; restatements judged by the pin
 ALLOWED_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 #: Names of the trusted declarations the audit adds; submissions may not mention them.
 REF_NAME = "verimath_ref_stmt"
@@ -68,8 +77,13 @@ FORBIDDEN_IDENTS = frozenset({
     "run_tac", "run_elab", "run_meta", "run_cmd", "by_elab", "elab", "elab_rules", "macro",
     "macro_rules", "syntax", "notation", "infix", "infixl", "infixr", "prefix", "postfix",
     "declare_syntax_cat", "skipKernelTC", "addDecl", "addAndCompile", "modifyEnv", "setEnv",
-    "evalExpr", "unsafeCast", "unsafeIO", "unsafeBaseIO", "ptrAddrUnsafe",
+    "evalExpr", "unsafeCast", "unsafeIO", "unsafeBaseIO", "ptrAddrUnsafe", "bv_decide",
+    "bv_check", "bv_normalize_native",
 })
+#: ``detail["restatement"]`` of a submission that restated the theorem differently.
+RESTATED_NOTE = "differs from the given statement; the proof was checked against the given one"
+#: ``decide +native`` / ``decide (config := {native := true})``: native evaluation by option.
+_NATIVE_OPTION = re.compile(r"(?<![\w.])\+native\b|\bnative\s*:=\s*true\b")
 #: Top-level commands: none may appear in a proof body; helper lemmas may use theorem/lemma.
 COMMAND_KEYWORDS = frozenset({
     "axiom", "theorem", "lemma", "def", "abbrev", "instance", "example", "structure", "class",
@@ -86,13 +100,13 @@ _HASH_CMD = re.compile(r"(?<![\w.])#(?:[A-Za-z_][\w!?]{3,}|eval|exit|check|print
                        r"time|help|conv|guard|synth|where)\b")
 _SET_OPTION = re.compile(r"\bset_option\s+([\w.]+)")
 _OPEN = re.compile(r"(?<![\w.'])open\b")
+_OPEN_SCOPED = re.compile(r"(?<![\w.'])open\s+scoped\b")
 _OPEN_IN = re.compile(r"(?<![\w.'])open\s+(?:scoped\s+)?(?:[^\W\d][\w.']*\s+)+in\b")
 _FENCE = re.compile(r"```[ \t]*(lean4?|Lean4?)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _AXIOMS_RE = re.compile(
     r"^'(?P<name>.+?)' (?:depends on axioms: \[(?P<axioms>[^\]]*)\]|does not depend on any axioms)",
     re.DOTALL,
 )
-SORRY_WARNINGS = ("declaration uses 'sorry'", "declaration uses `sorry`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,50 +126,16 @@ class Submission:
             removed; ``""`` when none).
         body: the proof after ``:=`` (``by ...`` or a term), comments removed.
         restated: the submission's own copy of the statement, when it restated it.
-        findings: problems found while splitting (statement mismatch, missing theorem).
+        findings: problems found while splitting (missing theorem, redefinition).
+        restated_differs: the restatement differs from the given statement beyond whitespace
+            and comments (not a finding: the given statement is what Lean checks).
     """
 
     prelude: str
     body: str
     restated: str | None = None
     findings: tuple[Finding, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LeanMessage:
-    """A Lean message, independent of the REPL library's classes.
-
-    Attributes:
-        severity: ``error`` | ``warning`` | ``info`` | ``trace``.
-        text: the message text.
-        line: 1-based start line within the checked command (0 when unknown).
-        column: 0-based start column.
-    """
-
-    severity: str
-    text: str
-    line: int = 0
-    column: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LeanResponse:
-    """What Lean said about one command.
-
-    Attributes:
-        messages: all messages in order.
-        sorries: goals of the ``sorry`` placeholders Lean found (pretty-printed).
-        elapsed_s: wall seconds the command took.
-    """
-
-    messages: tuple[LeanMessage, ...] = ()
-    sorries: tuple[str, ...] = ()
-    elapsed_s: float = 0.0
-
-    @property
-    def errors(self) -> list[str]:
-        """Texts of error messages."""
-        return [m.text for m in self.messages if m.severity == "error"]
+    restated_differs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +151,8 @@ class CheckedCommand:
         setup: the reference statement (``verimath_ref_stmt ... := sorry``), run once per
             process after the header, before any submitted text.
         pin_line: 1-based line of the kernel pin (``verimath_pinned``) within ``code``.
+        restated_differs: the submission restated the theorem differently (noted in the
+            verdict; the given statement is the one in ``code``).
     """
 
     code: str
@@ -179,6 +161,7 @@ class CheckedCommand:
     body: str = ""
     setup: str = ""
     pin_line: int = 0
+    restated_differs: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,13 +211,17 @@ def _components(token: str) -> list[str]:
     return [unquote_name(c) for c in re.findall(r"«[^»]*»|[^.]+", token)]
 
 
-def screen_text(text: str, *, allowed_commands: frozenset[str] = frozenset()) -> list[Finding]:
+def screen_text(text: str, *, allowed_commands: frozenset[str] = frozenset(),
+                prelude: bool = False) -> list[Finding]:
     """Forbidden constructs in submitted Lean text (a proof body or helper lemmas).
 
     Args:
         text: submitted Lean source (comments are ignored).
         allowed_commands: command keywords permitted here (``{"theorem", "lemma"}`` for
             helper lemmas; none for a proof body).
+        prelude: ``text`` is the helper-lemma part before the theorem, where ``open``
+            commands are allowed (the kernel pin makes them harmless); in a proof body or a
+            tactic only ``open ... in`` is.
 
     Returns:
         One ``forbidden_construct`` finding per distinct problem (empty when clean).
@@ -243,7 +230,8 @@ def screen_text(text: str, *, allowed_commands: frozenset[str] = frozenset()) ->
     if '"' in text or "«" in text:
         found.append("string literals and «quoted» names are not allowed in proofs")
     masked = mask_comments_and_strings(text)
-    for tok in dict.fromkeys(TOKEN_RE.findall(masked)):
+    scan = _OPEN_SCOPED.sub("open       ", masked)  # `open scoped X` is an open, not `scoped`
+    for tok in dict.fromkeys(TOKEN_RE.findall(scan)):
         comps = _components(tok)
         bad = [c for c in comps if c in FORBIDDEN_IDENTS]
         if bad:
@@ -254,6 +242,8 @@ def screen_text(text: str, *, allowed_commands: frozenset[str] = frozenset()) ->
             found.append(f"uses the metaprogramming namespace ({tok!r})")
         elif any(c.startswith("verimath_") for c in comps):
             found.append(f"mentions the audit's own declarations ({tok!r})")
+    if _NATIVE_OPTION.search(masked):
+        found.append("uses native evaluation ('+native')")
     if "@[" in masked:
         found.append("attributes (@[...]) are not allowed")
     for m in _HASH_CMD.finditer(masked):
@@ -262,7 +252,7 @@ def screen_text(text: str, *, allowed_commands: frozenset[str] = frozenset()) ->
         opt = m.group(1)
         if not any(opt == a or (a.endswith(".") and opt.startswith(a)) for a in ALLOWED_OPTIONS):
             found.append(f"set_option {opt} is not allowed")
-    if len(_OPEN.findall(masked)) != len(_OPEN_IN.findall(masked)):
+    if not prelude and len(_OPEN.findall(masked)) != len(_OPEN_IN.findall(masked)):
         found.append("'open' is only allowed as 'open ... in'")
     return [Finding("forbidden_construct", w) for w in dict.fromkeys(found)]
 
@@ -308,17 +298,46 @@ def _extract_code(text: str, name: str) -> str:
     return blocks[-1] if blocks else ""
 
 
-def _drop_header_lines(code: str, header: str) -> str:
-    """Blank the leading lines of ``code`` that repeat a line of ``header`` (imports, opens).
+#: Packages a header's ``import Mathlib`` brings along (Mathlib's own dependencies).
+MATHLIB_DEPS = ("Mathlib", "Aesop", "Batteries", "Qq", "ProofWidgets", "Plausible",
+                "LeanSearchClient", "ImportGraph")
 
-    Only the leading run of header and blank lines is touched; line numbers are kept.
+
+class HeaderMismatch(ValueError):
+    """A full Lean file imports a module the checking header does not provide (no judgment)."""
+
+
+def _covered(module: str, header: str) -> bool:
+    imported = set(re.findall(r"^\s*import\s+(\S+)", header, re.MULTILINE))
+    if module in imported:
+        return True
+    root = module.split(".")[0]
+    return "Mathlib" in imported and root in MATHLIB_DEPS
+
+
+def _drop_header_lines(code: str, header: str) -> str:
+    """Blank the leading lines of ``code`` that repeat the header (a full Lean file's own).
+
+    The leading run of blank lines, lines equal to a line of ``header`` and ``import`` lines
+    the header covers (``import Mathlib`` covers ``Mathlib.*``, ``Aesop``, ...) is blanked;
+    line numbers are kept. Released proof sets (DeepSeek-Prover-V2, Kimina-Prover,
+    Goedel-Prover) ship full files of this shape.
+
+    Raises:
+        HeaderMismatch: the file imports a module the header does not provide.
     """
     hdr = {ln.strip() for ln in header.splitlines() if ln.strip()}
     lines = code.split("\n")
     for i, ln in enumerate(lines):
-        if ln.strip() in hdr:
+        text = ln.strip()
+        if text in hdr or not text:
             lines[i] = ""
-        elif ln.strip():
+        elif m := re.fullmatch(r"import\s+(\S+)", text):
+            if not _covered(m.group(1), header):
+                raise HeaderMismatch(f"the proof imports {m.group(1)}, which the checking header "
+                                     "does not provide (pass a header that does)")
+            lines[i] = ""
+        else:
             break
     return "\n".join(lines)
 
@@ -335,8 +354,9 @@ def split_submission(statement: Statement, formal_statement: str, proof: str,
     * a full snippet (optionally fenced) that restates ``theorem <name> ... :=`` after optional
       header lines (dropped when identical to the header's) and helper lemmas.
 
-    Findings: the restatement differs from the given statement, or the snippet declares other
-    theorems but not ``<name>``, or declares ``<name>`` twice (redefinition).
+    Findings: the snippet declares other theorems but not ``<name>``, or declares ``<name>``
+    twice (redefinition). A restatement that differs from the given statement only sets
+    ``restated_differs``.
     """
     code = strip_comments(_extract_code(proof, statement.name))
     code = _drop_header_lines(code, header)
@@ -363,16 +383,13 @@ def split_submission(statement: Statement, formal_statement: str, proof: str,
         return Submission("", "", None, (Finding(
             "statement_pinning", "the restated theorem has no ':=' (no proof)"),))
     restated = code[decl.start():sig_end]
-    findings: tuple[Finding, ...] = ()
-    if normalize_statement(restated) != normalize_statement(formal_statement):
-        findings = (Finding("statement_pinning",
-                            "the submission restates the theorem with a different statement"),)
+    differs = normalize_statement(restated) != normalize_statement(formal_statement)
     return Submission(code[:decl.start()].strip("\n"), code[sig_end + 2:].strip(), restated,
-                      findings)
+                      (), differs)
 
 
 def _prelude_findings(prelude: str, statement: Statement, formal_statement: str) -> list[Finding]:
-    out = screen_text(prelude, allowed_commands=PRELUDE_KEYWORDS)
+    out = screen_text(prelude, allowed_commands=PRELUDE_KEYWORDS, prelude=True)
     masked = mask_comments_and_strings(prelude)
     stmt_names = {c for t in TOKEN_RE.findall(mask_comments_and_strings(formal_statement))
                   for c in (t, t.split(".")[-1])}
@@ -382,9 +399,6 @@ def _prelude_findings(prelude: str, statement: Statement, formal_statement: str)
             why = ("redefines the theorem name" if declared.split(".")[-1] == statement.name
                    else f"declares {declared!r}, a name the statement uses")
             out.append(Finding("statement_pinning", why))
-    if re.search(r"\bin\s*$", masked):
-        out.append(Finding("forbidden_construct",
-                           "a command modifier ('... in') before the theorem"))
     return out
 
 
@@ -394,6 +408,7 @@ def prepare(task: ProofTask) -> tuple[CheckedCommand | None, list[Finding]]:
     Raises:
         StatementError: the given statement itself cannot be parsed (a bad task, not a bad
             proof; callers report it as ERROR).
+        HeaderMismatch: the submission is a full file importing what the header lacks.
     """
     st = parse_statement(task.formal_statement)
     sub = split_submission(st, task.formal_statement, task.proof, task.header)
@@ -418,7 +433,7 @@ def prepare(task: ProofTask) -> tuple[CheckedCommand | None, list[Finding]]:
     axioms_line = code.count("\n") + 1
     code += f"#print axioms {PIN_NAME}\n"
     return CheckedCommand(code, PIN_NAME, axioms_line, body, reference_command(task),
-                          pin_line), []
+                          pin_line, sub.restated_differs), []
 
 
 def reference_command(task: ProofTask) -> str:
@@ -468,7 +483,7 @@ def audit_response(cmd: CheckedCommand, response: LeanResponse) -> AuditReport:
         findings.append(Finding("lean_errors", errors[0].splitlines()[0][:200]))
     if not errors:
         passed.append("lean_errors")
-    if response.sorries or any(m.text.strip() in SORRY_WARNINGS for m in response.messages):
+    if response.uses_sorry:
         findings.append(Finding("sorry", "the proof uses sorry"))
     else:
         passed.append("sorry")
@@ -489,7 +504,11 @@ def audit_response(cmd: CheckedCommand, response: LeanResponse) -> AuditReport:
         axioms = reports[0][1][1]
         bad = [a for a in axioms if a not in ALLOWED_AXIOMS]
         if bad:
-            findings.append(Finding("axioms", f"depends on {', '.join(bad)}"))
+            native = [a for a in bad if _is_native_axiom(a)]
+            why = f"depends on {', '.join(bad)}"
+            if native:
+                why += " (native evaluation: the proof trusts the compiler, not the kernel)"
+            findings.append(Finding("axioms", why))
         else:
             passed.append("axioms")
     if not at_pin:
@@ -497,7 +516,14 @@ def audit_response(cmd: CheckedCommand, response: LeanResponse) -> AuditReport:
     findings.sort(key=lambda f: CHECKS.index(f.check))
     if findings:
         infra = None  # a judged rejection beats a missing report
-    return AuditReport(tuple(findings), tuple(passed), axioms, errors, infra)
+    extra = {"restatement": RESTATED_NOTE} if cmd.restated_differs else {}
+    return AuditReport(tuple(findings), tuple(passed), axioms, errors, infra, extra)
+
+
+def _is_native_axiom(name: str) -> bool:
+    """``Lean.ofReduceBool`` / ``Lean.trustCompiler`` / ``<decl>._native.<tactic>.ax_<n>``."""
+    return name in ("Lean.ofReduceBool", "Lean.ofReduceNat", "Lean.trustCompiler") or \
+        "._native." in name or name.startswith("_native.")
 
 
 def audit_text_only(task: ProofTask) -> AuditReport | CheckedCommand:
@@ -506,6 +532,8 @@ def audit_text_only(task: ProofTask) -> AuditReport | CheckedCommand:
         cmd, findings = prepare(task)
     except StatementError as e:
         return AuditReport(infra=f"bad statement: {e}")
+    except HeaderMismatch as e:
+        return AuditReport(infra=str(e))
     if cmd is None:
         return AuditReport(tuple(findings))
     return cmd

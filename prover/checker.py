@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol
 
 from prover.audit import (
@@ -70,6 +71,49 @@ class LeanRunner(Protocol):
     def close(self) -> None:
         """Stop all processes."""
         ...
+
+
+@dataclass(frozen=True)
+class LeanBackendConfig:
+    """Where whole-proof checks run (the ``prover:`` section of a prove config).
+
+    Attributes:
+        backend: ``repl`` (a local pool of Lean REPLs, see ``repl:``) or ``kimina`` (a
+            kimina-lean-server, :mod:`prover.kimina`).
+        url: the kimina-lean-server base URL (required for ``kimina``).
+        api_key_env: environment variable holding its API key (the key itself is never put
+            in a config, so it never reaches a run's manifest).
+        batch_size: proofs per ``/verify`` request.
+        concurrency: requests in flight at once.
+        toolchain: the server's Lean toolchain to record (None: unknown).
+        mathlib_rev: the server's Mathlib revision to record (None: unknown).
+    """
+
+    backend: str = "repl"
+    url: str | None = None
+    api_key_env: str = "KIMINA_API_KEY"
+    batch_size: int = 8
+    concurrency: int = 4
+    toolchain: str | None = None
+    mathlib_rev: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("repl", "kimina"):
+            raise ValueError(f"prover.backend={self.backend!r}: use 'repl' or 'kimina'")
+        if self.backend == "kimina" and not self.url:
+            raise ValueError("prover.backend 'kimina' needs prover.url (http://host:port)")
+
+    def kimina_runner(self, timeout_s: float) -> LeanRunner:
+        """The :class:`prover.kimina.KiminaRunner` of this config."""
+        import os
+
+        from prover.kimina import KiminaConfig, KiminaRunner
+
+        assert self.url is not None
+        return KiminaRunner(KiminaConfig(
+            url=self.url, api_key=os.environ.get(self.api_key_env) or "", timeout_s=timeout_s,
+            batch_size=self.batch_size, concurrency=self.concurrency,
+            toolchain=self.toolchain, mathlib_rev=self.mathlib_rev))
 
 
 class LeanChecker:

@@ -24,7 +24,15 @@ from typing import Any
 
 from prover.envbase import ReplayingEnv, Step
 from prover.lean_text import parse_statement
-from prover.types import LeanCrash, LeanTimeout, ProofTask, ProverInfraError, TacticStatus
+from prover.types import (
+    LeanCrash,
+    LeanTimeout,
+    LeanUnavailable,
+    LeanVersion,
+    ProofTask,
+    ProverInfraError,
+    TacticStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +74,68 @@ def _set_limits(cfg: DojoConfig) -> None:
     os.environ["TACTIC_CPU_LIMIT"] = str(cfg.cpus)
 
 
-def default_dojo_factory(cfg: DojoConfig) -> Callable[[ProofTask], Any]:
-    """``task -> Dojo`` for the theorem named like ``task``'s statement in ``cfg``'s repo."""
+def _toolchain_version(toolchain: str | None) -> str | None:
+    """``leanprover/lean4:v4.9.0`` and ``v4.9.0`` -> ``v4.9.0``."""
+    return toolchain.strip().split(":")[-1] if toolchain else None
+
+
+def dojo_repo_version(repo: Any) -> LeanVersion:
+    """Toolchain and Mathlib revision of a ``lean_dojo.LeanGitRepo``.
+
+    Reads ``repo.lean_version`` and the ``mathlib`` entry of its ``lake-manifest.json``
+    (``repo.get_config``); either is None when the repo does not say.
+    """
+    mathlib: str | None = None
+    try:
+        manifest = repo.get_config("lake-manifest.json", num_retries=0)
+    except Exception as e:  # noqa: BLE001 - an old repo without a manifest
+        log.debug("no lake-manifest.json in %s: %s", repo, e)
+        manifest = None
+    for pkg in (manifest or {}).get("packages", []):
+        if str(pkg.get("name", "")).lower() == "mathlib":
+            mathlib = pkg.get("rev")
+    return LeanVersion(getattr(repo, "lean_version", None), mathlib)
+
+
+def require_same_lean(dojo: LeanVersion, checker: LeanVersion) -> None:
+    """Refuse a LeanDojo repo whose toolchain / Mathlib differ from the checker project's.
+
+    A proof found in one Lean and audited in another is judged on a different library (names
+    and lemmas change between Mathlib revisions). Unknown values are not compared.
+
+    Raises:
+        LeanUnavailable: naming both versions.
+    """
+    a, b = _toolchain_version(dojo.toolchain), _toolchain_version(checker.toolchain)
+    if a and b and a != b:
+        raise LeanUnavailable(f"the LeanDojo repo uses Lean {a} but the checker project uses "
+                              f"{b}; trace a repo on the checker's toolchain (or point "
+                              "--lean-project at one that matches)")
+    if dojo.mathlib_rev and checker.mathlib_rev and dojo.mathlib_rev != checker.mathlib_rev:
+        raise LeanUnavailable(f"the LeanDojo repo pins Mathlib {dojo.mathlib_rev} but the "
+                              f"checker project pins {checker.mathlib_rev}")
+
+
+def default_dojo_factory(cfg: DojoConfig, expected: LeanVersion | None = None,
+                         repo: Any = None) -> Callable[[ProofTask], Any]:
+    """``task -> Dojo`` for the theorem named like ``task``'s statement in ``cfg``'s repo.
+
+    Args:
+        cfg: repo and limits.
+        expected: the checker project's version; a different repo toolchain / Mathlib
+            revision is refused (see :func:`require_same_lean`). None skips the check.
+        repo: a prebuilt ``LeanGitRepo`` (tests); None builds one from ``cfg``.
+
+    Raises:
+        LeanUnavailable: the versions differ.
+    """
     _set_limits(cfg)
     from lean_dojo import Dojo, LeanGitRepo, Theorem
 
-    repo = LeanGitRepo(cfg.repo_url, cfg.commit)
+    if repo is None:
+        repo = LeanGitRepo(cfg.repo_url, cfg.commit)
+    if expected is not None:
+        require_same_lean(dojo_repo_version(repo), expected)
 
     def make(task: ProofTask) -> Any:
         name = parse_statement(task.formal_statement).name or task.name
@@ -89,22 +153,34 @@ class DojoEnv(ReplayingEnv):
             Tests pass fakes that return the real ``lean_dojo`` result classes.
         max_restarts: process replacements per theorem before giving up with
             :class:`ProverInfraError`.
+        expected_lean: the checker project's toolchain / Mathlib revision; the repo must
+            match it (checked by :meth:`preflight`, at the latest on the first theorem).
     """
 
     def __init__(self, cfg: DojoConfig | None = None, *,
                  dojo_factory: Callable[[ProofTask], Any] | None = None,
-                 max_restarts: int = 3) -> None:
+                 max_restarts: int = 3, expected_lean: LeanVersion | None = None) -> None:
         super().__init__(max_restarts=max_restarts)
         self.cfg = cfg or DojoConfig()
+        self.expected_lean = expected_lean
         self._factory = dojo_factory
         self._cm: Any = None
         self._dojo: Any = None
 
+    def preflight(self) -> None:
+        """Resolve the repo and compare its Lean with the checker's now (start-up).
+
+        Raises:
+            LeanUnavailable: toolchain or Mathlib revision differ.
+        """
+        if self._factory is None:
+            self._factory = default_dojo_factory(self.cfg, self.expected_lean)
+
     def _open(self, task: ProofTask) -> tuple[Any, str, int]:
         from lean_dojo import DojoCrashError, DojoInitError, TacticState
 
-        if self._factory is None:
-            self._factory = default_dojo_factory(self.cfg)
+        self.preflight()
+        assert self._factory is not None
         self._cm = self._factory(task)
         try:
             self._dojo, init = self._cm.__enter__()

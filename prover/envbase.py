@@ -47,6 +47,7 @@ class ReplayingEnv(ABC):
             raise ValueError("max_restarts must be >= 0")
         self.max_restarts = max_restarts
         self.restarts = 0
+        self.recycles = 0
         self._task: ProofTask | None = None
         self._handles: dict[tuple[str, ...], Any] = {}
 
@@ -61,6 +62,23 @@ class ReplayingEnv(ABC):
     @abstractmethod
     def _shutdown(self) -> None:
         """Kill the current process (must not raise)."""
+
+    def _should_recycle(self) -> bool:
+        """Whether the current process is worn out (too many steps / live states).
+
+        A worn-out process is replaced before the next tactic without counting toward
+        ``max_restarts``: it is routine, not a failure.
+        """
+        return False
+
+    def _recycle(self) -> None:
+        assert self._task is not None
+        log.info("recycling the lean process (worn out)")
+        self._shutdown()
+        self._handles = {}
+        self.recycles += 1
+        handle, _, _ = self._open(self._task)
+        self._handles = {(): handle}
 
     def start(self, task: ProofTask) -> GoalState:
         """Open ``task`` (closing any previous theorem) and return its initial state."""
@@ -107,6 +125,8 @@ class ReplayingEnv(ABC):
             return TacticOutcome(TacticStatus.REJECTED, None, findings[0].why)
         t0 = time.monotonic()
         try:
+            if self._handles and self._should_recycle():
+                self._recycle()
             handle = self._resolve(state.path)
             status, new, pp, n, msg = self._step(handle, tactic)
         except LeanTimeout as e:

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prover.audit import AUDIT_VERSION
+from prover.checker import LeanBackendConfig
 from prover.dojo import DojoConfig
 from prover.repl import ReplConfig
 from prover.search import SearchConfig, SearchStatus, load_template
-from prover.types import ProofChecker, ProofEnv
+from prover.types import LeanVersion, ProofChecker, ProofEnv
 from reasoning.metrics import check_ks
 from verimath.backends import BackendConfig
 from verimath.records import Problem, content_hash
@@ -65,6 +66,8 @@ class ProveConfig:
         search: bfs width and budgets.
         env: tactic env for bfs: ``repl`` (lean-interact) or ``dojo`` (LeanDojo).
         repl: the Lean REPL pool (project, workers, timeouts, memory, recycling).
+        prover: where whole proofs are checked: ``backend: repl`` (the pool above) or
+            ``backend: kimina`` with ``url`` (a kimina-lean-server).
         dojo: LeanDojo repo and limits (env ``dojo``).
         verdict_cache: cache judged verdicts on disk (free re-checks).
         cache_path: cache file; None uses ``$VERIMATH_CACHE/lean_verdicts.jsonl``.
@@ -88,6 +91,7 @@ class ProveConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     env: str = "repl"
     repl: ReplConfig = field(default_factory=ReplConfig)
+    prover: LeanBackendConfig = field(default_factory=LeanBackendConfig)
     dojo: DojoConfig = field(default_factory=DojoConfig)
     verdict_cache: bool = True
     cache_path: str | None = None
@@ -124,18 +128,28 @@ def sampling_params(cfg: ProveConfig, *, n: int | None = None, seed: int | None 
 
 
 def build_checker(cfg: ProveConfig) -> tuple[ProofChecker, Any]:
-    """The REPL-pool checker for ``cfg`` and its pool.
+    """The checker for ``cfg`` and its REPL pool (None with ``prover.backend: kimina``).
 
     Raises:
-        prover.types.LeanUnavailable: no ``lake`` or no Lean project with Mathlib (at once).
+        prover.types.LeanUnavailable: no ``lake`` or no Lean project with Mathlib, or the
+            REPL is not set up (at once, before any check).
+        ValueError: bfs with the REPL env on a kimina-lean-server (it checks whole proofs
+            only).
     """
     from prover.cache import VerdictCache
     from prover.checker import LeanChecker
     from prover.repl import ReplPool
     from prover.toolchain import require_lean
 
+    if cfg.prover.backend == "kimina":
+        if cfg.mode == "bfs" and cfg.env == "repl":
+            raise ValueError("prover.backend 'kimina' checks whole proofs; bfs with env 'repl' "
+                             "needs a local Lean REPL (use env 'dojo' or backend 'repl')")
+        runner = cfg.prover.kimina_runner(cfg.repl.timeout_s)
+        return LeanChecker(runner, timeout_s=cfg.repl.timeout_s), None
     project = require_lean(cfg.repl.project_dir, lake_path=cfg.repl.lake_path)
     pool = ReplPool(replace(cfg.repl, project_dir=str(project.path)), project.version)
+    pool.preflight()
     cache = None
     if cfg.verdict_cache:
         from verimath.backends.default_model import cache_dir
@@ -144,12 +158,23 @@ def build_checker(cfg: ProveConfig) -> tuple[ProofChecker, Any]:
     return LeanChecker(pool, cache=cache, timeout_s=cfg.repl.timeout_s), pool
 
 
-def build_env(cfg: ProveConfig, pool: Any) -> ProofEnv:
-    """The bfs tactic env named by ``cfg.env``."""
+def build_env(cfg: ProveConfig, pool: Any, lean: LeanVersion | None = None) -> ProofEnv:
+    """The bfs tactic env named by ``cfg.env``.
+
+    Args:
+        cfg: the run's settings.
+        pool: the REPL pool (env ``repl``).
+        lean: the checker's toolchain / Mathlib revision; a LeanDojo repo must match it.
+
+    Raises:
+        prover.types.LeanUnavailable: the LeanDojo repo's Lean differs from ``lean``.
+    """
     if cfg.env == "dojo":
         from prover.dojo import DojoEnv
 
-        return DojoEnv(cfg.dojo)
+        dojo = DojoEnv(cfg.dojo, expected_lean=lean)
+        dojo.preflight()  # a repo on another Lean / Mathlib is refused before any search
+        return dojo
     from prover.repl import ReplProofEnv
 
     return ReplProofEnv(pool, timeout_s=cfg.repl.timeout_s)
@@ -269,7 +294,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
         checker, pool = build_checker(cfg)
         owned.append(checker)
         if cfg.mode == "bfs" and env is None:
-            env = build_env(cfg, pool)
+            env = build_env(cfg, pool, checker.lean)
     if cfg.mode == "bfs" and env is None:
         raise ValueError("bfs mode needs a tactic env")
     out = Path(cfg.out)

@@ -26,12 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prover.audit import LeanMessage, LeanResponse
 from prover.envbase import ReplayingEnv, Step
 from prover.lean_text import drop_proof_marker
+from prover.responses import LeanResponse, classify_step, to_lean_response
 from prover.types import (
     LeanCrash,
     LeanTimeout,
+    LeanUnavailable,
     LeanVersion,
     ProofTask,
     ProverInfraError,
@@ -52,8 +53,14 @@ class ReplConfig:
         timeout_s: wall-clock limit of one check or tactic, in seconds.
         header_timeout_s: limit for elaborating a header (``import Mathlib``), in seconds.
         memory_mb: hard address-space cap of each REPL process, in MiB.
-        max_uses: checks a worker serves before it is replaced.
+        max_uses: checks a worker serves before it is replaced; each tactic step counts as
+            one use too.
+        max_proof_states: proof states a worker may hold (every ``ProofStep`` answer and
+            every sorry creates one, and the REPL never frees them) before it is replaced.
         lake_path: the ``lake`` executable.
+        local_repl_path: a prebuilt REPL checkout (``lake build`` done) to use instead of the
+            one ``lean_interact`` clones and builds into its cache; None uses that cache,
+            which must already be built (``verimath doctor --fix`` builds it).
     """
 
     project_dir: str | None = None
@@ -62,7 +69,9 @@ class ReplConfig:
     header_timeout_s: float = 900.0
     memory_mb: int = 16384
     max_uses: int = 200
+    max_proof_states: int = 2000
     lake_path: str = "lake"
+    local_repl_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -72,8 +81,9 @@ class ReplConfig:
         if self.memory_mb < 512:
             raise ValueError(f"memory_mb={self.memory_mb}: Lean with Mathlib needs >= 512 MiB "
                              "(8192+ recommended)")
-        if self.max_uses < 1:
-            raise ValueError(f"max_uses={self.max_uses}: must be >= 1")
+        if self.max_uses < 1 or self.max_proof_states < 1:
+            raise ValueError(f"max_uses={self.max_uses}, max_proof_states="
+                             f"{self.max_proof_states}: both must be >= 1")
 
 
 class ServerLike(Protocol):
@@ -92,23 +102,6 @@ class ServerLike(Protocol):
         ...
 
 
-def to_lean_response(resp: Any, elapsed_s: float = 0.0) -> LeanResponse:
-    """Convert a ``lean_interact`` ``CommandResponse`` / ``ProofStepResponse``.
-
-    Raises:
-        LeanCrash: ``resp`` is a ``lean_interact`` ``LeanError`` (the REPL itself failed, e.g.
-            an unknown environment id) or not a response at all.
-    """
-    if not hasattr(resp, "messages"):
-        raise LeanCrash(f"REPL error: {getattr(resp, 'message', resp)!r}")
-    msgs = tuple(
-        LeanMessage(m.severity, m.data, m.start_pos.line if m.start_pos else 0,
-                    m.start_pos.column if m.start_pos else 0)
-        for m in resp.messages
-    )
-    return LeanResponse(msgs, tuple(s.goal for s in resp.sorries), elapsed_s)
-
-
 class ReplWorker:
     """One REPL process and the header environments it holds."""
 
@@ -116,6 +109,7 @@ class ReplWorker:
         self.server = server
         self.header_timeout_s = header_timeout_s
         self.uses = 0
+        self.proof_states = 0
         self.envs: dict[tuple[str, ...], int | None] = {(): None}
 
     def request(self, request: Any, timeout_s: float | None) -> Any:
@@ -173,6 +167,48 @@ class PoolStats:
     retired_uses: int = 0
     retired_timeout: int = 0
     retired_crash: int = 0
+    retired_states: int = 0
+    killed_at_close: int = 0
+
+
+def repl_config(config: ReplConfig, *, build: bool = False) -> Any:
+    """The ``lean_interact.LeanREPLConfig`` for ``config`` (the preflight and the fix).
+
+    With ``build=False`` nothing is cloned or built: the REPL must be prebuilt, either at
+    ``config.local_repl_path`` or in ``lean_interact``'s cache. ``build=True`` (``verimath
+    doctor --fix``) clones and builds it under ``lean_interact``'s file lock.
+
+    Raises:
+        LeanUnavailable: no Lean project, no prebuilt REPL, or the setup failed; the message
+            names the cause and the fix.
+    """
+    from prover.toolchain import DOCTOR_HINT, lean_interact_cache_dir, require_lean
+
+    project = require_lean(config.project_dir, lake_path=config.lake_path)
+    cache = lean_interact_cache_dir()
+    if not build and config.local_repl_path is None and not (
+            cache and any(cache.glob("*/repl_*/.lake/build/bin/repl"))):
+        raise LeanUnavailable(f"the Lean REPL is not built (no prebuilt `local_repl_path` and "
+                              f"no built REPL in {cache}); run `verimath doctor --fix`")
+    try:
+        from lean_interact import LeanREPLConfig, LocalProject
+
+        kw: dict[str, Any] = {}
+        if config.local_repl_path is not None:
+            kw = {"local_repl_path": config.local_repl_path, "build_repl": build}
+        elif not build:
+            kw = {"build_repl": False}
+        cfg = LeanREPLConfig(
+            project=LocalProject(directory=str(project.path), auto_build=False,
+                                 lake_path=config.lake_path),
+            memory_hard_limit_mb=config.memory_mb, lake_path=config.lake_path, **kw)
+    except Exception as e:  # noqa: BLE001 - every setup failure becomes one clear error
+        raise LeanUnavailable(f"the Lean REPL could not be set up ({type(e).__name__}: {e}); "
+                              f"run `verimath doctor --fix` to build it; {DOCTOR_HINT}") from e
+    if not build and not cfg.is_setup():
+        raise LeanUnavailable("the Lean REPL is not built (no prebuilt `local_repl_path` and "
+                              "an empty lean_interact cache); run `verimath doctor --fix`")
+    return cfg
 
 
 class ReplPool:
@@ -182,7 +218,8 @@ class ReplPool:
         config: pool settings.
         lean: toolchain / Mathlib revision to record (from :func:`prover.toolchain.read_project`).
         server_factory: builds one server; default starts a ``lean_interact.LeanServer`` for
-            ``config.project_dir``. Tests pass a fake shaped like ``LeanServer``.
+            ``config.project_dir`` (see :meth:`preflight`). Tests pass a fake shaped like
+            ``LeanServer``.
     """
 
     def __init__(self, config: ReplConfig, lean: LeanVersion,
@@ -193,6 +230,8 @@ class ReplPool:
         self._idle: queue.LifoQueue[ReplWorker] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(config.workers)
         self._lock = threading.Lock()
+        self._live: set[ReplWorker] = set()
+        self._closed = False
         self.stats = PoolStats()
 
     @property
@@ -205,61 +244,87 @@ class ReplPool:
         """Number of workers."""
         return self.config.workers
 
-    def _default_factory(self) -> Callable[[], ServerLike]:
-        from lean_interact import LeanREPLConfig, LeanServer, LocalProject
+    def preflight(self) -> None:
+        """Resolve the REPL setup now (no clone, no build), so no check pays for it.
 
-        from prover.toolchain import require_lean
-
-        project = require_lean(self.config.project_dir, lake_path=self.config.lake_path)
-        repl_config = LeanREPLConfig(
-            project=LocalProject(directory=str(project.path), auto_build=False,
-                                 lake_path=self.config.lake_path),
-            memory_hard_limit_mb=self.config.memory_mb, lake_path=self.config.lake_path)
-        return lambda: LeanServer(repl_config)
-
-    def _new_worker(self) -> ReplWorker:
+        Raises:
+            LeanUnavailable: see :func:`repl_config`.
+        """
         with self._lock:
             if self._factory is None:
-                self._factory = self._default_factory()
-            factory = self._factory
+                from lean_interact import LeanServer
+
+                cfg = repl_config(self.config)
+                self._factory = lambda: LeanServer(cfg)
+
+    def _new_worker(self) -> ReplWorker:
+        self.preflight()
+        assert self._factory is not None
         try:
-            server = factory()
+            server = self._factory()
         except Exception as e:
             raise LeanCrash(f"could not start a Lean REPL: {type(e).__name__}: {e}") from e
         self.stats.started += 1
         return ReplWorker(server, self.config.header_timeout_s)
 
     def acquire(self) -> ReplWorker:
-        """Take an idle worker (or start one); blocks while all are busy."""
+        """Take an idle worker (or start one); blocks while all are busy.
+
+        Raises:
+            ProverInfraError: the pool is closed.
+            LeanUnavailable: the REPL is not set up (see :meth:`preflight`).
+            LeanCrash: a REPL process could not be started.
+        """
+        if self._closed:
+            raise ProverInfraError("the Lean REPL pool is closed")
         self._slots.acquire()
         try:
-            return self._idle.get_nowait()
+            worker = self._idle.get_nowait()
         except queue.Empty:
-            pass
-        try:
-            return self._new_worker()
-        except BaseException:
-            self._slots.release()
-            raise
+            try:
+                worker = self._new_worker()
+            except BaseException:
+                self._slots.release()
+                raise
+        with self._lock:
+            self._live.add(worker)
+        return worker
+
+    def worn_out(self, worker: ReplWorker) -> str | None:
+        """``"uses"`` / ``"states"`` when ``worker`` is due for replacement, else None."""
+        if worker.uses >= self.config.max_uses:
+            return "uses"
+        if worker.proof_states >= self.config.max_proof_states:
+            return "states"
+        return None
 
     def release(self, worker: ReplWorker, *, failure: str | None = None) -> None:
         """Return ``worker`` to the pool, or kill it.
 
-        It is killed instead when ``failure`` is set (``"timeout"`` or ``"crash"``) or when it
-        has served ``max_uses`` checks.
+        It is killed instead when ``failure`` is set (``"timeout"`` or ``"crash"``), when it
+        has served ``max_uses`` checks / steps or holds ``max_proof_states`` states, or when
+        the pool was closed meanwhile.
         """
         if failure == "timeout":
             self.stats.retired_timeout += 1
         elif failure is not None:
             self.stats.retired_crash += 1
-        elif worker.uses >= self.config.max_uses:
-            self.stats.retired_uses += 1
-            failure = "uses"
-        if failure is None and worker.server.is_alive():
+        elif (worn := self.worn_out(worker)) is not None:
+            if worn == "uses":
+                self.stats.retired_uses += 1
+            else:
+                self.stats.retired_states += 1
+            failure = worn
+        with self._lock:
+            known = worker in self._live
+            self._live.discard(worker)
+            closed = self._closed
+        if failure is None and not closed and worker.server.is_alive():
             self._idle.put(worker)
         else:
             worker.kill()
-        self._slots.release()
+        if known:
+            self._slots.release()
 
     def run(self, code: str, header: str, timeout_s: float | None = None,
             setup: str = "") -> LeanResponse:
@@ -273,7 +338,9 @@ class ReplPool:
             t0 = time.monotonic()
             resp = worker.request(Command(cmd=code, env=env), timeout_s or self.config.timeout_s)
             worker.uses += 1
-            return to_lean_response(resp, time.monotonic() - t0)
+            lr = to_lean_response(resp, time.monotonic() - t0)
+            worker.proof_states += len(lr.sorry_info)
+            return lr
         except LeanTimeout:
             failure = "timeout"
             raise
@@ -284,19 +351,31 @@ class ReplPool:
             self.release(worker, failure=failure)
 
     def close(self) -> None:
-        """Kill every idle worker (busy ones are killed when released)."""
+        """Kill every worker, idle or busy; a busy one's request fails as a crash.
+
+        A worker released after this is killed, and ``acquire`` refuses.
+        """
+        with self._lock:
+            self._closed = True
+            busy = list(self._live)
         while True:
             try:
                 self._idle.get_nowait().kill()
             except queue.Empty:
-                return
+                break
+        for worker in busy:
+            self.stats.killed_at_close += 1
+            worker.kill()
 
 
 class ReplProofEnv(ReplayingEnv):
     """:class:`prover.types.ProofEnv` over the REPL's proof-state mode.
 
     The theorem is opened as ``<statement> := by sorry``; tactics are ``ProofStep`` requests on
-    the sorry's proof state. The env holds one worker of ``pool`` while a theorem is open.
+    the sorry's proof state (answers are read by :func:`prover.responses.classify_step`). The
+    env holds one worker of ``pool`` while a theorem is open; each tactic counts as one use
+    and one proof state of that worker, and a worn-out worker is replaced between tactics
+    (states are replayed on demand, see :class:`prover.envbase.ReplayingEnv`).
     """
 
     def __init__(self, pool: ReplPool, *, timeout_s: float | None = None,
@@ -314,12 +393,12 @@ class ReplProofEnv(ReplayingEnv):
         self._failure = None
         env = self._worker.env_for(task.header)
         code = drop_proof_marker(task.formal_statement) + " := by\n  sorry\n"
-        resp = self._call(Command(cmd=code, env=env))
-        lr = to_lean_response(resp)
-        if lr.errors or not resp.sorries:
+        lr = to_lean_response(self._call(Command(cmd=code, env=env)))
+        self._worker.proof_states += len(lr.sorry_info)
+        if lr.errors or not lr.sorry_info or lr.sorry_info[0].proof_state is None:
             raise ProverInfraError(f"the statement does not elaborate: {(lr.errors or ['?'])[0]}")
-        goal = resp.sorries[0].goal
-        return resp.sorries[0].proof_state, goal, max(goal.count("⊢"), 1)
+        goal = lr.sorry_info[0].goal
+        return lr.sorry_info[0].proof_state, goal, max(goal.count("⊢"), 1)
 
     def _call(self, request: Any) -> Any:
         assert self._worker is not None
@@ -332,24 +411,27 @@ class ReplProofEnv(ReplayingEnv):
             self._failure = "crash"
             raise
 
+    def _should_recycle(self) -> bool:
+        return self._worker is not None and self.pool.worn_out(self._worker) is not None
+
     def _step(self, handle: Any, tactic: str) -> Step:
         from lean_interact import ProofStep
 
         resp = self._call(ProofStep(proof_state=handle, tactic=tactic))
-        if not hasattr(resp, "proof_status"):
-            return TacticStatus.ERROR, None, "", 0, str(getattr(resp, "message", resp))
-        errors = [m.data for m in resp.messages if m.severity == "error"]
-        if errors:
-            return TacticStatus.ERROR, None, "", 0, errors[0]
-        status = str(resp.proof_status)
-        if status == "Completed" and not resp.goals:
-            return TacticStatus.PROVED, resp.proof_state, "", 0, ""
-        if "sorry" in status or resp.sorries:
-            return TacticStatus.GIVEN_UP, None, "", 0, status
-        if not resp.goals:
-            return TacticStatus.ERROR, None, "", 0, f"no goals but proof status {status!r}"
-        return (TacticStatus.OPEN, resp.proof_state, "\n\n".join(resp.goals), len(resp.goals),
-                "")
+        assert self._worker is not None
+        self._worker.uses += 1
+        self._worker.proof_states += 1
+        lr = to_lean_response(resp) if hasattr(resp, "messages") else str(resp.message)
+        try:
+            status, msg = classify_step(lr)
+        except LeanCrash:
+            self._failure = "crash"  # the process lost the state: replace it
+            raise
+        assert isinstance(lr, LeanResponse) or status is not TacticStatus.OPEN
+        pp = "\n\n".join(lr.goals) if isinstance(lr, LeanResponse) else ""
+        n = len(lr.goals) if isinstance(lr, LeanResponse) else 0
+        state = lr.proof_state if isinstance(lr, LeanResponse) else None
+        return status, state, pp, n, msg
 
     def _shutdown(self) -> None:
         if self._worker is not None:

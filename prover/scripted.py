@@ -3,8 +3,9 @@
 * :class:`ScriptedEnv` — a :class:`prover.types.ProofEnv` over a small tree of goal states and
   tactics; optional per-tactic cost on a :class:`FakeClock` to exercise wall-clock budgets.
 * :class:`ScriptedChecker` — a :class:`prover.types.ProofChecker` that accepts listed proofs.
-  It still runs the real text-level audit, so ``sorry`` / ``native_decide`` / a changed
-  statement are rejected by it exactly as by the real checker.
+  It still runs the real text-level audit, so ``sorry`` / ``native_decide`` / a second copy
+  of the theorem are rejected by it exactly as by the real checker (a restated statement is
+  discarded, as the real checker does: the listed body is judged for the given statement).
 * :class:`RecordedServer` — shaped like ``lean_interact.LeanServer``; answers with recorded REPL
   JSON, validated through ``lean_interact``'s own response models. Put behind the real
   :class:`prover.repl.ReplPool` and :class:`prover.checker.LeanChecker` (see

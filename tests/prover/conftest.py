@@ -27,7 +27,7 @@ def setup_answer(setup: str) -> dict[str, Any]:
     return {"sorries": [{"proofState": 0, "pos": {"line": 1, "column": setup.index(":= sorry") + 3},
                          "goal": "⊢ (the statement)"}],
             "messages": [{"severity": "warning", "pos": {"line": 1, "column": 8},
-                          "data": "declaration uses 'sorry'"}], "env": 1}
+                          "data": "declaration uses `sorry`"}], "env": 1}
 
 
 def case_responder(case: dict[str, Any]) -> Any:

@@ -197,7 +197,7 @@ def test_check_statement_compile_filter() -> None:
     ok = {"sorries": [{"proofState": 0, "pos": {"line": 2, "column": 2},
                        "endPos": {"line": 2, "column": 7}, "goal": "x y : ℤ\n⊢ x = 26"}],
           "messages": [{"severity": "warning", "pos": {"line": 1, "column": 8},
-                        "data": "declaration uses 'sorry'"}], "env": 1}
+                        "data": "declaration uses `sorry`"}], "env": 1}
     err = {"messages": [{"severity": "error", "pos": {"line": 1, "column": 26},
                          "data": "unknown identifier 'foo'"}], "env": 1}
     sent: list[str] = []
@@ -274,3 +274,18 @@ def test_recorded_server_validates_with_lean_interact_models() -> None:
     with pytest.raises(Exception):  # noqa: B017 - pydantic's ValidationError
         RecordedServer(lambda r: {"messages": [{"severity": "fatal"}], "env": 0}).run(
             Command(cmd="x", env=0))
+
+
+@pytest.mark.parametrize("warning", ["declaration uses `sorry`",  # Lean v4.33 (transcripts)
+                                     "declaration uses 'sorry'"])  # older Lean
+def test_sorry_warning_both_spellings(warning: str) -> None:
+    from prover.audit import LeanMessage, LeanResponse, audit_response, prepare
+
+    task = ProofTask("theorem t (x : ℕ) : x = x := by", "", "  rfl", "t")
+    cmd, findings = prepare(task)
+    assert cmd is not None and not findings
+    resp = LeanResponse((LeanMessage("warning", warning, 1, 8),
+                         LeanMessage("info", "'verimath_pinned' depends on axioms: [sorryAx]",
+                                     cmd.axioms_line, 0)))
+    report = audit_response(cmd, resp)
+    assert [f.check for f in report.findings] == ["sorry", "axioms"]

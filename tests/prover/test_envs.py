@@ -81,7 +81,9 @@ def test_repl_env_outcomes() -> None:
     assert s1.status is TacticStatus.OPEN and "h₃" in s1.state.pp
     assert env.run_tactic(root, "linarith").status is TacticStatus.ERROR
     err = env.run_tactic(root, "exact foo")
-    assert err.status is TacticStatus.ERROR and "unknown identifier" in err.message
+    assert err.status is TacticStatus.ERROR and "Unknown identifier `foo`" in err.message
+    thrown = env.run_tactic(root, "nlinarith [foo]")  # a tactic that throws: Lean error reply
+    assert thrown.status is TacticStatus.ERROR and "unknown tactic" in thrown.message
     two = env.run_tactic(root, "constructor")
     assert two.status is TacticStatus.OPEN and two.state.num_goals == 2
     assert env.run_tactic(root, "exact?").status is TacticStatus.GIVEN_UP

@@ -229,7 +229,9 @@ STMT = "theorem t1 (x : ℕ) : x + 0 = x := by"
 @pytest.mark.parametrize("completion,expected", [
     (f"```lean4\n{STMT}\n  simp\n```", 1.0),                 # accepted proof
     (f"```lean4\n{STMT}\n  sorry\n```", 0.0),                # real audit rejects sorry
-    ("```lean4\ntheorem t1 (x : ℕ) : x = x := by\n  simp\n```", 0.0),  # statement changed
+    # a restated (changed) statement is discarded: the body is judged against the given one
+    ("```lean4\ntheorem t1 (x : ℕ) : x = x := by\n  rfl\n```", 0.0),
+    ("```lean4\ntheorem t1 (x : ℕ) : x = x := by\n  simp\n```", 1.0),
     ("I cannot prove it.", 0.0),                              # no lean block
 ])
 def test_proof_reward_with_the_prover_scripted_checker(completion, expected):

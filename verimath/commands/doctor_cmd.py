@@ -85,8 +85,9 @@ def _package_checks() -> list[Check]:
     repl = lean_interact_cache_dir()
     built = sorted(p.name for p in repl.glob("*/*/repl_*")) if repl and repl.is_dir() else []
     out.append(Check("lean-interact REPL cache", bool(built), ", ".join(built) or f"empty ({repl})",
-                     "" if built else "built automatically on the first `verimath prove` / "
-                     "`verimath check` (needs lake and network once)", required=False))
+                     "" if built else "verimath doctor --fix (clones and builds the REPL "
+                     "once; needs lake and network), or set repl.local_repl_path to a "
+                     "prebuilt REPL", required=False))
     dojo = lean_dojo_cache_dir()
     traced = sorted(p.name for p in dojo.iterdir()) if dojo.is_dir() else []
     out.append(Check("LeanDojo cache", bool(traced),
@@ -134,12 +135,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lean-project", dest="lean_project",
                    help="Lean project to inspect (default $VERIMATH_LEAN_PROJECT)")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument("--fix", action="store_true",
+                   help="build what can be built here (the lean-interact REPL for the Lean "
+                        "project), so no proving run pays for it")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; 0 when everything needed for proving is present, else 1."""
     import json
 
+    if getattr(args, "fix", False) and fix_lean(args.lean_project) != 0:
+        return 1
     checks = collect(args.lean_project)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
@@ -167,3 +173,26 @@ def _print(checks: list[Check]) -> None:
                       "check` are missing: run the fix commands above.")
     else:
         console.print("everything `verimath prove` / `verimath check` need is present.")
+
+
+def fix_lean(project_dir: str | None) -> int:
+    """Clone and build the lean-interact REPL for the Lean project (``verimath doctor --fix``).
+
+    This is the one place the REPL is built: proving and checking only use a prebuilt one, so
+    no reward deadline or check pays for a clone and a ``lake build``.
+
+    Returns:
+        0 when the REPL is ready, 1 with the reason printed otherwise.
+    """
+    import sys
+
+    from prover.repl import ReplConfig, repl_config
+    from prover.types import LeanUnavailable
+
+    try:
+        repl_config(ReplConfig(project_dir=project_dir), build=True)
+    except LeanUnavailable as e:
+        print(f"verimath doctor --fix: {e}", file=sys.stderr)
+        return 1
+    print("verimath doctor --fix: the Lean REPL is built", file=sys.stderr)
+    return 0
