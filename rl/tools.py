@@ -133,18 +133,25 @@ def tokens_for_chars(tokenizer: Any, ids: list[int], n_chars: int, *, cover: boo
     return lo
 
 
+def _merged(existing: str | Sequence[str] | None, stops: Sequence[str]) -> list[str]:
+    """The user's own stop strings (``generation_kwargs``) followed by ``stops``, no repeats."""
+    own = [existing] if isinstance(existing, str) else list(existing or ())
+    return list(dict.fromkeys([*own, *stops]))
+
+
 @contextlib.contextmanager
 def generation_stops(trainer: Any, stops: Sequence[str]) -> Iterator[None]:
     """Make ``trainer._generate_single_turn`` stop at ``stops`` while the block runs.
 
     TRL 1.16 has no per-call stop argument, so the setting is applied to what its generator
-    reads, and restored afterwards:
+    reads (added to any stop strings of ``GRPOConfig.generation_kwargs``), and restored
+    afterwards:
 
     * vLLM (``use_vllm``, server or colocate): ``vllm_generation.generation_kwargs`` gets
       ``stop`` and ``include_stop_str_in_output=True`` (vLLM ``SamplingParams``);
     * transformers ``generate``: ``generation_config.stop_strings``, plus the tokenizer that
-      ``StopStringCriteria`` needs, bound into the unwrapped model's ``generate`` (TRL calls it
-      without one);
+      ``StopStringCriteria`` needs, bound into ``trainer.model.generate`` (TRL calls it without
+      one; ``accelerator.unwrap_model`` hands back that same module);
     * transformers continuous batching: not supported there; the completion is cut after the
       block instead (as on every path, see :class:`TirRollout`).
 
@@ -158,7 +165,7 @@ def generation_stops(trainer: Any, stops: Sequence[str]) -> Iterator[None]:
     if getattr(trainer, "use_vllm", False):
         gen = trainer.vllm_generation
         saved = gen.generation_kwargs
-        gen.generation_kwargs = {**(saved or {}), "stop": list(stops),
+        gen.generation_kwargs = {**(saved or {}), "stop": _merged((saved or {}).get("stop"), stops),
                                  "include_stop_str_in_output": True}
         try:
             yield
@@ -173,7 +180,7 @@ def generation_stops(trainer: Any, stops: Sequence[str]) -> Iterator[None]:
     tokenizer = getattr(trainer, "_tokenizer", None) or trainer.processing_class
     saved_stops, own = config.stop_strings, "generate" in vars(model)
     original = model.generate
-    config.stop_strings = list(stops)
+    config.stop_strings = _merged(saved_stops, stops)
     model.generate = functools.partial(original, tokenizer=tokenizer)
     try:
         yield
