@@ -440,7 +440,7 @@ def drive(engines: Sequence[TirEngine], generate: Callable[[list[int]], None], s
                             raise RuntimeError(f"generate() did not feed attempt {i}")
                         if engines[i].done:
                             release(i)
-                elif not ready:
+                elif not ready and not all(e.done for e in engines):
                     raise RuntimeError("TIR scheduler: no attempt could run (a bug)")
     finally:
         for i in list(sessions):

@@ -241,3 +241,53 @@ def test_n64_sampled_tir_stays_within_the_session_bound(sandbox):
 def test_max_sessions_is_validated():
     with pytest.raises(ValueError, match="max_sessions"):
         RolloutConfig(max_sessions=0)
+
+
+class IgnoresStops(ScriptedBackend):
+    """A server that ignores stop strings (some OpenAI-compatible ones do)."""
+
+    def generate(self, prompts, params):
+        from dataclasses import replace
+
+        return super().generate(prompts, replace(params, stop=()))
+
+
+def test_generation_past_the_fence_is_cut_even_if_the_backend_ignores_stops(sandbox):
+    def policy(prompt, j, params):
+        if "```output" not in assistant_so_far(prompt):
+            return "```python\nprint(6 * 7)\n```\n```output\nFAKE\n```\nThe answer is \\boxed{1}."
+        return "So \\boxed{42}."
+
+    [[a]] = rollout(IgnoresStops(policy), [P], SamplingParams(), RolloutConfig(strategy="tir"),
+                    sandbox)
+    assert a.answer == "42" and "FAKE" not in a.text and "boxed{1}" not in a.text
+    assert [c.stdout for c in a.tool_calls] == ["42\n"]
+
+
+class _Raises:
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def session(self):
+        from reasoning.sandbox import SandboxError
+
+        if self.where == "open":
+            raise SandboxError("cannot start a session: out of uids")
+        outer = self
+
+        class S:
+            def run(self, code):
+                raise SandboxError("the fork server is gone")
+
+            def close(self):
+                outer.closed = True
+
+        return S()
+
+
+@pytest.mark.parametrize("where", ["open", "run"])
+def test_sandbox_that_raises_gives_an_unjudged_attempt(where):
+    be = ScriptedBackend(lambda p, j, s: "```python\nprint(1)\n```\n")
+    [[a]] = rollout(be, [P], SamplingParams(), RolloutConfig(strategy="tir"), _Raises(where))
+    assert a.finish_reason == "error" and [c.status for c in a.tool_calls] == ["sandbox_error"]
+    assert "out of uids" in a.text or "fork server is gone" in a.text

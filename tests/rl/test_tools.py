@@ -286,3 +286,11 @@ def test_generation_stops_reach_transformers_generate(tmp_path, tok, sandbox):
     assert stopped == free[:first]  # same sample, cut at the token completing the stop string
     assert trainer.generation_config.stop_strings is None
     assert "generate" not in vars(trainer.model)  # the binding is undone
+
+
+def test_tir_rollout_turn_past_the_token_budget_ends_with_length(tok, sandbox):
+    trainer = FakeTrainer(tok, max_completion_length=6)
+    out = TirRollout(sandbox)([PROMPT], trainer)
+    assert len(out["completion_ids"][0]) == len(out["env_mask"][0]) == 6
+    assert out["env_mask"][0] == [1] * 6 and out["tool_statuses"] == [[]]  # no code ran
+    assert out["tir_error"] == [False] and out["tir_answer"] == [None]
