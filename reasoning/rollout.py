@@ -19,27 +19,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasoning.extract import extract_answer, extract_program_output
+from reasoning.tir import TIR_STOP, TirEngine, drive, extract_code, tool_feedback
 from verimath.records import Attempt, Problem, Span, SpanKind, ToolCall, Trajectory, Verdict
 
 if TYPE_CHECKING:
-    from reasoning.sandbox import ExecResult, Sandbox, SandboxSession
+    from reasoning.sandbox import ExecResult, Sandbox
     from verimath.backends import Backend, Completion, Prompt, SamplingParams
 
 log = logging.getLogger(__name__)
 
+__all__ = ["TIR_STOP", "PromptTemplate", "RolloutConfig", "Strategy", "extract_code",
+           "finalize_completion", "load_prompt", "rollout", "to_trajectory", "tool_feedback"]
+
 PROMPT_DIR = Path(__file__).with_name("prompts")
-#: TIR generation stops when a python block closes or the model opens an output block itself.
-TIR_STOP = ("```output", "\n```\n")
-_CODE_RE = re.compile(r"```(?:python|py)[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 
 
 class Strategy(StrEnum):
@@ -117,8 +117,12 @@ class RolloutConfig:
             ends with finish_reason "tool_limit".
         max_tool_output_chars: tool output shown to the model is cut to this many characters.
         prompt_file: a YAML prompt template; None uses ``reasoning/prompts/<strategy>.yaml``.
-        batch_problems: problems rolled out together (bounds live sandbox sessions to
-            ``batch_problems * n``).
+        batch_problems: problems rolled out together.
+        max_sessions: TIR: most sandbox sessions open at once (each is an interpreter process
+            with its own uid). A session opens at an attempt's first code block and closes when
+            the attempt ends; an attempt that needs one while all are taken waits. With
+            sampling, the bound can change which random stream a turn draws (the stream
+            depends on the turn's position in a generation call).
     """
 
     strategy: Strategy = Strategy.TIR
@@ -126,6 +130,7 @@ class RolloutConfig:
     max_tool_output_chars: int = 800
     prompt_file: str | None = None
     batch_problems: int = 8
+    max_sessions: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy(self.strategy))
@@ -135,45 +140,14 @@ class RolloutConfig:
             raise ValueError("max_tool_output_chars must be >= 16 so errors stay readable")
         if self.batch_problems < 1:
             raise ValueError("batch_problems must be >= 1")
-
-
-def extract_code(text: str) -> str | None:
-    """The last ```python block of ``text`` (closed or running to the end); None if none."""
-    blocks = _CODE_RE.findall(text)
-    return blocks[-1] if blocks else None
-
-
-def tool_feedback(result: ExecResult, max_chars: int) -> str:
-    """What the model sees after running a block: stdout, or the error's last lines.
-
-    Long output keeps its head and tail with a ``...`` marker so the final value stays visible.
-    """
-    from reasoning.sandbox import ExecStatus
-
-    if result.status is ExecStatus.OK:
-        out = result.stdout.strip() or "(no output; use print() to see values)"
-    elif result.status is ExecStatus.TIMEOUT:
-        out = "TimeoutError: the code ran past its time limit"
-    elif result.status is ExecStatus.MEMORY:
-        out = "MemoryError: the code ran past its memory limit"
-    else:
-        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-        out = "\n".join([result.stdout.strip(), *lines[-3:]]).strip() or str(result.status)
-    if len(out) > max_chars:
-        half = max_chars // 2 - 3
-        out = out[:half] + "\n...\n" + out[-half:]
-    return out
+        if isinstance(self.max_sessions, bool) or not isinstance(self.max_sessions, int) \
+                or self.max_sessions < 1:
+            raise ValueError(f"max_sessions must be an integer >= 1, got {self.max_sessions!r}")
 
 
 def _tool_call(code: str, result: ExecResult, shown: str) -> ToolCall:
     return ToolCall(code=code, status=str(result.status), output=shown,
-                    wall_time_s=result.wall_time_s)
-
-
-def _is_infra_failure(result: ExecResult) -> bool:
-    from reasoning.sandbox import ExecStatus
-
-    return result.status is ExecStatus.SANDBOX_ERROR
+                    wall_time_s=result.wall_time_s, stdout=result.stdout)
 
 
 def finalize_completion(
@@ -208,7 +182,7 @@ def finalize_completion(
         result = sandbox.run(code)
         call = _tool_call(code, result, tool_feedback(result, max_tool_output_chars))
         answer = extract_program_output(result.stdout) if result.status == "ok" else None
-        reason = "error" if _is_infra_failure(result) else finish_reason
+        reason = "error" if str(result.status) == "sandbox_error" else finish_reason
         return Attempt(text=text, spans=(Span(SpanKind.MODEL, text),), tool_calls=(call,),
                        answer=answer, finish_reason=reason, completion_tokens=completion_tokens)
     model_text = text
@@ -217,93 +191,44 @@ def finalize_completion(
                    finish_reason=finish_reason, completion_tokens=completion_tokens)
 
 
-@dataclass
-class _TirState:
-    """A TIR attempt in progress (mutable while it rolls out)."""
-
-    messages: list[dict[str, str]]
-    session: SandboxSession | None
-    spans: list[Span] = field(default_factory=list)
-    calls: list[ToolCall] = field(default_factory=list)
-    tokens: int = 0
-    finish: str | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(s.text for s in self.spans)
-
-    def prompt(self) -> list[dict[str, str]]:
-        if not self.spans:
-            return self.messages
-        return [*self.messages, {"role": "assistant", "content": self.text}]
-
-
-def _tir_step(state: _TirState, comp: Completion, cfg: RolloutConfig) -> None:
-    """Apply one generated chunk to ``state``: record it, run its code block, append output."""
-    chunk = comp.text
-    state.tokens += comp.completion_tokens
-    code = extract_code(chunk) if comp.stop_reason in TIR_STOP else None
-    if code is None:
-        state.spans.append(Span(SpanKind.MODEL, chunk))
-        state.finish = comp.finish_reason
-        return
-    if comp.stop_reason == "\n```\n":
-        chunk += "\n```\n"
-    elif not chunk.endswith("\n"):
-        chunk += "\n"
-    state.spans.append(Span(SpanKind.MODEL, chunk))
-    assert state.session is not None
-    result = state.session.run(code)
-    shown = tool_feedback(result, cfg.max_tool_output_chars)
-    state.calls.append(_tool_call(code, result, shown))
-    state.spans.append(Span(SpanKind.TOOL, f"```output\n{shown}\n```\n"))
-    if _is_infra_failure(result):
-        state.finish = "error"
-
-
-def _finish_tir(state: _TirState) -> Attempt:
-    model_text = "".join(s.text for s in state.spans if s.kind is SpanKind.MODEL)
-    answer = extract_answer(model_text)
-    if answer is None and state.calls and state.calls[-1].status == "ok":
-        answer = extract_program_output(state.calls[-1].output)
-    return Attempt(text=state.text, spans=tuple(state.spans), tool_calls=tuple(state.calls),
-                   answer=answer, finish_reason=state.finish or "stop",
-                   completion_tokens=state.tokens)
-
-
 def _rollout_tir(
     backend: Backend, prompts: list[list[dict[str, str]]], params: SamplingParams,
     cfg: RolloutConfig, sandbox: Sandbox,
 ) -> list[list[Attempt]]:
-    """TIR for a batch of prompts: rounds of batched generation, then concurrent tool runs."""
+    """TIR text adapter: :func:`reasoning.tir.drive` over ``backend.generate``.
+
+    Turn ``k`` of every attempt is sampled with seed ``params.seed + k`` (n=1 per attempt);
+    the backend's stop strings are :data:`TIR_STOP` while tools are left. Backends strip the
+    stop string they matched, so it is added back before the engine sees the turn.
+    """
     n = params.n
-    states = [_TirState(messages=m, session=None) for m in prompts for _ in range(n)]
-    one = replace(params, n=1, stop=tuple(dict.fromkeys((*params.stop, *TIR_STOP))))
-    max_workers = max(1, getattr(getattr(sandbox, "config", None), "workers", 4))
-    try:
-        for s in states:
-            s.session = sandbox.session()
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
-            for rnd in range(cfg.max_tool_calls + 1):
-                active = [s for s in states if s.finish is None]
-                if not active:
-                    break
-                last = rnd == cfg.max_tool_calls  # tool budget spent: let it answer, run nothing
-                sp = replace(one, seed=params.seed + rnd, stop=params.stop if last else one.stop)
-                outs = backend.generate([s.prompt() for s in active], sp)
-                if last:
-                    for s, o in zip(active, outs, strict=True):
-                        s.spans.append(Span(SpanKind.MODEL, o[0].text))
-                        s.tokens += o[0].completion_tokens
-                        s.finish = "tool_limit" if extract_code(o[0].text) else o[0].finish_reason
-                    break
-                list(pool.map(lambda so: _tir_step(so[0], so[1][0], cfg),
-                              zip(active, outs, strict=True)))
-    finally:
-        for s in states:
-            if s.session is not None:
-                s.session.close()
-    attempts = [_finish_tir(s) for s in states]
+    engines = [TirEngine(cfg.max_tool_calls, cfg.max_tool_output_chars)
+               for _ in prompts for _ in range(n)]
+    messages = [m for m in prompts for _ in range(n)]
+
+    def prompt(i: int) -> Prompt:
+        if not engines[i].spans:
+            return messages[i]
+        return [*messages[i], {"role": "assistant", "content": engines[i].text}]
+
+    def generate(todo: list[int]) -> None:
+        groups: dict[tuple[int, bool], list[int]] = {}
+        for i in todo:
+            groups.setdefault((len(engines[i].calls), engines[i].tools_left), []).append(i)
+        for (turn, tools), idx in groups.items():
+            sp = replace(params, n=1, seed=params.seed + turn,
+                         stop=engines[idx[0]].stops(params.stop) if tools else params.stop)
+            outs = backend.generate([prompt(i) for i in idx], sp)
+            for i, out in zip(idx, outs, strict=True):
+                c = out[0]
+                raw = c.text + (c.stop_reason if tools and c.stop_reason in TIR_STOP else "")
+                engines[i].feed(raw, c.finish_reason, tokens=c.completion_tokens)
+
+    workers = max(1, getattr(getattr(sandbox, "config", None), "workers", 4))
+    slots = drive(engines, generate, sandbox, max_sessions=cfg.max_sessions, workers=workers)
+    log.debug("TIR batch: %d attempts, %d sessions opened, peak %d open", len(engines),
+              slots.opened, slots.peak)
+    attempts = [e.attempt() for e in engines]
     return [attempts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 

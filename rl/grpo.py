@@ -194,7 +194,7 @@ def build_grpo_trainer(
 
         extra["rollout_func"] = TirRollout(
             pool.sandbox, cfg.tools.max_tool_calls, cfg.tools.max_tool_output_chars,
-            workers=cfg.verifier.workers, timeout_s=cfg.verifier.timeout_s)
+            workers=cfg.verifier.workers)
     elif cfg.tools.mode == "env":
         from rl.tools import PythonSandboxEnv
 

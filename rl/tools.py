@@ -3,13 +3,17 @@
 Two ways in, both ending with tool-output tokens out of the loss:
 
 * :class:`TirRollout` -- a TRL ``rollout_func`` for the ToRA text format our prompts use
-  (``reasoning/prompts/tir.yaml``): the model writes ```python blocks, each block runs in the
-  completion's own :class:`~reasoning.sandbox.SandboxSession` (state persists between blocks),
-  its output is appended as an ```output block, and generation resumes, at most
-  ``max_tool_calls`` times. It returns ``env_mask`` (1 = model token, 0 = tool token), which
-  TRL multiplies into the loss mask, plus the columns the rewards read (``tir_answer``,
-  ``tir_error``, ``tool_statuses``). Works with any chat template and with vLLM or
-  transformers generation (it calls the trainer's own single-turn generator).
+  (``reasoning/prompts/tir.yaml``). It is the token/mask adapter of the one TIR engine
+  (:mod:`reasoning.tir`, shared with eval and datagen): the model writes ```python blocks,
+  each block runs in the completion's own :class:`~reasoning.sandbox.SandboxSession` (opened
+  lazily at the first block, at most ``max_sessions`` at once, closed when the completion
+  ends), its output is appended as an ```output block, and generation resumes, at most
+  ``max_tool_calls`` times. The TIR stop strings reach the trainer's generator
+  (:func:`generation_stops`), so nothing past a closed code fence is generated. It returns
+  ``env_mask`` (1 = model token, 0 = tool token), which TRL multiplies into the loss mask, plus
+  the columns the rewards read (``tir_answer``, ``tir_error``, ``tool_statuses``). Works with
+  any chat template and with vLLM or transformers generation (it calls the trainer's own
+  single-turn generator).
 * :class:`PythonSandboxEnv` -- an ``environment_factory`` environment for models whose chat
   template supports tool calls (Qwen2.5/3 style): TRL exposes its ``python`` method as a tool
   and masks the tool messages itself.
@@ -18,16 +22,15 @@ Two ways in, both ending with tool-output tokens out of the loss:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasoning.rollout import TIR_STOP
-from rl.concurrency import map_with_deadline
+from reasoning.tir import TIR_STOP, SessionSlots, TirEngine, drive, find_cut, interpreter_lost
 
 log = logging.getLogger(__name__)
-
-_OUTPUT_STOP, _FENCE_STOP = TIR_STOP  # ("```output", "\n```\n"), as our own TIR rollouts
 
 
 class PythonSandboxEnv:
@@ -46,13 +49,14 @@ class PythonSandboxEnv:
         self._sandbox = sandbox
         self._max_output_chars = max_output_chars
         self._session: Any = None
+        self._last: Any = None
         self.statuses: list[str] = []
         self.infra_error = False
 
     def reset(self, **_: Any) -> str | None:
-        """Start a fresh session for a new rollout (the previous one is closed)."""
+        """Begin a new rollout: close the previous session; a new one opens at the first call."""
         self._close()
-        self._session = self._sandbox.session()
+        self._last = None
         self.statuses = []
         self.infra_error = False
         return None
@@ -66,13 +70,20 @@ class PythonSandboxEnv:
         Returns:
             The printed output, or the last lines of the error.
         """
-        from reasoning.rollout import tool_feedback
+        from reasoning.sandbox import ExecResult, ExecStatus, SandboxError
+        from reasoning.tir import tool_feedback
 
-        if self._session is None:
-            self.reset()
-        result = self._session.run(code)
-        self.statuses.append(str(result.status))
-        if str(result.status) == "sandbox_error":
+        try:
+            if self._session is None:
+                self._session = self._sandbox.session()
+            result = self._session.run(code)
+        except SandboxError as e:
+            result = ExecResult(ExecStatus.SANDBOX_ERROR, "", f"[sandbox] {e}\n", None, 0.0, 0.0,
+                                "unknown")
+        lost = interpreter_lost(result, self._last)
+        self._last = result
+        self.statuses.append("sandbox_error" if lost else str(result.status))
+        if lost or str(result.status) == "sandbox_error":
             self.infra_error = True
         return tool_feedback(result, self._max_output_chars)
 
@@ -86,31 +97,6 @@ class PythonSandboxEnv:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown: the sandbox may be gone
             self._close()
-
-
-def cut_after_code(text: str) -> tuple[int, str, bool] | None:
-    r"""Where TIR generation should have stopped in ``text``, if a python block ends in it.
-
-    Mirrors :data:`reasoning.rollout.TIR_STOP`: the first closing fence ``\\n```\\n`` (kept) or
-    the first ```output the model writes itself (dropped: the sandbox writes outputs).
-
-    Returns:
-        ``(cut, code, cover)``: characters of ``text`` to keep, the block's code, and whether the
-        kept tokens must reach ``cut`` (a closing fence, kept whole) or stay before it (the
-        model's own ```output, dropped); None when no python block ends in ``text``.
-    """
-    from reasoning.rollout import extract_code
-
-    hits = []
-    if (i := text.find(_FENCE_STOP)) != -1:
-        hits.append((i + len(_FENCE_STOP), True))
-    if (i := text.find(_OUTPUT_STOP)) != -1:
-        hits.append((i, False))
-    for cut, cover in sorted(hits):
-        code = extract_code(text[:cut])
-        if code is not None:
-            return cut, code, cover
-    return None
 
 
 def tokens_for_chars(tokenizer: Any, ids: list[int], n_chars: int, *, cover: bool) -> int:
@@ -147,20 +133,74 @@ def tokens_for_chars(tokenizer: Any, ids: list[int], n_chars: int, *, cover: boo
     return lo
 
 
+def _merged(existing: str | Sequence[str] | None, stops: Sequence[str]) -> list[str]:
+    """The user's own stop strings (``generation_kwargs``) followed by ``stops``, no repeats."""
+    own = [existing] if isinstance(existing, str) else list(existing or ())
+    return list(dict.fromkeys([*own, *stops]))
+
+
+@contextlib.contextmanager
+def generation_stops(trainer: Any, stops: Sequence[str]) -> Iterator[None]:
+    """Make ``trainer._generate_single_turn`` stop at ``stops`` while the block runs.
+
+    TRL 1.16 has no per-call stop argument, so the setting is applied to what its generator
+    reads (added to any stop strings of ``GRPOConfig.generation_kwargs``), and restored
+    afterwards:
+
+    * vLLM (``use_vllm``, server or colocate): ``vllm_generation.generation_kwargs`` gets
+      ``stop`` and ``include_stop_str_in_output=True`` (vLLM ``SamplingParams``);
+    * transformers ``generate``: ``generation_config.stop_strings``, plus the tokenizer that
+      ``StopStringCriteria`` needs, bound into ``trainer.model.generate`` (TRL calls it without
+      one; ``accelerator.unwrap_model`` hands back that same module);
+    * transformers continuous batching: not supported there; the completion is cut after the
+      block instead (as on every path, see :class:`TirRollout`).
+
+    Args:
+        trainer: a ``trl.GRPOTrainer``.
+        stops: stop strings; empty leaves generation as it is.
+    """
+    if not stops:
+        yield
+        return
+    if getattr(trainer, "use_vllm", False):
+        gen = trainer.vllm_generation
+        saved = gen.generation_kwargs
+        gen.generation_kwargs = {**(saved or {}), "stop": _merged((saved or {}).get("stop"), stops),
+                                 "include_stop_str_in_output": True}
+        try:
+            yield
+        finally:
+            gen.generation_kwargs = saved
+        return
+    if getattr(trainer, "use_transformers_continuous_batching", False):
+        log.debug("continuous batching takes no stop strings; cutting after the block instead")
+        yield
+        return
+    config, model = trainer.generation_config, trainer.model
+    tokenizer = getattr(trainer, "_tokenizer", None) or trainer.processing_class
+    saved_stops, own = config.stop_strings, "generate" in vars(model)
+    original = model.generate
+    config.stop_strings = _merged(saved_stops, stops)
+    model.generate = functools.partial(original, tokenizer=tokenizer)
+    try:
+        yield
+    finally:
+        config.stop_strings = saved_stops
+        if own:
+            model.generate = original
+        else:
+            del model.generate
+
+
 @dataclass
-class _Rollout:
-    """One TIR completion in progress."""
+class _Tokens:
+    """The token view of one TIR completion in progress."""
 
     prompt_ids: list[int]
-    session: Any = None
     ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
     logps: list[float] | None = None
-    model_text: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=list)
-    error: bool = False
-    done: bool = False
+    synced: int = 0  # engine spans already turned into tokens
 
 
 @dataclass
@@ -168,111 +208,108 @@ class TirRollout:
     """TRL ``rollout_func`` for tool-integrated reasoning in the ToRA text format.
 
     Args:
-        sandbox: the sandbox pool; each completion gets its own session, closed at the end.
+        sandbox: the sandbox pool; each completion gets its own session, opened at its first
+            python block and closed as soon as it ends.
         max_tool_calls: python blocks run per completion; after that the model writes once more
             and whatever code it writes is not run.
         max_tool_output_chars: tool output shown to the model is cut to this many characters.
         workers: concurrent cell runs.
-        timeout_s: wall-clock seconds for one round of cell runs; a cell still running then is
-            an infrastructure failure of that completion (its rewards are None).
+        max_sessions: most sandbox sessions open at once; a completion that reaches a block
+            while all are taken waits for one.
+
+    Attributes:
+        last_slots: the :class:`reasoning.tir.SessionSlots` of the last call (``peak``,
+            ``opened``), for logging and tests.
 
     Call: ``(prompts: (N,), trainer) -> dict`` with, per completion, ``prompt_ids``,
     ``completion_ids``, ``logprobs`` (None without vLLM), ``env_mask`` (1 model / 0 tool, same
-    length as ``completion_ids``), ``tir_answer``, ``tir_error`` and ``tool_statuses``.
-    ``prompts`` already holds each prompt ``num_generations`` times (TRL's sampler repeats them).
+    length as ``completion_ids``), ``tir_answer`` (the model's answer, else the last good
+    cell's raw stdout), ``tir_error`` (True: infrastructure failure, rewards give None) and
+    ``tool_statuses``. ``prompts`` already holds each prompt ``num_generations`` times (TRL's
+    sampler repeats them).
     """
 
     sandbox: Any
     max_tool_calls: int = 4
     max_tool_output_chars: int = 800
     workers: int = 4
-    timeout_s: float = 60.0
+    max_sessions: int = 64
+    last_slots: SessionSlots | None = field(default=None, init=False, repr=False)
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         """Roll out every prompt with tool calls (see the class docstring)."""
         prompt_ids, _, _ = trainer._tokenize_prompts(prompts)
-        states = [_Rollout(prompt_ids=list(p)) for p in prompt_ids]
-        try:
-            for s in states:
-                s.session = self.sandbox.session()
-            for rnd in range(self.max_tool_calls + 1):
-                active = [s for s in states if not s.done]
-                if not active:
-                    break
-                ids, logps = trainer._generate_single_turn(
-                    [s.prompt_ids + s.ids for s in active], None, {}, num_generations=1)
-                last = rnd == self.max_tool_calls
-                runs = [self._take(s, list(new), None if logps is None else list(logps[i]),
-                                   trainer, last)
-                        for i, (s, new) in enumerate(zip(active, ids, strict=True))]
-                self._run_cells([(s, code) for s, code in zip(active, runs, strict=True)
-                                 if code is not None], trainer)
-        finally:
-            for s in states:
-                if s.session is not None:
-                    s.session.close()
+        toks = [_Tokens(prompt_ids=list(p)) for p in prompt_ids]
+        engines = [TirEngine(self.max_tool_calls, self.max_tool_output_chars) for _ in toks]
+
+        def generate(todo: list[int]) -> None:
+            live = []
+            for i in todo:
+                self._sync_tool_tokens(toks[i], engines[i], trainer)
+                if len(toks[i].ids) >= trainer.max_completion_length:
+                    engines[i].abort("length")
+                else:
+                    live.append(i)
+            for tools in (True, False):
+                idx = [i for i in live if engines[i].tools_left is tools]
+                if not idx:
+                    continue
+                with generation_stops(trainer, TIR_STOP if tools else ()):
+                    ids, logps = trainer._generate_single_turn(
+                        [toks[i].prompt_ids + toks[i].ids for i in idx], None, {},
+                        num_generations=1)
+                for k, i in enumerate(idx):
+                    self._take(toks[i], engines[i], list(ids[k]),
+                               None if logps is None else list(logps[k]), trainer)
+
+        self.last_slots = drive(engines, generate, self.sandbox, max_sessions=self.max_sessions,
+                                workers=self.workers)
         return {
-            "prompt_ids": [s.prompt_ids for s in states],
-            "completion_ids": [s.ids for s in states],
-            "logprobs": None if states and states[0].logps is None else [s.logps for s in states],
-            "env_mask": [s.mask for s in states],
-            "tir_answer": [self._answer(s) for s in states],
-            "tir_error": [s.error for s in states],
-            "tool_statuses": [s.statuses for s in states],
+            "prompt_ids": [t.prompt_ids for t in toks],
+            "completion_ids": [t.ids for t in toks],
+            "logprobs": None if toks and toks[0].logps is None else [t.logps for t in toks],
+            "env_mask": [t.mask for t in toks],
+            "tir_answer": [e.answer() for e in engines],
+            "tir_error": [e.finish_reason == "error" for e in engines],
+            "tool_statuses": [[c.status for c in e.calls] for e in engines],
         }
 
-    def _take(self, s: _Rollout, new: list[int], logps: list[float] | None, trainer: Any,
-              last: bool) -> str | None:
-        """Append generated tokens (cut after a python block); return the code to run."""
+    @staticmethod
+    def _take(t: _Tokens, e: TirEngine, new: list[int], logps: list[float] | None,
+              trainer: Any) -> None:
+        """Feed one generated turn to the engine; keep its tokens up to the end of the block."""
         tok = trainer.processing_class
         text = tok.decode(new, skip_special_tokens=True)
-        cut = None if last else cut_after_code(text)
-        budget = trainer.max_completion_length - len(s.ids)
-        if cut is not None:
-            k = tokens_for_chars(tok, new, cut[0], cover=cut[2])
-            new, logps = new[:k], None if logps is None else logps[:k]
-        new = new[:budget]
-        s.ids += new
-        s.mask += [1] * len(new)
+        budget = trainer.max_completion_length - len(t.ids)
+        cut = find_cut(text) if e.tools_left else None
+        k = len(new) if cut is None else tokens_for_chars(tok, new, cut.keep, cover=cut.closed)
+        eos = set(getattr(trainer, "eos_token_ids", None) or [tok.eos_token_id])
+        finish = "stop" if new and new[-1] in eos else "length"
+        if k > budget:  # the turn does not fit: the completion ends truncated
+            k = budget
+            e.feed(tok.decode(new[:k], skip_special_tokens=True), "length", final=True)
+        else:
+            e.feed(text, finish)
+        e.tokens += k
+        t.ids += new[:k]
+        t.mask += [1] * k
         if logps is not None:
-            s.logps = (s.logps or []) + logps[:len(new)]
-        s.model_text.append(tok.decode(new, skip_special_tokens=True))
-        if cut is None or len(s.ids) >= trainer.max_completion_length:
-            s.done = True
-            return None
-        return cut[1]
-
-    def _run_cells(self, jobs: list[tuple[_Rollout, str]], trainer: Any) -> None:
-        from reasoning.rollout import tool_feedback
-
-        tok = trainer.processing_class
-        outs = map_with_deadline(lambda j: j[0].session.run(j[1]), jobs,
-                                 workers=self.workers, timeout_s=self.timeout_s)
-        for (s, _code), out in zip(jobs, outs, strict=True):
-            if not out.ok or str(out.value.status) == "sandbox_error":
-                s.statuses.append("sandbox_error")
-                s.error = s.done = True
-                continue
-            s.statuses.append(str(out.value.status))
-            shown = tool_feedback(out.value, self.max_tool_output_chars)
-            s.outputs.append(shown)
-            lead = "" if s.model_text[-1].endswith("\n") else "\n"
-            tool_text = f"{lead}```output\n{shown}\n```\n"
-            tool_ids = tok(tool_text, add_special_tokens=False)["input_ids"]
-            tool_ids = tool_ids[:max(0, trainer.max_completion_length - len(s.ids))]
-            s.ids += tool_ids
-            s.mask += [0] * len(tool_ids)
-            if s.logps is not None:
-                s.logps += [0.0] * len(tool_ids)
-            if len(s.ids) >= trainer.max_completion_length:
-                s.done = True
+            t.logps = (t.logps or []) + logps[:k]
+        t.synced = len(e.spans)
 
     @staticmethod
-    def _answer(s: _Rollout) -> str | None:
-        """The answer in the model's own text, else the last program output (as TIR eval does)."""
-        from reasoning.extract import extract_answer, extract_program_output
+    def _sync_tool_tokens(t: _Tokens, e: TirEngine, trainer: Any) -> None:
+        """Append the tokens of tool output blocks the engine added since the last turn."""
+        from verimath.records import SpanKind
 
-        answer = extract_answer("".join(s.model_text))
-        if answer is None and s.outputs and s.statuses and s.statuses[-1] == "ok":
-            answer = extract_program_output(s.outputs[-1])
-        return answer
+        tok = trainer.processing_class
+        for span in e.spans[t.synced:]:
+            if span.kind is not SpanKind.TOOL:
+                continue
+            tool_ids = tok(span.text, add_special_tokens=False)["input_ids"]
+            tool_ids = tool_ids[:max(0, trainer.max_completion_length - len(t.ids))]
+            t.ids += tool_ids
+            t.mask += [0] * len(tool_ids)
+            if t.logps is not None:
+                t.logps += [0.0] * len(tool_ids)
+        t.synced = len(e.spans)

@@ -161,14 +161,17 @@ class ToolCall:
     Attributes:
         code: the program or cell run.
         status: the ``ExecStatus`` value as a string.
-        output: what was shown to the model (stdout, or the error), already truncated.
+        output: what was shown to the model (stdout, or the error), already truncated;
+            display text, never read as an answer.
         wall_time_s: seconds of wall-clock time.
+        stdout: the program's raw stdout (answers are read from it); None when not recorded.
     """
 
     code: str
     status: str
     output: str
     wall_time_s: float
+    stdout: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a dict."""
