@@ -38,7 +38,6 @@ from typing import Any
 from reasoning.grading import GraderConfig
 from reasoning.sandbox import ExecResult, ExecStatus, SandboxConfig, SandboxError
 from reasoning.sandbox.result import failed
-from reasoning.service import schemas as S
 from reasoning.service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -304,7 +303,9 @@ def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> 
 
     Args:
         cfg: server settings.
-        sandbox / grader: prebuilt components (tests, benchmarks); None: built from ``cfg``
+        sandbox: a prebuilt sandbox (tests, benchmarks); None: built from ``cfg``.
+        grader: a prebuilt grader; None: built at the first ``/v1/grade``.
+        Prebuilt components (tests, benchmarks); None: built from ``cfg``
             at start-up (the grader at the first ``/v1/grade``) and closed at shutdown.
 
     Returns:

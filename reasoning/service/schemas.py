@@ -24,8 +24,11 @@ from reasoning.sandbox import ExecResult, ExecStatus
 
 
 class RunCodeRequest(BaseModel):
-    """SandboxFusion's request. Fields we do not use (``compile_timeout``, ``files``,
-    ``fetch_files``, ``args``) are accepted; ``files`` / ``fetch_files`` must be empty."""
+    """SandboxFusion's request.
+
+    Fields we do not use (``compile_timeout``, ``files``, ``fetch_files``, ``args``) are
+    accepted; ``files`` / ``fetch_files`` must be empty.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
