@@ -11,8 +11,10 @@ Endpoints: ``POST /run_code`` (SandboxFusion-compatible), ``POST /v1/exec``, ``P
 is not a loopback address needs an API key (``--api-key``, ``--api-key-file`` or
 ``$VERIMATH_API_KEY``); clients send ``Authorization: Bearer KEY``.
 
-Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM); 1 when the sandbox or the server could
-not start; 2 on a usage error (no key for a public host, unreadable key file, bad limits).
+SIGINT/SIGTERM: stop accepting, finish the requests in flight (up to 30 s), close sessions,
+the sandbox and the grader, then end by that signal (uvicorn re-raises it: the shell sees 130
+or 143). Exit codes otherwise: 1 when the sandbox or the server could not start; 2 on a usage
+error (no key for a public host, unreadable key file, bad limits).
 """
 
 from __future__ import annotations
