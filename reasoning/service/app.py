@@ -342,12 +342,15 @@ async def _reap(state: ServiceState) -> None:
     while True:
         await asyncio.sleep(min(idle / 4, 5.0))
         now = time.monotonic()
-        stale = [sid for sid, s in state.sessions.items()
+        stale = [sid for sid, s in list(state.sessions.items())
                  if not s.busy and now - s.last_used > idle]
         for sid in stale:
             log.info("closing session %s: idle for over %.0f s", sid, idle)
-            state.metrics.sessions_reaped.inc()
-            await state.blocking(state.drop_session, sid)
+            try:
+                if await state.blocking(state.drop_session, sid):
+                    state.metrics.sessions_reaped.inc()
+            except Exception:  # noqa: BLE001 - the reaper must outlive one bad close
+                log.exception("closing idle session %s failed", sid)
 
 
 def new_session_id() -> str:
