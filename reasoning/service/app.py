@@ -126,6 +126,7 @@ class ServiceState:
         self.metrics = ServiceMetrics()
         self.inflight = 0
         self.limiter: Any = None
+        self.broken: str | None = None  # the sandbox refused work: /health says 503
 
     def start(self) -> None:
         """Start the sandbox (blocking: call from a thread). Raises SandboxError."""
@@ -183,7 +184,8 @@ class ServiceState:
         try:
             fut = self.sandbox.submit(code, timeout_s=timeout_s, memory_mb=memory_mb)
             res: ExecResult = await asyncio.wrap_future(fut)
-        except SandboxError as e:
+        except SandboxError as e:  # closed or broken: it will not run anything any more
+            self.broken = str(e)
             res = failed(ExecStatus.SANDBOX_ERROR, str(e), self.sandbox.isolation)
         finally:
             m.queue_depth.dec()

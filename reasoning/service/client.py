@@ -35,6 +35,7 @@ from reasoning.service.schemas import result_from_dict
 from verimath.records import Verdict, VerdictStatus
 
 log = logging.getLogger(__name__)
+ERR = ExecStatus.SANDBOX_ERROR
 
 
 class ServiceError(SandboxError):
@@ -123,7 +124,8 @@ class EndpointPool:
         return order[0]
 
     def post(self, path: str, body: dict[str, Any], *, timeout_s: float,
-             url: str | None = None, retry: bool = True) -> tuple[str, Any]:
+             url: str | None = None, retry: bool = True,
+             avoid: Iterable[str] = ()) -> tuple[str, Any]:
         """POST ``body`` to ``path``; returns (endpoint, parsed JSON).
 
         Args:
@@ -132,12 +134,13 @@ class EndpointPool:
             timeout_s: read limit of one try, seconds.
             url: send only to this endpoint (a pinned session); None: pick in turn.
             retry: False sends at most once after the connection is made.
+            avoid: endpoints to use only when no other one is up.
 
         Raises:
             TransportFailure: every try failed at the transport level, with 5xx, or 429.
             ServiceError: 401/403/404/4xx from the server (``status_code`` attribute).
         """
-        tried: list[str] = []
+        tried: list[str] = list(avoid)
         last = "no try made"
         for attempt in range(self.retries + 1 if retry else 1):
             target = url or self.pick(tried)
@@ -241,17 +244,35 @@ class RemoteSandbox:
         return [{"code": c, "timeout_s": t, "memory_mb": m} for c in codes]
 
     def _send(self, items: list[dict[str, Any]]) -> list[ExecResult]:
-        # bounded: each program may take its timeout, one after another on a busy server
-        limit = sum(it["timeout_s"] for it in items) + 30.0
-        try:
-            _, reply = self._pool.post("/v1/exec", {"requests": items}, timeout_s=limit)
-        except TransportFailure as e:
-            reason = f"sandbox service unreachable after retries: {e}"
-            return [failed(ExecStatus.SANDBOX_ERROR, reason, self._isolation) for _ in items]
-        results = [result_from_dict(d) for d in reply["results"]]
-        if len(results) != len(items):
-            raise RuntimeError(f"/v1/exec answered {len(results)} results for {len(items)}")
-        return results
+        """Run ``items`` remotely, results in order.
+
+        Programs a server answered with SANDBOX_ERROR (its own sandbox failed) are re-sent to
+        another endpoint, up to ``retries`` times.
+        """
+        results: list[ExecResult | None] = [None] * len(items)
+        todo, used = list(range(len(items))), []
+        for _ in range(self._pool.retries + 1):
+            batch = [items[i] for i in todo]
+            # bounded: each program may take its timeout, one after another on a busy server
+            limit = sum(it["timeout_s"] for it in batch) + 30.0
+            try:
+                url, reply = self._pool.post("/v1/exec", {"requests": batch}, timeout_s=limit,
+                                             avoid=used)
+            except TransportFailure as e:
+                reason = f"sandbox service unreachable after retries: {e}"
+                for i in todo:
+                    results[i] = failed(ExecStatus.SANDBOX_ERROR, reason, self._isolation)
+                break
+            got = [result_from_dict(d) for d in reply["results"]]
+            if len(got) != len(batch):
+                raise RuntimeError(f"{url}/v1/exec answered {len(got)} results for {len(batch)}")
+            for i, r in zip(todo, got, strict=True):
+                results[i] = r
+            todo = [i for i, r in zip(todo, got, strict=True) if r.status is ERR]
+            if not todo or len(self._pool.urls) == 1:
+                break
+            used.append(url)
+        return [r for r in results if r is not None]
 
     def submit(self, code: str, *, timeout_s: float | None = None,
                memory_mb: int | None = None) -> Future[ExecResult]:

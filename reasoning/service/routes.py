@@ -133,11 +133,17 @@ def _add_info_routes(app: FastAPI, state: ServiceState) -> None:
     from verimath import __version__
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health() -> Any:
+        from fastapi.responses import JSONResponse
+
         sb = state.sandbox
-        return {"status": "ok", "version": __version__, "isolation": sb.isolation,
-                "workers": sb.config.workers, "inflight": state.inflight,
-                "sessions": len(state.sessions), "grader_started": state.grader is not None}
+        body = {"status": "broken" if state.broken else "ok", "version": __version__,
+                "isolation": sb.isolation, "workers": sb.config.workers,
+                "inflight": state.inflight, "sessions": len(state.sessions),
+                "grader_started": state.grader is not None}
+        if state.broken:
+            body["reason"] = state.broken
+        return JSONResponse(body, status_code=503 if state.broken else 200)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from concurrent.futures import wait
@@ -64,6 +65,22 @@ def test_dead_endpoint_is_skipped(pair) -> None:
     with RemoteSandbox([dead, a.url], api_key=KEY, batch_size=2, retries=1) as rs:
         res = rs.run_many([f"print({i})" for i in range(10)])
     assert [r.status for r in res] == [OK] * 10
+
+
+def test_broken_server_sandbox_is_retried_elsewhere_and_unhealthy(pair) -> None:
+    good = pair[0]
+    own = Sandbox(SandboxConfig(timeout_s=5.0, workers=1, preload=()))
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with ThreadServer(ServeConfig(port=free_port(), api_key=KEY, sandbox=own.config),
+                      sandbox=own) as bad:
+        with RemoteSandbox([bad.url, good.url], api_key=KEY, batch_size=1) as rs:
+            own.close()  # the bad server's sandbox stops working after the client started
+            direct = httpx.post(bad.url + "/v1/exec", json={"requests": [{"code": "1"}]},
+                                headers=auth)
+            assert direct.json()["results"][0]["status"] == "sandbox_error"
+            assert httpx.get(bad.url + "/health").status_code == 503
+            res = rs.run_many([f"print({i})" for i in range(8)])
+    assert [r.stdout for r in res] == [f"{i}\n" for i in range(8)]  # all ran on the good one
 
 
 def test_no_endpoint_up_raises_at_start() -> None:
@@ -133,13 +150,26 @@ def test_factory_picks_local_or_remote(pair, tmp_path) -> None:
     assert GraderSettings().endpoints == ()
 
 
-def test_server_killed_mid_batch() -> None:
-    """Items answered before the kill keep their results; every other one is SANDBOX_ERROR."""
-    port = free_port()
-    proc = start_cli(port, "--workers", "2", "--log-level", "warning")
-    url = f"http://127.0.0.1:{port}"
+@pytest.fixture(scope="module")
+def cli_pair() -> list[tuple[subprocess.Popen, str]]:
+    """Two ``verimath serve`` subprocesses, booted at the same time (each test ends one)."""
+    ports = [free_port(), free_port()]
+    procs = [start_cli(p, "--workers", "2", "--log-level", "warning") for p in ports]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
-        wait_healthy(url, 60, proc)
+        for proc, url in zip(procs, urls, strict=True):
+            wait_healthy(url, 60, proc)
+        yield list(zip(procs, urls, strict=True))
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_server_killed_mid_batch(cli_pair) -> None:
+    """Items answered before the kill keep their results; every other one is SANDBOX_ERROR."""
+    proc, url = cli_pair[0]
+    try:
         rs = RemoteSandbox([url], retries=1, cooldown_s=0.2, concurrency=4)
         n = 60
         futs = [rs.submit(f"import time; time.sleep(0.05); print({i})") for i in range(n)]
@@ -163,12 +193,9 @@ def test_server_killed_mid_batch() -> None:
     assert all("unreachable" in res[i].stderr for i in lost)
 
 
-def test_graceful_shutdown_finishes_inflight_work() -> None:
-    port = free_port()
-    proc = start_cli(port, "--workers", "1", "--log-level", "warning")
-    url = f"http://127.0.0.1:{port}"
+def test_graceful_shutdown_finishes_inflight_work(cli_pair) -> None:
+    proc, url = cli_pair[1]
     try:
-        wait_healthy(url, 60, proc)
         out: list[httpx.Response] = []
         t = threading.Thread(target=lambda: out.append(httpx.post(url + "/run_code", json={
             "code": "import time; time.sleep(1.5); print('done')"}, timeout=30)))
