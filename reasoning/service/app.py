@@ -228,6 +228,7 @@ class Guard:
 
         st, cfg = self.state, self.state.cfg
         work = path.startswith(WORK_PATHS)
+        body: bytes | None = None
         try:
             denied = self._check(scope, path)
             if denied is None and work and st.inflight >= cfg.max_inflight:
@@ -238,7 +239,7 @@ class Guard:
                 if body is None:
                     denied = _reply(413, {"detail": f"request body over {cfg.max_body_bytes} "
                                                     "bytes"})
-            if denied is not None:
+            if denied is not None or body is None:
                 await denied(scope, receive, send_wrapper)
                 return
             st.inflight += work

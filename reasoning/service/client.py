@@ -250,7 +250,7 @@ class RemoteSandbox:
         another endpoint, up to ``retries`` times.
         """
         results: list[ExecResult | None] = [None] * len(items)
-        todo, used = list(range(len(items))), []
+        todo, used = list(range(len(items))), list[str]()
         for _ in range(self._pool.retries + 1):
             batch = [items[i] for i in todo]
             # bounded: each program may take its timeout, one after another on a busy server

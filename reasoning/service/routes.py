@@ -82,7 +82,7 @@ def _add_session_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.post("/v1/sessions")
     async def open_session(req: S.SessionOpen | None = None) -> Any:
-        req = req or S.SessionOpen()
+        req = req or S.SessionOpen(timeout_s=None, memory_mb=None)
         if len(state.sessions) >= state.cfg.max_sessions:
             return _busy(state, f"{len(state.sessions)} sessions open (the limit)")
         timeout, mem = _limits(state, req.timeout_s, req.memory_mb, "session")

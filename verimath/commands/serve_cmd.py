@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     key = p.add_mutually_exclusive_group()
     key.add_argument("--api-key", dest="api_key", default=None,
-                     help="bearer token clients must send (default: $VERIMATH_API_KEY if set)")
+                     help="bearer token clients must send (visible in ps: prefer --api-key-file or "
+                          "$VERIMATH_API_KEY, the default when set)")
     key.add_argument("--api-key-file", dest="api_key_file", default=None,
                      help="file holding the bearer token (first line)")
     p.add_argument("--workers", type=int, default=None,
