@@ -40,10 +40,17 @@ def pair(sb: Sandbox) -> tuple[ThreadServer, ThreadServer]:
         yield a, b
 
 
+def metrics(srv: ThreadServer) -> dict[str, float]:
+    return parse_text(httpx.get(srv.url + "/metrics",
+                                headers={"Authorization": f"Bearer {KEY}"}).text)
+
+
 def executed(srv: ThreadServer) -> float:
-    m = parse_text(httpx.get(srv.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"}
-                             ).text)
-    return m.get('verimath_exec_total{status="ok"}', 0.0)
+    return metrics(srv).get('verimath_exec_total{status="ok"}', 0.0)
+
+
+def graded(srv: ThreadServer) -> float:
+    return sum(v for k, v in metrics(srv).items() if k.startswith("verimath_verdicts_total"))
 
 
 def test_round_robin_over_two_servers(pair) -> None:
@@ -217,3 +224,26 @@ def test_cli_refuses_public_host_without_key() -> None:
     proc = start_cli(free_port(), "--host", "0.0.0.0")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "without an API key" in err
+
+
+def test_eval_through_remote_sandbox_and_grader(pair, tmp_path, shared_data) -> None:
+    """``verimath eval`` (PoT) with ``sandbox.endpoints`` / ``grader.endpoints`` set."""
+    import os
+
+    from reasoning.evaluation import main
+    from tests.reasoning.test_evaluation import gold_policy, make_cfg
+    from verimath.testing import ScriptedBackend
+
+    a, b = pair
+    before, graded_before = executed(a) + executed(b), graded(b)
+    os.environ["VERIMATH_API_KEY"] = KEY
+    try:
+        cfg = make_cfg(tmp_path, shared_data, **{"sandbox.endpoints": [a.url, b.url],
+                                                 "grader.endpoints": [b.url]})
+        rep = main(cfg, progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+    finally:
+        del os.environ["VERIMATH_API_KEY"]
+    assert rep.summary["n_problems"] == 6
+    assert rep.summary["accuracy"] == pytest.approx(4 / 6)  # the same as the local run
+    assert executed(a) + executed(b) - before == 6  # every program ran on the servers
+    assert graded(b) - graded_before == 6  # and was graded there
