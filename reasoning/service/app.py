@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 
 WORK_PATHS = ("/run_code", "/v1/")
 _SESSION_PATH = re.compile(r"^/v1/sessions/[^/]+(/run)?$")
+_PATHS = frozenset({"/run_code", "/v1/exec", "/v1/grade", "/v1/sessions", "/health", "/metrics"})
+
+
+def path_label(path: str) -> str:
+    """The metrics label of a request path: session ids collapsed, unknown paths "other"."""
+    if path in _PATHS:
+        return path
+    m = _SESSION_PATH.match(path)
+    if m:
+        return "/v1/sessions/{id}" + (m.group(1) or "")
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -216,8 +227,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        label = "/v1/sessions/{id}" + ("/run" if path.endswith("/run") else "") \
-            if _SESSION_PATH.match(path) and path != "/v1/sessions" else path
+        label = path_label(path)
         t0 = time.perf_counter()
         code = [500]
 

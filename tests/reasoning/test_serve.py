@@ -209,6 +209,7 @@ def test_inflight_bound_is_429(sb) -> None:
 
 def test_metrics_text(srv) -> None:
     httpx.post(srv.url + "/run_code", json={"code": "print(1)"}, headers=AUTH)
+    httpx.post(srv.url + "/v1/exec", json={"requests": []})  # no key: 401
     text = httpx.get(srv.url + "/metrics", headers=AUTH).text
     m = parse_text(text)
     assert m['verimath_requests_total{code="200",method="POST",path="/run_code"}'] >= 1
@@ -216,6 +217,17 @@ def test_metrics_text(srv) -> None:
     assert m['verimath_request_seconds_count{path="/run_code"}'] >= 1
     assert "verimath_queue_depth" in m and "verimath_inflight_requests" in m
     assert 'verimath_requests_total{code="401",method="POST",path="/v1/exec"}' in m
+
+
+@pytest.mark.parametrize("path,label", [
+    ("/run_code", "/run_code"), ("/v1/sessions", "/v1/sessions"),
+    ("/v1/sessions/ab12", "/v1/sessions/{id}"), ("/v1/sessions/ab12/run", "/v1/sessions/{id}/run"),
+    ("/wp-admin/x.php", "other"), ("/v1/sessions/a/b/run", "other"),
+])
+def test_metrics_path_labels_are_bounded(path, label) -> None:
+    from reasoning.service.app import path_label
+
+    assert path_label(path) == label
 
 
 def test_load_nothing_lost_or_duplicated(srv) -> None:
