@@ -247,3 +247,19 @@ def test_eval_through_remote_sandbox_and_grader(pair, tmp_path, shared_data) -> 
     assert rep.summary["accuracy"] == pytest.approx(4 / 6)  # the same as the local run
     assert executed(a) + executed(b) - before == 6  # every program ran on the servers
     assert graded(b) - graded_before == 6  # and was graded there
+
+
+def test_tir_rollout_over_remote_sessions(pair) -> None:
+    """The TIR engine, unchanged, on RemoteSandbox: state kept across cells, sessions closed."""
+    from reasoning.rollout import RolloutConfig, rollout
+    from tests.reasoning.test_rollout import P, tir_policy
+    from verimath.backends import SamplingParams
+    from verimath.testing import ScriptedBackend
+
+    a, b = pair
+    with RemoteSandbox([a.url, b.url], api_key=KEY) as rs:
+        [attempts] = rollout(ScriptedBackend(tir_policy), [P], SamplingParams(n=4,
+                             temperature=0.5, max_tokens=200), RolloutConfig(strategy="tir"), rs)
+    assert [x.answer for x in attempts] == ["42"] * 4
+    assert all([c.status for c in x.tool_calls] == ["ok", "ok"] for x in attempts)
+    assert not a.state.sessions and not b.state.sessions  # every remote session was closed
