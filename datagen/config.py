@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reasoning.grading import GraderConfig
 from reasoning.rollout import RolloutConfig, Strategy
-from reasoning.sandbox import SandboxConfig
+from reasoning.service.factory import GraderSettings, SandboxSettings
 from verimath.backends import BackendConfig
 
 PROMPT_DIR = Path(__file__).with_name("prompts")
@@ -211,8 +210,8 @@ class DatagenConfig:
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(strategy=Strategy.POT))
-    sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(timeout_s=5.0))
-    grader: GraderConfig = field(default_factory=GraderConfig)
+    sandbox: SandboxSettings = field(default_factory=lambda: SandboxSettings(timeout_s=5.0))
+    grader: GraderSettings = field(default_factory=GraderSettings)
     solve: SolveConfig = field(default_factory=SolveConfig)
     formal: FormalConfig = field(default_factory=FormalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)

@@ -128,7 +128,7 @@ class SolveStage:
 
     def prepare(self, items: list[Item], todo: list[Item]) -> None:
         """Build the components that were not passed in (model, sandbox pool, grader)."""
-        from reasoning.grading import Grader
+        from reasoning.service.factory import make_grader, make_sandbox
         from verimath.backends import load_backend
 
         if self.backend is None:
@@ -138,12 +138,10 @@ class SolveStage:
                 self._owned.append(inner)
             self.backend = TimedBackend(inner)
         if self.sandbox is None and self.needs_sandbox:
-            from reasoning.sandbox import Sandbox
-
-            self.sandbox = Sandbox(self.cfg.sandbox)
+            self.sandbox = make_sandbox(self.cfg.sandbox)
             self._owned.append(self.sandbox)
         if self.grader is None:
-            self.grader = Grader(self.cfg.grader)
+            self.grader = make_grader(self.cfg.grader)
             self._owned.append(self.grader)
 
     def close(self) -> None:

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasoning.grading import GRADER_VERSION, GraderConfig
+from reasoning.grading import GRADER_VERSION
 from reasoning.metrics import check_ks
 from reasoning.rollout import RolloutConfig, Strategy, load_prompt
-from reasoning.sandbox import SandboxConfig
+from reasoning.service.factory import GraderSettings, SandboxSettings
 from verimath.backends import BackendConfig
 from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus, content_hash
 
@@ -75,8 +75,8 @@ class EvalConfig:
     seed: int = 0
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(timeout_s=5.0))
-    grader: GraderConfig = field(default_factory=GraderConfig)
+    sandbox: SandboxSettings = field(default_factory=lambda: SandboxSettings(timeout_s=5.0))
+    grader: GraderSettings = field(default_factory=GraderSettings)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_ks(self.k, self.n))
@@ -162,9 +162,8 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         FileNotFoundError: the benchmark cannot be found (message says how to fix).
         ValueError: ``cfg.out`` holds a run with a different fingerprint.
     """
-    from reasoning.grading import Grader
     from reasoning.rollout import rollout
-    from reasoning.sandbox import Sandbox
+    from reasoning.service.factory import make_grader, make_sandbox
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
     from verimath.layouts import FieldMap
@@ -192,7 +191,7 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     owned = backend is None
     if owned and todo:
         backend = load_backend(cfg.backend)
-    sandbox = Sandbox(cfg.sandbox) if needs_sandbox else None
+    sandbox = make_sandbox(cfg.sandbox) if needs_sandbox else None
     manifest = build_manifest(
         "eval", _config_dict(cfg), fingerprint=fp, benchmark_source=loaded.source,
         model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=template.hash,
@@ -203,7 +202,7 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     )
     atomic_write_json(out / "manifest.json", manifest)
     try:
-        with Grader(cfg.grader) as grader, StageBars(progress) as bar:
+        with make_grader(cfg.grader) as grader, StageBars(progress) as bar:
             bar.start("eval", len(problems), done=len(problems) - len(todo))
             t0 = [time.perf_counter()]
 

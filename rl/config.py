@@ -265,6 +265,8 @@ class VerifierConfig:
         lean_project: Lean project with Mathlib for the proof reward (None:
             ``$VERIMATH_LEAN_PROJECT``).
         lean_workers: Lean REPL processes (several GB of memory each).
+        sandbox_endpoints / grader_endpoints: ``verimath serve`` URLs to run programs / grade
+            on instead of locally (token from ``$VERIMATH_API_KEY``); empty: local.
     """
 
     workers: int = 4
@@ -275,6 +277,8 @@ class VerifierConfig:
     proof_timeout_s: float = 120.0
     lean_project: str | None = None
     lean_workers: int = 1
+    sandbox_endpoints: tuple[str, ...] = ()
+    grader_endpoints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.workers < 1:

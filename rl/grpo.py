@@ -90,15 +90,17 @@ def build_verifiers(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Verifier
         need.add("sandbox")
     pool = VerifierPool(workers=v.workers, timeout_s=v.timeout_s)
     if "grader" in need:
-        from reasoning.grading import Grader, GraderConfig
+        from reasoning.service.factory import GraderSettings, make_grader
 
-        pool.grader = stack.enter_context(
-            Grader(GraderConfig(timeout_s=v.grader_timeout_s, workers=min(v.workers, 4))))
+        pool.grader = stack.enter_context(make_grader(GraderSettings(
+            timeout_s=v.grader_timeout_s, workers=min(v.workers, 4),
+            endpoints=v.grader_endpoints)))
     if "sandbox" in need:
-        from reasoning.sandbox import Sandbox, SandboxConfig
+        from reasoning.service.factory import SandboxSettings, make_sandbox
 
-        sandbox = Sandbox(SandboxConfig(timeout_s=v.sandbox_timeout_s,
-                                        memory_mb=v.sandbox_memory_mb, workers=v.workers))
+        sandbox = make_sandbox(SandboxSettings(
+            timeout_s=v.sandbox_timeout_s, memory_mb=v.sandbox_memory_mb, workers=v.workers,
+            endpoints=v.sandbox_endpoints))
         if hasattr(sandbox, "close"):
             stack.callback(sandbox.close)
         pool.sandbox = sandbox

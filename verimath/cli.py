@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "datagen": "datagen_cmd",
     "sft": "sft_cmd",
     "grpo": "grpo_cmd",
+    "serve": "serve_cmd",
 }
 
 
