@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from reasoning.sandbox import isolation
 from reasoning.sandbox.child import FrameReader, pack, proc_status
-from reasoning.sandbox.config import SandboxConfig
+from reasoning.sandbox.config import FALLBACK_ENV, SandboxConfig
 from reasoning.sandbox.result import ExecResult, ExecStatus, SandboxError, check_code, failed
 
 if TYPE_CHECKING:
@@ -123,6 +123,16 @@ def kill_uid_range(base: int, count: int, rounds: int = 50) -> int:
 
 
 FALLBACK_PREFIX = "verimath-sandbox-"
+
+
+def _discard_launch(pairs: dict[str, tuple[socket.socket, socket.socket]],
+                    tmpdir: str | None) -> None:
+    """Undo a launch that failed before the server process existed."""
+    for a, b in pairs.values():
+        a.close()
+        b.close()
+    if tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def reap_stale_fallbacks() -> None:
@@ -457,7 +467,7 @@ class Sandbox:
         if self._mode is not None:
             modes = [self._mode]
         elif cfg.isolation == "auto":
-            modes = ["bwrap", "rlimits"]
+            modes = ["bwrap", "rlimits"] if cfg.fallback_allowed else ["bwrap"]
         else:
             modes = [cfg.isolation]
         errors = []
@@ -475,7 +485,11 @@ class Sandbox:
                             "; ".join(errors), srv.isolation)
             self._mode, self._isolation = mode, srv.isolation
             return srv
-        raise SandboxError("could not start the sandbox: " + "; ".join(errors))
+        hint = ""
+        if cfg.isolation == "auto" and not cfg.fallback_allowed:
+            hint = (" (bubblewrap isolation is required; set sandbox allow_fallback: true, or "
+                    f"{FALLBACK_ENV}=1, to accept the weaker rlimits fallback instead)")
+        raise SandboxError("could not start the sandbox: " + "; ".join(errors) + hint)
 
     def _launch(self, mode: str) -> _Server:
         cfg = self.config
@@ -492,14 +506,30 @@ class Sandbox:
             os.chmod(tmpdir, 0o711)
             workroot, scrub = tmpdir, isolation.fallback_scrub_dirs()
         native = isolation.native_forker() if cfg.native_forker else None
+        files: dict[str, str] = {}
+        try:
+            script = isolation.server_script()
+            if mode == "bwrap":
+                inside = isolation.inside_dir(python)
+                files[script] = f"{inside}/server.py"
+                if native:
+                    files[native] = f"{inside}/forker.so"
+        except (OSError, ValueError) as e:
+            _discard_launch(pairs, tmpdir)
+            raise SandboxError(str(e)) from e
         zcfg = isolation.server_config(
             cfg, fd=pairs["heavy"][1].fileno(),
             light_fd=pairs["light"][1].fileno() if "light" in pairs else None,
             uid_base=uid_base, workroot=workroot, scrub_dirs=scrub, bwrap=mode == "bwrap",
-            native=native)
-        command = [python, "-I", "-c", isolation.server_source(), json.dumps(zcfg)]
+            native=files.get(native, native) if native else None)
+        command = [python, "-I", files.get(script, script), json.dumps(zcfg)]
         if mode == "bwrap":
-            argv = isolation.bwrap_argv(cfg, isolation.bwrap_binary() or "bwrap", command, native)
+            try:
+                argv = isolation.bwrap_argv(cfg, isolation.bwrap_binary() or "bwrap", command,
+                                            files)
+            except ValueError as e:
+                _discard_launch(pairs, tmpdir)
+                raise SandboxError(str(e)) from e
             env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, "/"
         else:
             argv, env, cwd = command, isolation.sandbox_env(), workroot

@@ -1,8 +1,8 @@
 """The fork server ("zygote") that runs *inside* the isolation boundary.
 
-The host starts it as ``python -I -c <source> <json-config>`` (the source: ``child.py``,
-``forker.py``, ``state.py`` and this file, concatenated) under bubblewrap, or as a plain child
-process in the fallback. It imports the standard-library preload, forks a
+The host starts it as ``python -I <script> <json-config>`` (the script: ``child.py``,
+``forker.py``, ``state.py`` and this file, concatenated, bound read-only) under bubblewrap, or
+as a plain child process in the fallback. It imports the standard-library preload, forks a
 *light* server (for programs that import only the standard library: forking a small process
 is ~5x cheaper), then imports and warms up the heavy preload (numpy, sympy), freezes the heap
 (``gc.freeze``), backs it with huge pages, and serves the host: length-prefixed JSON frames on
@@ -700,7 +700,7 @@ class Zygote:
 
 
 def main() -> None:
-    """Entry point inside the sandbox: ``python -I -c <source> <json-config>``."""
+    """Entry point inside the sandbox: ``python -I <script> <json-config>``."""
     cfg = json.loads(sys.argv[1])
     os.environ.update(cfg.get("env", {}))
     os.environ.pop("PWD", None)
