@@ -30,7 +30,7 @@ from typing import Any
 from reasoning.sandbox.config import SandboxConfig
 
 log = logging.getLogger(__name__)
-UID_SLOTS = 1024
+UID_SLOTS = 4096  # per Sandbox: half for each fork server; sessions each hold one
 SERVER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_FOWNER",
                "CAP_DAC_OVERRIDE")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts",
@@ -74,6 +74,29 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+NOFILE_CAP = 1 << 20
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's ``RLIMIT_NOFILE`` soft limit to its hard limit (at most 2**20).
+
+    A fork server holds four descriptors per session, so hundreds of TIR sessions need more
+    than the usual soft limit of 1024; the sandbox (and bubblewrap) inherit the raised limit.
+    Returns the soft limit now in force; best effort (unchanged when not allowed).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = NOFILE_CAP if hard == resource.RLIM_INFINITY else min(hard, NOFILE_CAP)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (OSError, ValueError) as e:
+            log.info("sandbox: cannot raise RLIMIT_NOFILE to %d (%s)", want, e)
+    return int(soft)
+
+
 def bwrap_binary() -> str | None:
     """Path of ``bwrap`` or None."""
     return shutil.which("bwrap")
@@ -102,8 +125,10 @@ def python_roots(python: str) -> list[str]:
 def server_config(cfg: SandboxConfig, *, fd: int, light_fd: int | None, uid_base: int,
                   workroot: str, scrub_dirs: list[str], bwrap: bool,
                   native: str | None) -> dict[str, Any]:
-    """The JSON config handed to ``server.py``; ``native``: the forker library's path as the
-    server sees it (None: the Python forker)."""
+    """The JSON config handed to ``server.py``.
+
+    ``native`` is the forker library's path as the server sees it (None: the Python forker).
+    """
     return {
         "fd": fd,
         "native": native,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import select
 import selectors
 import shutil
@@ -69,6 +70,28 @@ if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are co
     from reasoning.sandbox.state import STDLIB_PRELOAD, WARMUP, Capture, Child, verdict
 
 
+def wait_readable(fds: list[int], timeout_s: float) -> None:
+    """Block until one of ``fds`` is readable or ``timeout_s`` passes.
+
+    ``poll``, not ``select()``, which fails on descriptors above 1023 (many sessions).
+    """
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN)
+    p.poll(max(0, int(timeout_s * 1000 + 0.999)))
+
+
+def raise_nofile() -> None:
+    """Soft ``RLIMIT_NOFILE`` up to the hard limit (at most 2**20): four fds per session."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (OSError, ValueError):
+            pass
+
+
 class Zygote:
     """The fork server. ``cfg``: see ``reasoning.sandbox.isolation.server_config``."""
 
@@ -107,6 +130,7 @@ class Zygote:
     def boot(self) -> None:
         """Preload, fork the light tier, warm up, self-test, say hello."""
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        raise_nofile()
         failed = self._import(STDLIB_PRELOAD, warm=False)
         if self.cfg.get("light_fd") is not None:
             self._fork_light()
@@ -337,7 +361,7 @@ class Zygote:
             left = end - time.monotonic()
             if left <= 0:
                 break
-            select.select([c.fds["st"]], [], [], left)
+            wait_readable([c.fds["st"]], left)
             self._on_status(c)
 
     def _take(self, lim: tuple[float, int], kind: str, echo: bool = True) -> Child:
@@ -478,7 +502,7 @@ class Zygote:
             left = end - time.monotonic()
             if not open_fds or left <= 0:
                 return
-            select.select(open_fds, [], [], left)
+            wait_readable(open_fds, left)
 
     # ---- reaping and cleanup ----
     def _on_forker(self) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-KEYS = ["status", "stdout", "stderr", "exit_code", "wall_time_s", "cpu_time_s", "isolation"]
+KEYS = ["status", "stdout", "stderr", "exit_code", "wall_time_s", "cpu_time_s", "isolation",
+        "restarted"]
 
 
 def verimath(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
