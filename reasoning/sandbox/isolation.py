@@ -102,6 +102,29 @@ def bwrap_binary() -> str | None:
     return shutil.which("bwrap")
 
 
+@functools.cache
+def bwrap_usable() -> tuple[bool, str]:
+    """Whether bubblewrap itself works here: ``bwrap --ro-bind / / true`` succeeds.
+
+    Returns (usable, why not or the binary's path). When this is True and the sandbox still
+    cannot start under bubblewrap, that is our bug, not the machine's (tests then fail).
+    """
+    import subprocess
+
+    exe = bwrap_binary()
+    if exe is None:
+        return False, "bwrap not on PATH"
+    try:
+        p = subprocess.run([exe, "--ro-bind", "/", "/", "true"], capture_output=True,
+                           timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, f"{exe}: {e}"
+    if p.returncode != 0:
+        err = p.stderr.decode("utf-8", "replace").strip()
+        return False, f"`{exe} --ro-bind / / true` failed ({p.returncode}): {err[-300:]}"
+    return True, exe
+
+
 def python_binary(cfg: SandboxConfig) -> str:
     """The interpreter the server runs on."""
     return cfg.python or sys.executable

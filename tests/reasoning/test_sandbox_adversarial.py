@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig, SandboxError
+from reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig
 from reasoning.sandbox.child import proc_status
+from tests.conftest import require_bwrap
 
 S = ExecStatus
 CANARY = "VERIMATH_CANARY_SECRET"
@@ -27,11 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module", params=["bwrap", "rlimits"])
 def sb(request: pytest.FixtureRequest) -> Sandbox:
     os.environ[CANARY] = CANARY_VALUE  # must not be visible to programs
-    try:
-        box = Sandbox(SandboxConfig(timeout_s=TIMEOUT, memory_mb=256, workers=2, tmpfs_mb=64,
-                                    isolation=request.param))
-    except SandboxError as e:
-        pytest.skip(f"{request.param} isolation unavailable here: {e}")
+    if request.param == "bwrap":
+        require_bwrap()  # skip only when bubblewrap itself is unusable; else failing = a bug
+    box = Sandbox(SandboxConfig(timeout_s=TIMEOUT, memory_mb=256, workers=2, tmpfs_mb=64,
+                                isolation=request.param))
+    assert box.isolation.startswith(request.param), box.isolation
     yield box
     box.close()
 
