@@ -297,6 +297,24 @@ def test_zombies(sb: Sandbox) -> None:
     assert r.status is S.OK and r.stdout.endswith("done\n")
 
 
+IPC_ROWS = """
+import os
+for kind, col in (("shm", 7), ("msg", 9), ("sem", 4)):
+    rows = open(f"/proc/sysvipc/{kind}").read().splitlines()[1:]
+    print(kind, sum(1 for r in rows if int(r.split()[col]) == {uid}))
+"""
+
+
+def test_sysv_ipc_objects_are_removed(sb: Sandbox) -> None:
+    code = ("import ctypes\nlib = ctypes.CDLL(None)\n"
+            "ids = [lib.shmget(0, 1 << 16, 0o1600), lib.msgget(0, 0o1600),"
+            " lib.semget(0, 2, 0o1600)]\nprint(ids)\n")
+    r, uid = run_hostile(sb, code)
+    assert r.status is S.OK and "-1" not in r.stdout.splitlines()[1], r
+    check = sb.run(IPC_ROWS.replace("{uid}", str(uid)))
+    assert check.ok and check.stdout == "shm 0\nmsg 0\nsem 0\n", check
+
+
 def test_deep_recursion(sb: Sandbox) -> None:
     r, _ = run_hostile(sb, "def f(n):\n    return f(n + 1)\nf(0)")
     assert r.status is S.RUNTIME_ERROR and "RecursionError" in r.stderr
