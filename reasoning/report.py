@@ -139,6 +139,9 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
         t.add_row(f"pass@{k}", pct(v))
     for k, v in summary["maj@k"].items():
         t.add_row(f"maj@{k}", pct(v))
+    if summary.get("isolation"):
+        iso = summary["isolation"]
+        t.add_row("sandbox isolation", iso if iso.startswith("bwrap") else f"{iso} (FALLBACK)")
     Console(stderr=True).print(t)
 
 
@@ -156,6 +159,7 @@ def write_outputs(
     summary["model"] = manifest.get("model")
     summary["strategy"] = manifest["config"]["rollout"]["strategy"]
     summary["benchmark"] = manifest["config"]["benchmark"]
+    summary["isolation"] = manifest.get("isolation")  # the sandbox's, e.g. a fallback (issue 11)
     atomic_write_json(out / "summary.json", summary)
     write_parquet(out / "results.parquet", records)
     title = f"{summary['benchmark']} | {summary['strategy']} | {Path(str(summary['model'])).name}"
