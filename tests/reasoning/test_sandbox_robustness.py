@@ -254,3 +254,29 @@ def test_nofile_soft_limit_is_raised() -> None:
     got = isolation.raise_nofile_limit()
     assert got == min(hard, isolation.NOFILE_CAP) or hard == resource.RLIM_INFINITY
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= soft
+
+
+def test_server_runs_by_path_not_as_a_big_argument(box: Sandbox) -> None:
+    """The in-sandbox modules used to be one ~66 KB ``-c`` argument (Linux: 128 KiB a piece)."""
+    cmdlines = []
+    for pid in [box._server.proc.pid, *_server_pids(box)]:  # type: ignore[union-attr]
+        try:
+            cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
+        except OSError:
+            pass
+    servers = [c for c in cmdlines if b"-I" in c]
+    assert servers, cmdlines
+    for argv in servers:
+        i = argv.index(b"-I")
+        assert argv[i + 1].endswith(b"/server.py") and b"-c" not in argv
+        assert max(len(a) for a in argv) < 8192
+    script = Path(isolation.server_script())
+    assert script.read_text() == isolation.server_source()
+    assert not script.stat().st_mode & 0o022  # nobody else may rewrite what the server runs
+
+
+def test_default_sandbox_uses_bubblewrap_when_bwrap_works() -> None:
+    """The rule behind every other sandbox test: bwrap usable -> no fallback, ever."""
+    require_bwrap()
+    with Sandbox(SandboxConfig(preload=(), workers=1)) as sb:
+        assert sb.isolation.startswith("bwrap+"), sb.isolation
