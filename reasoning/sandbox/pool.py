@@ -504,8 +504,9 @@ class Sandbox:
             return srv
         hint = ""
         if cfg.isolation == "auto" and not cfg.fallback_allowed:
-            hint = (" (bubblewrap isolation is required; set sandbox allow_fallback: true, or "
-                    f"{FALLBACK_ENV}=1, to accept the weaker rlimits fallback instead)")
+            hint = (" (bubblewrap isolation is required; to accept the weaker rlimits fallback "
+                    "instead set allow_fallback: true in the sandbox config, pass "
+                    f"--allow-fallback to verimath exec, or set {FALLBACK_ENV}=1)")
         raise SandboxError("could not start the sandbox: " + "; ".join(errors) + hint)
 
     def _launch(self, mode: str) -> _Server:

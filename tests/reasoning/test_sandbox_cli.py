@@ -107,3 +107,21 @@ def test_doctor_reports_the_isolation_in_force(monkeypatch: pytest.MonkeyPatch,
     assert checks["sandbox"].found.startswith("FALLBACK IN FORCE: rlimits")
     doctor_cmd._print(list(checks.values()))
     assert "WEAK" in capsys.readouterr().out
+
+
+def test_exec_without_bubblewrap_fails_unless_the_fallback_is_allowed() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "VERIMATH_SANDBOX_ALLOW_FALLBACK"}
+    env["PATH"] = "/nonexistent"  # no bwrap to be found
+    base = [sys.executable, "-m", "verimath", "exec", "--preload", ""]
+    p = subprocess.run([*base, "-"], input="print(1)\n", capture_output=True, text=True,
+                       timeout=120, env=env)
+    out = json.loads(p.stdout)
+    assert p.returncode == 1 and out["status"] == "sandbox_error"
+    assert "--allow-fallback" in out["stderr"] and "bwrap: not installed" in out["stderr"]
+    p = subprocess.run([*base, "--allow-fallback", "-"], input="print(1)\n", capture_output=True,
+                       text=True, timeout=120, env=env)
+    out = json.loads(p.stdout)
+    assert p.returncode == 0 and out["stdout"] == "1\n"
+    assert out["isolation"].startswith("rlimits") and "falling back" in p.stderr
