@@ -406,6 +406,14 @@ class Zygote:
         except OSError:
             pass  # it died; the reaper reports how
         os.close(c.fds.pop("req"))
+        self._top_up()
+
+    def _top_up(self) -> None:
+        """Ask for the replacement pre-fork now: the forker forks it while this run runs."""
+        coming = sum(1 for r in self.spawning if r["idle"])
+        if len(self.idle) + coming < int(self.cfg["prefork"]) and self.free:
+            self.request_spawn("run", (float(self.cfg["timeout_s"]), int(self.cfg["memory_mb"])),
+                               idle=True)
 
     def _error(self, job: int, text: str) -> dict[str, Any]:
         return {"op": "result", "id": job, "status": "sandbox_error", "stdout": "",
