@@ -9,6 +9,11 @@ For (a) a trivial program and (b) a program that uses sympy, measures executions
 * naive: a fresh ``python -c`` per run (the same interpreter and venv) with the same rlimits
   (address space, CPU, file size, open files) set in ``preexec_fn``, N runs at a time.
 
+and, for trivial programs, the bare-fork limit: ``fork`` + ``_exit`` + ``wait`` of a warm
+interpreter (this Python with the sandbox's standard-library preload imported, as in the light
+fork server), N processes at a time, no isolation, no I/O. ``ours / bare fork`` is the share of
+that limit the sandbox reaches with every isolation layer on (issue 11 target: >= 0.4).
+
 Also CPU milliseconds per execution (ours: every process of the sandbox plus this process;
 naive: the children plus this process), which depends much less on what else the machine is
 running than exec/s does. Prints a table with the ratios and the machine's load: compare
@@ -69,6 +74,45 @@ def tree_cpu(root: int) -> float:
     return total
 
 
+BARE_FORK = """
+import os, sys, time
+from reasoning.sandbox.state import STDLIB_PRELOAD
+import importlib
+for m in STDLIB_PRELOAD:
+    importlib.import_module(m)
+import gc; gc.collect(); gc.freeze()
+n = int(sys.argv[1])
+sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.readline()
+c0, t0 = os.times(), time.perf_counter()
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+c1, t1 = os.times(), time.perf_counter()
+print(t1 - t0, sum(c1[:4]) - sum(c0[:4]))
+"""
+
+
+def bench_bare_fork(n: int, workers: int) -> dict[str, float]:
+    """fork+exit+wait/s of ``workers`` warm interpreters forking at once (the limit)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    procs = [subprocess.Popen([sys.executable, "-c", BARE_FORK, str(n)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(workers)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    t0 = time.perf_counter()
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    got = [[float(x) for x in p.communicate(timeout=600)[0].split()] for p in procs]
+    dt = time.perf_counter() - t0
+    return {"per_s": n * workers / dt, "p50_ms": sum(g[0] for g in got) / workers / n * 1e3,
+            "cpu_ms": sum(g[1] for g in got) / (n * workers) * 1e3}
+
+
 def naive_run(code: str) -> float:
     env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "LANG": "C.UTF-8"}
     t0 = time.perf_counter()
@@ -120,16 +164,20 @@ def main() -> None:
     args = ap.parse_args()
     k = 0.2 if args.quick else 1.0
     n = {"ours_tp": int(2000 * k), "ours_lat": int(300 * k), "naive_tp": int(100 * k),
-         "naive_lat": int(50 * k), "naive_sympy_tp": int(20 * k), "naive_sympy_lat": int(10 * k)}
+         "naive_lat": int(50 * k), "naive_sympy_tp": int(20 * k), "naive_sympy_lat": int(10 * k),
+         "bare": int(3000 * k)}
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f}; workers={args.workers}; python {sys.version.split()[0]}")
+    before = bench_bare_fork(n["bare"], args.workers)
     t0 = time.perf_counter()
     cfg = SandboxConfig(timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB, workers=args.workers)
     with Sandbox(cfg) as sb:
         print(f"sandbox: isolation {sb.isolation}; started in {time.perf_counter() - t0:.2f} s")
         ours = {"trivial": bench_ours(sb, TRIVIAL, n["ours_tp"], n["ours_lat"]),
                 "sympy": bench_ours(sb, SYMPY, n["ours_tp"] // 2, n["ours_lat"])}
+    after = bench_bare_fork(n["bare"], args.workers)  # before + after: the load drifts
+    bare = {k: (before[k] + after[k]) / 2 for k in before}
     naive = {"trivial": bench_naive(TRIVIAL, n["naive_tp"], n["naive_lat"], args.workers),
              "sympy": bench_naive(SYMPY, n["naive_sympy_tp"], n["naive_sympy_lat"],
                                   args.workers)}
@@ -143,10 +191,17 @@ def main() -> None:
         print(f"{prog:8s} {'ratio':7s} {o['per_s'] / b['per_s']:8.1f}x "
               f"{b['p50_ms'] / o['p50_ms']:8.1f}x {'':9s} {b['cpu_ms'] / o['cpu_ms']:11.1f}x"
               "  (ours vs naive)")
+    print(f"\nbare fork limit: {bare['per_s']:.0f} fork+exit+wait/s ({args.workers} warm "
+          f"interpreters at once, measured before and after ours: {before['per_s']:.0f}, "
+          f"{after['per_s']:.0f}); {bare['p50_ms']:.3f} ms and {bare['cpu_ms']:.3f} CPU ms each")
+    print(f"trivial: ours / bare fork = {ours['trivial']['per_s'] / bare['per_s']:.2f} in exec/s "
+          f"(target >= 0.4), {bare['cpu_ms'] / ours['trivial']['cpu_ms']:.2f} in CPU per run")
     load = os.getloadavg()
     print(f"\nload average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     if args.json:
-        print(json.dumps({"ours": ours, "naive": naive, "workers": args.workers}))
+        print(json.dumps({"ours": ours, "naive": naive, "bare_fork": bare,
+                          "ratio_vs_bare_fork": ours["trivial"]["per_s"] / bare["per_s"],
+                          "workers": args.workers}))
 
 
 if __name__ == "__main__":

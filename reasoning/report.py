@@ -137,6 +137,9 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
             t.add_row(f"maj@{k}", pct(v))
     else:
         t.add_row("accuracy, pass@k, maj@k", "not judged")
+    if summary.get("isolation"):
+        iso = summary["isolation"]
+        t.add_row("sandbox isolation", iso if iso.startswith("bwrap") else f"{iso} (FALLBACK)")
     console = Console(stderr=True)
     console.print(t)
     if loud is not None:
@@ -157,6 +160,7 @@ def write_outputs(
     summary["model"] = manifest.get("model")
     summary["strategy"] = manifest["config"]["rollout"]["strategy"]
     summary["benchmark"] = manifest["config"]["benchmark"]
+    summary["isolation"] = manifest.get("isolation")  # the sandbox's, e.g. a fallback (issue 11)
     atomic_write_json(out / "summary.json", summary)
     write_parquet(out / "results.parquet", records)
     title = f"{summary['benchmark']} | {summary['strategy']} | {Path(str(summary['model'])).name}"

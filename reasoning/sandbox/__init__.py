@@ -11,9 +11,15 @@ own session, under its own unprivileged uid (when root), with rlimits (address s
 file size, open files, processes), ``no_new_privs``, a seccomp filter (no new namespaces, bpf,
 perf, userfaultfd, key rings, io_uring), stdin=/dev/null and capped stdout/stderr pipes. A
 wall-clock timer kills the execution's whole uid; leftovers (daemons, zombies, files, SysV IPC)
-are removed before the uid is reused. Without bubblewrap (e.g. Docker's default seccomp) it
-falls back to rlimits + uid + process groups + the seccomp filter (which then also denies
-sockets), says so in ``isolation`` and logs a warning.
+are removed before the uid is reused. The interpreter, its prefix and venv are bound
+read-only *after* the sandbox's own scratch mounts, so an install under ``/tmp`` or
+``/dev/shm`` is not hidden. Without bubblewrap (e.g. Docker's default seccomp) the sandbox
+refuses to start unless the config allows the fallback (``allow_fallback: true`` or
+``$VERIMATH_SANDBOX_ALLOW_FALLBACK=1``): rlimits + uid + process groups + the seccomp filter
+(which then also denies sockets), said in ``isolation`` and logged as a warning.
+
+Session cells report ``restarted=True`` when they ran in a replacement interpreter (the
+previous one was lost): an infrastructure failure for callers (``ExecResult.infra_failure``).
 
 Statuses: ``OK`` (exit 0, including ``sys.exit(0)``), ``RUNTIME_ERROR`` (non-zero exit, e.g. an
 uncaught exception with its traceback in stderr, ``sys.exit(3)``), ``TIMEOUT`` (wall-clock or

@@ -1,7 +1,8 @@
 """What runs in a forked execution process, plus the low-level helpers the fork server needs.
 
-Standard library only. Inside the sandbox this file and ``server.py`` are concatenated and run
-with ``python -I -c`` (the project is not mounted there); on the host ``server.py`` imports it.
+Standard library only. Inside the sandbox this file and ``server.py`` are concatenated into one
+script, bound read-only and run by path with ``python -I`` (the project is not mounted there);
+on the host ``server.py`` imports it.
 
 An execution process: starts its own session, dups stdin=/dev/null, stdout/stderr pipes, a
 private status pipe (fd 3) and a request pipe (fd 4), closes every other descriptor, sets
@@ -32,7 +33,7 @@ from typing import Any
 HDR = struct.Struct(">I")
 REQ = struct.Struct(">dII")  # run request to a pre-forked child: timeout_s, memory_mb, len
 MAX_FRAME = 256 << 20
-SELF_FILE = "<string>"  # co_filename of the server's code (run with -c)
+SELF_FILE = (lambda: None).__code__.co_filename  # the server script's frames (not shown)
 PROGRAM_FILE = "<program>"
 
 # --- framing (host <-> server <-> child) -------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+FALLBACK_ENV = "VERIMATH_SANDBOX_ALLOW_FALLBACK"
 ISOLATION_MODES = ("auto", "bwrap", "rlimits")
 
 
@@ -23,8 +25,14 @@ class SandboxConfig:
         max_code_bytes: longer programs (UTF-8 bytes) are ``REJECTED`` without running.
         workers: executions run concurrently (one-shot runs; sessions are extra).
         preload: modules imported (and warmed up) once in the fork server.
-        isolation: ``"auto"`` (bubblewrap if it works, else the rlimits fallback, logged),
+        isolation: ``"auto"`` (bubblewrap; the rlimits fallback only with ``allow_fallback``),
             ``"bwrap"`` (fail if unavailable) or ``"rlimits"`` (force the fallback).
+        allow_fallback: with ``isolation="auto"``, start the weaker rlimits fallback (logged as
+            a warning, recorded in every result's ``isolation``) when bubblewrap cannot start.
+            False: that is a :class:`~reasoning.sandbox.SandboxError`, so a sandbox never
+            degrades silently (issue 11). None (default): ``$VERIMATH_SANDBOX_ALLOW_FALLBACK``
+            (``1``/``true``) decides, else False; for machines where bubblewrap cannot work
+            (e.g. Docker's default seccomp profile).
         tmpfs_mb: size cap of the sandbox's ``/tmp`` (bubblewrap mode; shared by the executions
             of one Sandbox, each in its own private directory).
         shm_mb: size cap of the sandbox's ``/dev/shm`` (bubblewrap mode).
@@ -59,6 +67,14 @@ class SandboxConfig:
     python: str | None = None
     startup_timeout_s: float = 60.0
     native_forker: bool = True
+    allow_fallback: bool | None = None
+
+    @property
+    def fallback_allowed(self) -> bool:
+        """``allow_fallback``, with None resolved from ``$VERIMATH_SANDBOX_ALLOW_FALLBACK``."""
+        if self.allow_fallback is None:
+            return os.environ.get(FALLBACK_ENV, "").strip().lower() in ("1", "true", "yes")
+        return bool(self.allow_fallback)
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "session_cpu_s", "startup_timeout_s"):
@@ -78,5 +94,7 @@ class SandboxConfig:
             raise ValueError(f"workers must be <= 256, got {self.workers}")
         if self.isolation not in ISOLATION_MODES:
             raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {self.isolation!r}")
+        if self.allow_fallback not in (None, True, False):
+            raise ValueError(f"allow_fallback must be true or false, got {self.allow_fallback!r}")
         if isinstance(self.preload, str) or not all(isinstance(m, str) for m in self.preload):
             raise ValueError("preload must be a tuple of module names, e.g. ('numpy', 'sympy')")

@@ -283,8 +283,34 @@ class DirScrubber:
                 self.seen[d] = cached  # still valid; after a removal, list again next time
 
 
+def _ipc_in_use() -> bool:
+    """Whether any SysV IPC object exists in this IPC namespace (three syscalls).
+
+    ``shmctl(SHM_INFO)`` ``used_ids``, ``msgctl(MSG_INFO)`` ``msgpool`` and
+    ``semctl(SEM_INFO)`` ``semusz`` count the segments, queues and semaphore sets in use
+    (see ``shmctl(2)``, ``msgctl(2)``, ``semctl(2)``). True when unsure.
+    """
+    lib = libc()
+    buf = ctypes.create_string_buffer(256)
+    for call, field in ((lambda: lib.shmctl(0, 14, buf), 0), (lambda: lib.msgctl(0, 12, buf), 0),
+                        (lambda: lib.semctl(0, 0, 19, buf), 7)):
+        ctypes.memset(buf, 0, 256)
+        if call() < 0 or struct.unpack_from("10i", buf.raw)[field] != 0:
+            return True
+    return False
+
+
 def scrub_ipc(uid: int) -> None:
-    """Remove SysV shared memory, semaphores and message queues owned by ``uid``."""
+    """Remove SysV shared memory, semaphores and message queues owned by ``uid``.
+
+    Skips reading ``/proc/sysvipc`` when the namespace holds no IPC object at all (the usual
+    case under bubblewrap, whose IPC namespace is the sandbox's own). The removal runs in a
+    helper that becomes ``uid``: ``IPC_RMID`` of another user's object needs CAP_SYS_ADMIN,
+    which the server does not keep under bubblewrap.
+    """
+    if not _ipc_in_use():
+        return
+    found: list[tuple[str, int]] = []
     for kind, uid_col in (("shm", 7), ("sem", 4), ("msg", 9)):
         try:
             with open(f"/proc/sysvipc/{kind}") as f:
@@ -294,7 +320,20 @@ def scrub_ipc(uid: int) -> None:
         for row in rows:
             cols = row.split()
             if len(cols) > uid_col and int(cols[uid_col]) == uid:
+                found.append((kind, int(cols[1])))
+    if not found:
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if os.getuid() != uid:
+                drop_to(uid)
+            for kind, ident in found:
                 if kind == "sem":
-                    libc().semctl(int(cols[1]), 0, 0)  # IPC_RMID
+                    libc().semctl(ident, 0, 0)  # IPC_RMID
                 else:
-                    getattr(libc(), kind + "ctl")(int(cols[1]), 0, None)
+                    getattr(libc(), kind + "ctl")(ident, 0, None)
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)

@@ -30,8 +30,7 @@ from typing import Any
 from reasoning.sandbox.config import SandboxConfig
 
 log = logging.getLogger(__name__)
-UID_SLOTS = 1024
-NATIVE_IN_SANDBOX = "/opt/verimath-sandbox/forker.so"
+UID_SLOTS = 4096  # per Sandbox: half for each fork server; sessions each hold one
 SERVER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_FOWNER",
                "CAP_DAC_OVERRIDE")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts",
@@ -75,9 +74,55 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
+NOFILE_CAP = 1 << 20
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's ``RLIMIT_NOFILE`` soft limit to its hard limit (at most 2**20).
+
+    A fork server holds four descriptors per session, so hundreds of TIR sessions need more
+    than the usual soft limit of 1024; the sandbox (and bubblewrap) inherit the raised limit.
+    Returns the soft limit now in force; best effort (unchanged when not allowed).
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = NOFILE_CAP if hard == resource.RLIM_INFINITY else min(hard, NOFILE_CAP)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (OSError, ValueError) as e:
+            log.info("sandbox: cannot raise RLIMIT_NOFILE to %d (%s)", want, e)
+    return int(soft)
+
+
 def bwrap_binary() -> str | None:
     """Path of ``bwrap`` or None."""
     return shutil.which("bwrap")
+
+
+@functools.cache
+def bwrap_usable() -> tuple[bool, str]:
+    """Whether bubblewrap itself works here: ``bwrap --ro-bind / / true`` succeeds.
+
+    Returns (usable, why not or the binary's path). When this is True and the sandbox still
+    cannot start under bubblewrap, that is our bug, not the machine's (tests then fail).
+    """
+    import subprocess
+
+    exe = bwrap_binary()
+    if exe is None:
+        return False, "bwrap not on PATH"
+    try:
+        p = subprocess.run([exe, "--ro-bind", "/", "/", "true"], capture_output=True,
+                           timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, f"{exe}: {e}"
+    if p.returncode != 0:
+        err = p.stderr.decode("utf-8", "replace").strip()
+        return False, f"`{exe} --ro-bind / / true` failed ({p.returncode}): {err[-300:]}"
+    return True, exe
 
 
 def python_binary(cfg: SandboxConfig) -> str:
@@ -103,10 +148,13 @@ def python_roots(python: str) -> list[str]:
 def server_config(cfg: SandboxConfig, *, fd: int, light_fd: int | None, uid_base: int,
                   workroot: str, scrub_dirs: list[str], bwrap: bool,
                   native: str | None) -> dict[str, Any]:
-    """The JSON config handed to ``server.py``."""
+    """The JSON config handed to ``server.py``.
+
+    ``native`` is the forker library's path as the server sees it (None: the Python forker).
+    """
     return {
         "fd": fd,
-        "native": (NATIVE_IN_SANDBOX if bwrap else native) if native else None,
+        "native": native,
         "bwrap": bwrap,
         "light_fd": light_fd,
         "preload": list(cfg.preload),
@@ -135,9 +183,40 @@ def _ancestors(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+SCRATCH_MOUNTS = ("/proc", "/dev", "/dev/shm", "/tmp", "/etc")  # what the sandbox itself mounts
+INSIDE_DIRS = ("/opt/verimath-sandbox", "/run/verimath-sandbox", "/.verimath-sandbox")
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def inside_dir(python: str) -> str:
+    """Where the sandbox's own files (server script, native forker) are mounted inside.
+
+    The first of :data:`INSIDE_DIRS` that no interpreter root overlaps.
+    """
+    roots = python_roots(python)
+    for d in INSIDE_DIRS:
+        if not any(_overlaps(d, r) for r in roots):
+            return d
+    raise ValueError(f"no free directory for the sandbox's files among {INSIDE_DIRS}")
+
+
 def bwrap_argv(cfg: SandboxConfig, bwrap: str, command: list[str],
-               native: str | None = None) -> list[str]:
-    """The bubblewrap command line that runs ``command`` (the server) in the sandbox."""
+               files: dict[str, str] | None = None) -> list[str]:
+    """The bubblewrap command line that runs ``command`` (the server) in the sandbox.
+
+    The sandbox's own mounts (``/proc``, ``/dev``, the size-capped tmpfs on ``/dev/shm`` and
+    ``/tmp``, the bare ``/etc``) come first and the read-only binds of ``/usr``, the
+    interpreter's prefix and venv come after them, so that no scratch mount can hide an
+    interpreter installed under ``/tmp`` or ``/dev/shm`` (issue 11: a checkout under ``/tmp``
+    silently fell back). ``files`` maps host paths to paths inside (bound read-only).
+
+    Raises:
+        ValueError: an interpreter root *is* one of the scratch mount points or contains one
+            (e.g. a venv at ``/tmp`` itself): it cannot be mounted without hiding it.
+    """
     argv = [bwrap]
     if is_root():
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
@@ -149,35 +228,36 @@ def bwrap_argv(cfg: SandboxConfig, bwrap: str, command: list[str],
     argv += ["--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
     for key, value in sandbox_env().items():
         argv += ["--setenv", key, value]
-    binds = ["/usr"] + python_roots(command[0])
-    made: set[str] = set()
+    roots = python_roots(command[0])
+    for r in roots:
+        bad = [m for m in SCRATCH_MOUNTS if m == r or m.startswith(r + "/")]
+        if bad:
+            raise ValueError(f"the interpreter root {r} would hide the sandbox's own {bad[0]} "
+                             f"mount; install Python or the venv elsewhere")
+    binds = ["/usr"] + roots
     for top in TOP_LEVEL:
         p = "/" + top
         if os.path.islink(p):
             argv += ["--symlink", os.readlink(p), p]
         elif os.path.isdir(p):
             binds.append(p)
-    argv += ["--perms", "0755", "--dir", "/etc"]
-    made.add("/etc")
-    for name in ETC_FILES:
-        if os.path.exists("/etc/" + name):
-            argv += ["--ro-bind", "/etc/" + name, "/etc/" + name]
-    for b in binds:
-        for d in _ancestors(b):
-            if d not in made:
-                argv += ["--perms", "0755", "--dir", d]
-                made.add(d)
-        argv += ["--ro-bind", b, b]
-    if native:
-        for d in _ancestors(NATIVE_IN_SANDBOX):
-            if d not in made:
-                argv += ["--perms", "0755", "--dir", d]
-                made.add(d)
-        argv += ["--ro-bind", native, NATIVE_IN_SANDBOX]
+    # scratch mounts first: the binds below are mounted on top of them, never under them
     argv += ["--proc", "/proc", "--dev", "/dev",
              "--perms", "1777", "--size", str(cfg.shm_mb << 20), "--tmpfs", "/dev/shm",
              "--perms", "0755", "--size", str(cfg.tmpfs_mb << 20), "--tmpfs", "/tmp",
-             "--remount-ro", "/", "--chdir", "/tmp", "--"]
+             "--perms", "0755", "--dir", "/etc"]
+    made: set[str] = set(SCRATCH_MOUNTS)
+    for name in ETC_FILES:
+        if os.path.exists("/etc/" + name):
+            argv += ["--ro-bind", "/etc/" + name, "/etc/" + name]
+    targets = [(b, b) for b in binds] + sorted((files or {}).items())
+    for src, dst in targets:
+        for d in _ancestors(dst):
+            if d not in made:
+                argv += ["--perms", "0755", "--dir", d]
+                made.add(d)
+        argv += ["--ro-bind", src, dst]
+    argv += ["--remount-ro", "/", "--chdir", "/tmp", "--"]
     return argv + command
 
 
@@ -197,13 +277,63 @@ def describe(mode: str, features: list[str]) -> str:
     return "+".join(parts)
 
 
-@functools.cache
+IN_SANDBOX_MODULES = ("child.py", "forker.py", "state.py", "server.py")
+
+
 def server_source() -> str:
-    """The in-sandbox modules (child, forker, state, server) as one ``python -I -c`` script."""
+    """The in-sandbox modules (child, forker, state, server) concatenated into one script."""
     here = Path(__file__).resolve().parent
     parts = [(here / name).read_text().replace("from __future__ import annotations\n", "")
-             for name in ("child.py", "forker.py", "state.py", "server.py")]
+             for name in IN_SANDBOX_MODULES]
     return "from __future__ import annotations\n__SANDBOX_INSIDE__ = True\n" + "\n".join(parts)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "verimath"
+
+
+def _trusted(path: Path) -> bool:
+    """Ours, a regular file, writable by nobody else."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022 and path.is_file()
+
+
+@functools.cache
+def server_script() -> str:
+    """Path of the server script (:func:`server_source`), written once per content hash.
+
+    The sandbox binds it read-only and runs it by path (no 66 KB ``-c`` argument; Linux caps
+    one argument at 128 KiB). Cached under ``~/.cache/verimath``, or a private temporary
+    directory when that is not writable.
+
+    Raises:
+        OSError: no writable place for it.
+    """
+    src = server_source()
+    key = hashlib.sha256(src.encode()).hexdigest()[:16]
+    name = f"sandbox-server-{key}.py"
+    import tempfile
+
+    for base in (_cache_dir(), None):
+        try:
+            if base is None:
+                base = Path(tempfile.mkdtemp(prefix="verimath-sandbox-src-"))
+            target = base / name
+            if _trusted(target) and target.read_text() == src:
+                return str(target)
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=base, suffix=".py")
+            with os.fdopen(fd, "w") as f:
+                f.write(src)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            return str(target)
+        except OSError as e:
+            log.info("sandbox: cannot write the server script under %s (%s)", base, e)
+    raise OSError("no writable directory for the sandbox's server script")
 
 
 _IMPORT = re.compile(r"(?:^|[;:])[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import|import[ \t]+([^#;\n]+))",
@@ -240,17 +370,13 @@ def native_forker() -> str | None:
     src = Path(__file__).resolve().with_name("forker.c")
     try:
         key = hashlib.sha256(src.read_bytes() + os.uname().machine.encode()).hexdigest()[:16]
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "verimath"
+        cache = _cache_dir()
     except (OSError, RuntimeError) as e:
         log.info("sandbox: no native forker (%s); using the Python one", e)
         return None
     target = cache / f"sandbox-forker-{key}.so"
-    try:
-        st = target.lstat()
-        if st.st_uid == os.geteuid() and not st.st_mode & 0o022 and target.is_file():
-            return str(target)
-    except OSError:
-        pass
+    if _trusted(target):
+        return str(target)
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         log.info("sandbox: no C compiler; using the Python forker")

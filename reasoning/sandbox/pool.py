@@ -17,8 +17,6 @@ import json
 import logging
 import os
 import selectors
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,13 +25,19 @@ import threading
 import time
 import weakref
 from collections import deque
-from concurrent.futures import Future
-from pathlib import Path
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from reasoning.sandbox import isolation
-from reasoning.sandbox.child import FrameReader, pack, proc_status
-from reasoning.sandbox.config import SandboxConfig
+from reasoning.sandbox.child import pack
+from reasoning.sandbox.config import FALLBACK_ENV, SandboxConfig
+from reasoning.sandbox.host import (
+    FALLBACK_PREFIX,
+    _discard_launch,
+    _Server,
+    reap_stale_fallbacks,
+)
 from reasoning.sandbox.result import ExecResult, ExecStatus, SandboxError, check_code, failed
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WATCHDOG_GRACE_S = 30.0
+CRASH_WINDOW_S = 300.0  # three supervisor errors this close together: the sandbox is broken
 
 
 class _Job:
@@ -54,95 +59,6 @@ class _Job:
         self.deadline = 0.0
 
 
-class _Server:
-    """One running sandbox (bwrap or fallback) with its heavy and light fork servers."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], socks: dict[str, socket.socket],
-                 mode: str, uid_base: int, tmpdir: str | None) -> None:
-        self.proc, self.socks, self.mode = proc, socks, mode
-        self.uid_base, self.tmpdir = uid_base, tmpdir
-        self.readers = {tier: FrameReader() for tier in socks}
-        self.send_locks = {tier: threading.Lock() for tier in socks}
-        self.stderr = bytearray()
-        self.hello: dict[str, dict[str, Any]] = {}
-        self.pending: list[Any] = []
-        self.isolation = ""
-        self.alive = True
-
-    def stderr_tail(self) -> str:
-        return self.stderr[-2000:].decode("utf-8", "replace").strip()
-
-    def kill(self) -> None:
-        """Kill the servers and, with them, every execution (PID namespace or uid sweep)."""
-        self.alive = False
-        if self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            log.error("sandbox: fork server %d did not die", self.proc.pid)
-        for f in [*self.socks.values(), self.proc.stderr]:
-            try:
-                f.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
-        if self.mode == "rlimits":
-            kill_uid_range(self.uid_base, isolation.UID_SLOTS)
-            if self.tmpdir:
-                shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-
-def kill_uid_range(base: int, count: int, rounds: int = 50) -> int:
-    """SIGKILL every host process whose real uid is in [base, base + count); returns how many."""
-    killed = 0
-    for _ in range(rounds):
-        found = []
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                st = proc_status(int(name))
-                if st is not None and base <= st[0] < base + count and st[1] not in "ZX":
-                    found.append(int(name))
-        if not found:
-            break
-        for pid in found:
-            try:
-                fd = os.pidfd_open(pid)
-            except OSError:
-                continue
-            try:
-                st = proc_status(pid)  # re-check after pinning the pid: no recycling race
-                if st is not None and base <= st[0] < base + count:
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                    killed += 1
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-        time.sleep(0.01)
-    return killed
-
-
-FALLBACK_PREFIX = "verimath-sandbox-"
-
-
-def reap_stale_fallbacks() -> None:
-    """Clean up after fallback sandboxes whose host process died without ``close()``.
-
-    Their working dirs are named ``verimath-sandbox-<host pid>-<uid base>-*``: when that pid
-    is gone, kill whatever still runs under the uid block and remove the dir.
-    """
-    tmp = Path(tempfile.gettempdir())
-    for d in tmp.glob(f"{FALLBACK_PREFIX}*-*-*"):
-        try:
-            pid, base = (int(x) for x in d.name[len(FALLBACK_PREFIX):].split("-")[:2])
-            if d.lstat().st_uid != os.geteuid() or Path(f"/proc/{pid}").exists():
-                continue
-        except (ValueError, OSError):
-            continue
-        kill_uid_range(base, isolation.UID_SLOTS)
-        shutil.rmtree(d, ignore_errors=True)
-
-
 class Sandbox:
     """Runs untrusted Python programs: isolated, limited, fast.
 
@@ -153,8 +69,9 @@ class Sandbox:
         config: limits and pool size; defaults to ``SandboxConfig()``.
 
     Raises:
-        SandboxError: the fork server could not be started (with ``isolation="bwrap"``: bubblewrap
-            is missing or does not work here).
+        SandboxError: the fork server could not be started: bubblewrap is missing or does not
+            work here (``isolation="bwrap"``, or ``"auto"`` without ``allow_fallback``), or the
+            fallback failed too.
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -173,13 +90,20 @@ class Sandbox:
         self._broken: str | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
+        self._closing: deque[tuple[int, int]] = deque()  # sessions to close (from finalizers)
+        self._wake_r, self._wake_w = socket.socketpair()  # wakes the supervisor, lock-free
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._light = bool(self.config.preload)
         self._heavy = frozenset(m.split(".")[0] for m in self.config.preload)
         self._thread = threading.Thread(target=self._supervise, name="sandbox-supervisor",
                                         daemon=True)
         self._finalizer = weakref.finalize(self, Sandbox.close, self)  # at interpreter exit
+        isolation.raise_nofile_limit()
         self._thread.start()
-        self._ready.wait()
+        self._ready.wait(self.config.startup_timeout_s * 3 + 30)
+        if self._start_error is None and not self._ready.is_set():
+            self._start_error = SandboxError("the sandbox supervisor did not report in time")
         if self._start_error is not None:
             self.close()
             raise SandboxError(str(self._start_error)) from self._start_error
@@ -225,13 +149,13 @@ class Sandbox:
     def run(self, code: str, *, timeout_s: float | None = None,
             memory_mb: int | None = None) -> ExecResult:
         """Run one program in a fresh process; blocks; safe to call from many threads."""
-        return self.submit(code, timeout_s=timeout_s, memory_mb=memory_mb).result()
+        return self._await(self.submit(code, timeout_s=timeout_s, memory_mb=memory_mb))
 
     def run_many(self, codes: list[str], *, timeout_s: float | None = None,
                  memory_mb: int | None = None) -> list[ExecResult]:
         """Run programs concurrently (``config.workers`` at a time); results in input order."""
         futures = [self.submit(c, timeout_s=timeout_s, memory_mb=memory_mb) for c in codes]
-        return [f.result() for f in futures]
+        return [self._await(f) for f in futures]
 
     def session(self, *, timeout_s: float | None = None, memory_mb: int | None = None,
                 echo: bool = True) -> SandboxSession:
@@ -252,8 +176,42 @@ class Sandbox:
             self._changed.notify_all()
         for job in queued:
             self._resolve(job, {"op": "lost", "reason": "the sandbox was closed"})
+        self._wake()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                log.error("sandbox: the supervisor did not stop within 30 s")
+
+    def _await(self, fut: Future[Any], deadline: float | None = None, run: bool = True) -> Any:
+        """``fut.result()``, but never forever.
+
+        Returns a ``lost`` reply (SANDBOX_ERROR for runs) when the supervisor thread is gone
+        or ``deadline`` (monotonic) passes before the future resolves.
+        """
+        while True:
+            try:
+                return fut.result(timeout=1.0)
+            except FutureTimeout:
+                pass
+            why = None
+            if not self._thread.is_alive():
+                why = "the sandbox supervisor stopped"
+            elif deadline is not None and time.monotonic() > deadline:
+                why = "no reply from the sandbox in time"
+            if why is not None:
+                lost: dict[str, Any] = {"op": "lost", "reason": why}
+                try:
+                    fut.set_result(self._to_result(lost) if run else lost)
+                except InvalidStateError:  # resolved meanwhile
+                    return fut.result()
+                log.error("sandbox: %s; request failed", why)
+                return fut.result()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:  # full (already woken) or closed
+            pass
 
     # ---- internals used by SandboxSession ----
     def _limits(self, timeout_s: float | None, memory_mb: int | None) -> tuple[float, int]:
@@ -278,6 +236,7 @@ class Sandbox:
         """
         job = _Job(next(self._ids), msg, kind, grace)
         msg["id"] = job.id
+        self._flush_closes()
         with self._lock:
             self._check_usable()
             end = time.monotonic() + self.config.startup_timeout_s
@@ -291,7 +250,8 @@ class Sandbox:
             self._inflight[job.id] = job
             job.deadline = time.monotonic() + grace
             self._send(self._server, msg, "heavy")
-        return job.future.result(), gen
+        deadline = time.monotonic() + grace + WATCHDOG_GRACE_S
+        return self._await(job.future, deadline, run=False), gen
 
     def _open_session(self, memory_mb: int, echo: bool) -> tuple[int, int]:
         sid = next(self._ids)
@@ -309,14 +269,25 @@ class Sandbox:
         return self._request(msg, "cell", timeout_s + WATCHDOG_GRACE_S)[0]
 
     def _close_session(self, sid: int, gen: int) -> None:
-        try:
+        """Ask for a session's end; safe in a GC finalizer (takes no lock, never blocks).
+
+        The request is queued and sent by the supervisor (or the next request).
+        """
+        self._closing.append((sid, gen))
+        self._wake()
+
+    def _flush_closes(self) -> None:
+        """Send the queued session closes (never call from a finalizer)."""
+        while self._closing:
+            try:
+                sid, gen = self._closing.popleft()
+            except IndexError:
+                return
             with self._lock:
                 srv = self._server
                 if srv is None or not srv.alive or gen != self._generation or self._closed:
-                    return
+                    continue
                 self._send(srv, {"op": "close", "sid": sid}, "heavy")
-        except Exception:  # noqa: BLE001 - called from finalizers
-            pass
 
     def _to_result(self, msg: dict[str, Any]) -> ExecResult:
         if msg.get("op") == "lost":
@@ -347,7 +318,10 @@ class Sandbox:
     def _resolve(self, job: _Job, msg: dict[str, Any]) -> None:
         if job.future.done():
             return
-        job.future.set_result(self._to_result(msg) if job.kind == "run" else msg)
+        try:
+            job.future.set_result(self._to_result(msg) if job.kind == "run" else msg)
+        except InvalidStateError:  # resolved by a timed-out waiter meanwhile
+            pass
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         if msg.get("op") not in ("result", "opened"):
@@ -367,7 +341,41 @@ class Sandbox:
 
     # ---- supervisor thread ----
     def _supervise(self) -> None:
-        fails = 0
+        """The supervisor thread: never ends with a request left waiting."""
+        try:
+            self._supervise_loop()
+        except BaseException as e:  # noqa: BLE001 - last resort: nothing may hang
+            log.exception("sandbox: the supervisor failed")
+            self._fail_everything(f"the sandbox supervisor failed: {type(e).__name__}: {e}")
+        finally:
+            if not self._ready.is_set():
+                self._start_error = self._start_error or SandboxError("the supervisor ended")
+                self._ready.set()
+            self._wake_r.close()  # a closed socket object: later _wake() calls fail harmlessly
+            self._wake_w.close()
+
+    def _fail_everything(self, reason: str) -> None:
+        """Mark the sandbox broken and fail every queued and in-flight request."""
+        with self._lock:
+            self._broken = self._broken or reason
+            srv, self._server = self._server, None
+            jobs = list(self._queue) + list(self._inflight.values())
+            self._queue.clear()
+            self._inflight.clear()
+            self._runs = 0
+            self._generation += 1
+            self._changed.notify_all()
+        if srv is not None:
+            try:
+                srv.kill()
+            except Exception:  # noqa: BLE001
+                log.exception("sandbox: could not kill the fork server")
+        for job in jobs:
+            self._resolve(job, {"op": "lost", "reason": reason})
+
+    def _supervise_loop(self) -> None:
+        fails = crashes = 0
+        last_crash = 0.0
         while not self._closed:
             try:
                 srv = self._start()
@@ -379,13 +387,7 @@ class Sandbox:
                 fails += 1
                 log.error("sandbox: restarting the fork server failed (%s)", e)
                 if fails >= 3:
-                    with self._lock:
-                        self._broken = f"the fork server cannot be restarted: {e}"
-                        queued = list(self._queue)
-                        self._queue.clear()
-                        self._changed.notify_all()
-                    for job in queued:
-                        self._resolve(job, {"op": "lost", "reason": self._broken})
+                    self._fail_everything(f"the fork server cannot be restarted: {e}")
                     return
                 time.sleep(0.5 * fails)
                 continue
@@ -394,20 +396,37 @@ class Sandbox:
                 self._server = srv
                 self._changed.notify_all()
             self._ready.set()
-            self._pump()
-            reason = self._serve(srv)
+            try:
+                self._pump()
+                reason = self._serve(srv)
+            except Exception as e:  # noqa: BLE001 - a bug of ours: fail loudly, restart
+                crashes = 1 if time.monotonic() - last_crash > CRASH_WINDOW_S else crashes + 1
+                last_crash = time.monotonic()
+                log.exception("sandbox: supervisor error; failing what was queued and in flight "
+                              "and restarting the fork server")
+                reason = f"internal sandbox error: {type(e).__name__}: {e}"
+                self._lost(srv, reason, queued_too=True)
+                if crashes >= 3:
+                    self._fail_everything(f"the sandbox failed {crashes} times within "
+                                          f"{CRASH_WINDOW_S:.0f} s: {reason}")
+                    return
+                continue
             self._lost(srv, reason)
 
-    def _lost(self, srv: _Server, reason: str) -> None:
+    def _lost(self, srv: _Server, reason: str, queued_too: bool = False) -> None:
         with self._lock:
             self._server = None
+            srv.alive = False
             jobs = list(self._inflight.values())
             self._inflight.clear()
+            if queued_too:
+                jobs += list(self._queue)
+                self._queue.clear()
             self._runs = 0
             self._generation += 1
         srv.kill()
         if not self._closed:
-            log.error("sandbox: fork server lost (%s); %d in-flight request(s) failed; restarting",
+            log.error("sandbox: fork server lost (%s); %d request(s) failed; restarting",
                       reason, len(jobs))
         for job in jobs:
             self._resolve(job, {"op": "lost", "reason": f"the fork server died: {reason}"})
@@ -418,11 +437,18 @@ class Sandbox:
             sel.register(sock, selectors.EVENT_READ, tier)
         if srv.proc.stderr is not None:
             sel.register(srv.proc.stderr, selectors.EVENT_READ, "err")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         for msg in srv.pending:
             self._dispatch(msg)
         try:
             while not self._closed:
                 for key, _ in sel.select(0.2):
+                    if key.data == "wake":
+                        try:
+                            self._wake_r.recv(4096)
+                        except BlockingIOError:
+                            pass
+                        continue
                     if key.data == "err":
                         chunk = os.read(key.fd, 65536)
                         if not chunk:
@@ -443,6 +469,7 @@ class Sandbox:
                                 f"{srv.proc.returncode}; stderr: {srv.stderr_tail() or '-'})")
                     for msg in srv.readers[key.data].feed(data):
                         self._dispatch(msg)
+                self._flush_closes()
                 now = time.monotonic()
                 with self._lock:
                     late = [j for j in self._inflight.values() if j.deadline and now > j.deadline]
@@ -457,7 +484,7 @@ class Sandbox:
         if self._mode is not None:
             modes = [self._mode]
         elif cfg.isolation == "auto":
-            modes = ["bwrap", "rlimits"]
+            modes = ["bwrap", "rlimits"] if cfg.fallback_allowed else ["bwrap"]
         else:
             modes = [cfg.isolation]
         errors = []
@@ -475,7 +502,12 @@ class Sandbox:
                             "; ".join(errors), srv.isolation)
             self._mode, self._isolation = mode, srv.isolation
             return srv
-        raise SandboxError("could not start the sandbox: " + "; ".join(errors))
+        hint = ""
+        if cfg.isolation == "auto" and not cfg.fallback_allowed:
+            hint = (" (bubblewrap isolation is required; to accept the weaker rlimits fallback "
+                    "instead set allow_fallback: true in the sandbox config, pass "
+                    f"--allow-fallback to verimath exec, or set {FALLBACK_ENV}=1)")
+        raise SandboxError("could not start the sandbox: " + "; ".join(errors) + hint)
 
     def _launch(self, mode: str) -> _Server:
         cfg = self.config
@@ -492,14 +524,30 @@ class Sandbox:
             os.chmod(tmpdir, 0o711)
             workroot, scrub = tmpdir, isolation.fallback_scrub_dirs()
         native = isolation.native_forker() if cfg.native_forker else None
+        files: dict[str, str] = {}
+        try:
+            script = isolation.server_script()
+            if mode == "bwrap":
+                inside = isolation.inside_dir(python)
+                files[script] = f"{inside}/server.py"
+                if native:
+                    files[native] = f"{inside}/forker.so"
+        except (OSError, ValueError) as e:
+            _discard_launch(pairs, tmpdir)
+            raise SandboxError(str(e)) from e
         zcfg = isolation.server_config(
             cfg, fd=pairs["heavy"][1].fileno(),
             light_fd=pairs["light"][1].fileno() if "light" in pairs else None,
             uid_base=uid_base, workroot=workroot, scrub_dirs=scrub, bwrap=mode == "bwrap",
-            native=native)
-        command = [python, "-I", "-c", isolation.server_source(), json.dumps(zcfg)]
+            native=files.get(native, native) if native else None)
+        command = [python, "-I", files.get(script, script), json.dumps(zcfg)]
         if mode == "bwrap":
-            argv = isolation.bwrap_argv(cfg, isolation.bwrap_binary() or "bwrap", command, native)
+            try:
+                argv = isolation.bwrap_argv(cfg, isolation.bwrap_binary() or "bwrap", command,
+                                            files)
+            except ValueError as e:
+                _discard_launch(pairs, tmpdir)
+                raise SandboxError(str(e)) from e
             env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, "/"
         else:
             argv, env, cwd = command, isolation.sandbox_env(), workroot

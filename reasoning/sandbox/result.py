@@ -44,6 +44,14 @@ class ExecResult:
         cpu_time_s: user + system CPU seconds of the program and its reaped children.
         isolation: what was in force, e.g. ``"bwrap+uid+rlimits+seccomp"`` or
             ``"rlimits+uid+pgroup+seccomp"``.
+        restarted: sessions only: True when this cell ran in a *replacement* interpreter
+            because the previous one was lost (its cell timed out or crashed, it died between
+            cells, or the fork server was killed or restarted): the cell did not see the
+            session's earlier state, so callers should count it as an infrastructure failure
+            (see :meth:`infra_failure`), whatever ``status`` says. ``status`` is still what
+            the cell did in the new interpreter (e.g. RUNTIME_ERROR for a ``NameError`` on a
+            variable that is gone). Always False for one-shot runs and the first cell after a
+            clean start.
     """
 
     status: ExecStatus
@@ -53,11 +61,17 @@ class ExecResult:
     wall_time_s: float
     cpu_time_s: float
     isolation: str
+    restarted: bool = False
 
     @property
     def ok(self) -> bool:
         """True for status OK."""
         return self.status is ExecStatus.OK
+
+    @property
+    def infra_failure(self) -> bool:
+        """True for SANDBOX_ERROR or a cell that ran in a restarted interpreter."""
+        return self.status is ExecStatus.SANDBOX_ERROR or self.restarted
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``verimath exec``."""
@@ -69,6 +83,7 @@ class ExecResult:
             "wall_time_s": self.wall_time_s,
             "cpu_time_s": self.cpu_time_s,
             "isolation": self.isolation,
+            "restarted": self.restarted,
         }
 
 

@@ -1,8 +1,8 @@
 """The fork server ("zygote") that runs *inside* the isolation boundary.
 
-The host starts it as ``python -I -c <source> <json-config>`` (the source: ``child.py``,
-``forker.py``, ``state.py`` and this file, concatenated) under bubblewrap, or as a plain child
-process in the fallback. It imports the standard-library preload, forks a
+The host starts it as ``python -I <script> <json-config>`` (the script: ``child.py``,
+``forker.py``, ``state.py`` and this file, concatenated, bound read-only) under bubblewrap, or
+as a plain child process in the fallback. It imports the standard-library preload, forks a
 *light* server (for programs that import only the standard library: forking a small process
 is ~5x cheaper), then imports and warms up the heavy preload (numpy, sympy), freezes the heap
 (``gc.freeze``), backs it with huge pages, and serves the host: length-prefixed JSON frames on
@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import select
 import selectors
 import shutil
@@ -69,6 +70,28 @@ if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are co
     from reasoning.sandbox.state import STDLIB_PRELOAD, WARMUP, Capture, Child, verdict
 
 
+def wait_readable(fds: list[int], timeout_s: float) -> None:
+    """Block until one of ``fds`` is readable or ``timeout_s`` passes.
+
+    ``poll``, not ``select()``, which fails on descriptors above 1023 (many sessions).
+    """
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN)
+    p.poll(max(0, int(timeout_s * 1000 + 0.999)))
+
+
+def raise_nofile() -> None:
+    """Soft ``RLIMIT_NOFILE`` up to the hard limit (at most 2**20): four fds per session."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (OSError, ValueError):
+            pass
+
+
 class Zygote:
     """The fork server. ``cfg``: see ``reasoning.sandbox.isolation.server_config``."""
 
@@ -107,6 +130,7 @@ class Zygote:
     def boot(self) -> None:
         """Preload, fork the light tier, warm up, self-test, say hello."""
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        raise_nofile()
         failed = self._import(STDLIB_PRELOAD, warm=False)
         if self.cfg.get("light_fd") is not None:
             self._fork_light()
@@ -337,7 +361,7 @@ class Zygote:
             left = end - time.monotonic()
             if left <= 0:
                 break
-            select.select([c.fds["st"]], [], [], left)
+            wait_readable([c.fds["st"]], left)
             self._on_status(c)
 
     def _take(self, lim: tuple[float, int], kind: str, echo: bool = True) -> Child:
@@ -382,6 +406,14 @@ class Zygote:
         except OSError:
             pass  # it died; the reaper reports how
         os.close(c.fds.pop("req"))
+        self._top_up()
+
+    def _top_up(self) -> None:
+        """Ask for the replacement pre-fork now: the forker forks it while this run runs."""
+        coming = sum(1 for r in self.spawning if r["idle"])
+        if len(self.idle) + coming < int(self.cfg["prefork"]) and self.free:
+            self.request_spawn("run", (float(self.cfg["timeout_s"]), int(self.cfg["memory_mb"])),
+                               idle=True)
 
     def _error(self, job: int, text: str) -> dict[str, Any]:
         return {"op": "result", "id": job, "status": "sandbox_error", "stdout": "",
@@ -478,7 +510,7 @@ class Zygote:
             left = end - time.monotonic()
             if not open_fds or left <= 0:
                 return
-            select.select(open_fds, [], [], left)
+            wait_readable(open_fds, left)
 
     # ---- reaping and cleanup ----
     def _on_forker(self) -> None:
@@ -700,7 +732,7 @@ class Zygote:
 
 
 def main() -> None:
-    """Entry point inside the sandbox: ``python -I -c <source> <json-config>``."""
+    """Entry point inside the sandbox: ``python -I <script> <json-config>``."""
     cfg = json.loads(sys.argv[1])
     os.environ.update(cfg.get("env", {}))
     os.environ.pop("PWD", None)

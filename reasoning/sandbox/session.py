@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,10 @@ class SandboxSession:
     A cell that raises gives ``RUNTIME_ERROR`` (traceback in stderr) and the session goes on;
     ``sys.exit()`` inside a cell only ends that cell. When the interpreter *ends* during a cell
     (timeout, memory kill, crash, ``os._exit``), that cell's result says so, and the next cell
-    runs in a fresh interpreter with :data:`RESTART_NOTE` at the start of its stderr.
+    runs in a fresh interpreter: its result has ``restarted=True`` (an infrastructure failure
+    for callers: the cell did not see the earlier state) and :data:`RESTART_NOTE` at the start
+    of its stderr. The same holds when the interpreter dies between cells or the fork server
+    is killed or restarted.
 
     Whether a cell raised (and its CPU time) is reported by the interpreter over a private pipe,
     so a program can misreport only its own cell; time limits, crashes and kills are observed
@@ -108,8 +112,7 @@ class SandboxSession:
             res = self._sb._to_result(reply)
             note, self._note = self._note, ""
             if note:
-                res = ExecResult(res.status, res.stdout, note + res.stderr, res.exit_code,
-                                 res.wall_time_s, res.cpu_time_s, res.isolation)
+                res = dataclasses.replace(res, stderr=note + res.stderr, restarted=True)
             if reply.get("ended") or reply.get("op") == "lost" or reply.get("dead"):
                 self._state.sid = None
                 self._note = RESTART_NOTE.format(why=str(res.status))

@@ -61,6 +61,7 @@ def test_eval_scores_and_writes_everything(tmp_path, shared_data):
         assert (out / f).exists(), f
     man = json.loads((out / "manifest.json").read_text())
     assert man["prompt_hash"] and man["grader_version"] and man["isolation"]
+    assert s["isolation"] == man["isolation"]  # shown in the CLI summary too (issue 11)
     assert man["packages"]["torch"]
     rec = json.loads((out / "records.jsonl").read_text().splitlines()[0])
     assert rec["attempts"][0]["verdict"]["status"] == "wrong"

@@ -69,7 +69,8 @@ def test_result_is_frozen_and_serialises(sb: Sandbox) -> None:
     r = sb.run("print('hi')")
     d = r.to_dict()
     assert list(d) == ["status", "stdout", "stderr", "exit_code", "wall_time_s", "cpu_time_s",
-                       "isolation"]
+                       "isolation", "restarted"]
+    assert d["restarted"] is False and not r.infra_failure
     assert d["status"] == "ok" and isinstance(d["status"], str)
     with pytest.raises(AttributeError):
         r.status = S.TIMEOUT  # type: ignore[misc]

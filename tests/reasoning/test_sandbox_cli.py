@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-KEYS = ["status", "stdout", "stderr", "exit_code", "wall_time_s", "cpu_time_s", "isolation"]
+KEYS = ["status", "stdout", "stderr", "exit_code", "wall_time_s", "cpu_time_s", "isolation",
+        "restarted"]
 
 
 def verimath(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -86,3 +87,41 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert verimath(str(tmp_path / "missing.py")).returncode == 2
     assert verimath("--batch", str(tmp_path / "x.jsonl"), "-").returncode == 2
     assert verimath("--timeout-s", "0", "-", stdin="print(1)").returncode == 2
+
+
+def test_doctor_reports_the_isolation_in_force(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """doctor starts a real sandbox and runs a program; a fallback is reported loudly."""
+    from reasoning.sandbox import isolation
+    from verimath.commands import doctor_cmd
+
+    usable = isolation.bwrap_usable()[0]
+    checks = {c.name: c for c in doctor_cmd._sandbox_checks()}
+    assert checks["bwrap"].ok is usable
+    if usable:  # bubblewrap works here, so the sandbox must use it
+        assert checks["sandbox"].ok and "isolation in force: bwrap+" in checks["sandbox"].found
+    monkeypatch.setattr(isolation, "bwrap_binary", lambda: None)
+    monkeypatch.setattr(isolation, "bwrap_usable", lambda: (False, "bwrap not on PATH"))
+    checks = {c.name: c for c in doctor_cmd._sandbox_checks()}
+    assert not checks["bwrap"].ok and not checks["sandbox"].ok
+    assert checks["sandbox"].found.startswith("FALLBACK IN FORCE: rlimits")
+    doctor_cmd._print(list(checks.values()))
+    assert "WEAK" in capsys.readouterr().out
+
+
+def test_exec_without_bubblewrap_fails_unless_the_fallback_is_allowed() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "VERIMATH_SANDBOX_ALLOW_FALLBACK"}
+    env["PATH"] = "/nonexistent"  # no bwrap to be found
+    base = [sys.executable, "-m", "verimath", "exec", "--preload", ""]
+    p = subprocess.run([*base, "-"], input="print(1)\n", capture_output=True, text=True,
+                       timeout=120, env=env)
+    out = json.loads(p.stdout)
+    assert p.returncode == 1 and out["status"] == "sandbox_error"
+    assert "--allow-fallback" in out["stderr"] and "bwrap: not installed" in out["stderr"]
+    p = subprocess.run([*base, "--allow-fallback", "-"], input="print(1)\n", capture_output=True,
+                       text=True, timeout=120, env=env)
+    out = json.loads(p.stdout)
+    assert p.returncode == 0 and out["stdout"] == "1\n"
+    assert out["isolation"].startswith("rlimits") and "falling back" in p.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass
 
-HELP = "report what is installed (Lean, lake, Mathlib, LeanDojo cache, bwrap, torch/CUDA, model)"
+HELP = ("report what is installed (Lean, lake, Mathlib, LeanDojo cache, the sandbox's isolation, "
+        "torch/CUDA, model)")
 
 MINIF2F_DOJO_TRACE = ("python -c \"from lean_dojo import LeanGitRepo, trace; "
                       "trace(LeanGitRepo('https://github.com/yangky11/miniF2F-lean4', 'main'))\"")
@@ -96,10 +97,44 @@ def _package_checks() -> list[Check]:
     git = shutil.which("git")
     out.append(Check("git", git is not None, git or "not on PATH",
                      "" if git else "apt-get install -y git", required=False))
-    bwrap = shutil.which("bwrap")
-    out.append(Check("bwrap (sandbox)", bwrap is not None, bwrap or "not on PATH",
-                     "" if bwrap else "apt-get install -y bubblewrap", required=False))
     return out
+
+
+def _sandbox_checks() -> list[Check]:
+    """Bubblewrap itself, then a real sandbox running a real program (what is in force).
+
+    ``Check.ok`` is False for a fallback: the isolation is weaker than the default needs, and
+    ``verimath eval``/``datagen``/``grpo`` refuse it unless ``allow_fallback: true``.
+    """
+    from reasoning.sandbox import Sandbox, SandboxConfig, SandboxError
+    from reasoning.sandbox.isolation import bwrap_usable
+
+    usable, why = bwrap_usable()
+    out = [Check("bwrap", usable, f"{why} (`bwrap --ro-bind / / true` works)" if usable else why,
+                 "" if usable else "apt-get install -y bubblewrap (in Docker: run with "
+                 "--security-opt seccomp=unconfined, or a profile that allows unshare)",
+                 required=False)]
+    cfg = SandboxConfig(timeout_s=10.0, workers=1, preload=("sympy",), allow_fallback=True)
+    try:
+        with Sandbox(cfg) as sb:
+            r = sb.run("import sympy\nprint(sympy.factor(sympy.Symbol('x')**2 - 1))")
+            iso = sb.isolation
+    except SandboxError as e:
+        return out + [Check("sandbox", False, f"could not start: {e}", "see the error above; "
+                            "`verimath exec -` with a one-line program shows the full log",
+                            required=False)]
+    if not r.ok or r.stdout.strip() != "(x - 1)*(x + 1)":
+        return out + [Check("sandbox", False, f"isolation {iso}, but the test program gave "
+                            f"{r.status}: {(r.stdout + r.stderr).strip()[-300:]}",
+                            required=False)]
+    if iso.startswith("bwrap"):
+        return out + [Check("sandbox", True, f"isolation in force: {iso} (test program ran in "
+                            f"{r.wall_time_s * 1000:.1f} ms)", required=False)]
+    fix = ("bubblewrap works here, so this is a verimath bug: please report it with "
+           "`verimath exec -` output" if usable else "install or enable bubblewrap (above)")
+    return out + [Check("sandbox", False, f"FALLBACK IN FORCE: {iso} (no filesystem, PID or "
+                        "network namespace; runs need allow_fallback: true)", fix,
+                        required=False)]
 
 
 def _torch_and_model() -> list[Check]:
@@ -127,7 +162,7 @@ def _torch_and_model() -> list[Check]:
 
 def collect(project_dir: str | None = None) -> list[Check]:
     """Every check, Lean first."""
-    return _lean_checks(project_dir) + _package_checks() + _torch_and_model()
+    return _lean_checks(project_dir) + _package_checks() + _sandbox_checks() + _torch_and_model()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -164,6 +199,8 @@ def _print(checks: list[Check]) -> None:
     for c in checks:
         mark = "[green]ok     [/]" if c.ok else ("[red]MISSING[/]" if c.required
                                                   else "[yellow]absent [/]")
+        if not c.ok and c.found.startswith("FALLBACK"):
+            mark = "[bold red]WEAK   [/]"
         console.print(f"{mark} {escape(c.name)}: {escape(c.found)}")
         if c.fix:
             console.print(f"        fix: {escape(c.fix)}")

@@ -5,7 +5,7 @@ One program (a file, or ``-`` for stdin)::
     verimath exec --timeout-s 5 --memory-mb 512 prog.py
 
 prints one JSON object ``{"status", "stdout", "stderr", "exit_code", "wall_time_s",
-"cpu_time_s", "isolation"}`` on stdout.
+"cpu_time_s", "isolation", "restarted"}`` on stdout.
 
 A batch::
 
@@ -44,7 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="programs run at once (default: 1, or the CPU count with --batch)")
     p.add_argument("--isolation", choices=("auto", "bwrap", "rlimits"), default="auto",
-                   help="auto: bubblewrap if it works, else rlimits (default auto)")
+                   help="auto: bubblewrap; the rlimits fallback only with --allow-fallback "
+                        "(default auto)")
+    p.add_argument("--allow-fallback", dest="allow_fallback", action="store_true", default=None,
+                   help="with --isolation auto, accept the weaker rlimits fallback when "
+                        "bubblewrap cannot start (default: an error, unless "
+                        "$VERIMATH_SANDBOX_ALLOW_FALLBACK=1)")
     p.add_argument("--preload", default=None,
                    help="comma-separated modules imported once (default numpy,sympy; '' none)")
     p.add_argument("--max-output-bytes", dest="max_output_bytes", type=int, default=65536,
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = SandboxConfig(timeout_s=args.timeout_s, memory_mb=args.memory_mb,
                             workers=max(1, workers), isolation=args.isolation, preload=preload,
+                            allow_fallback=args.allow_fallback,
                             max_output_bytes=args.max_output_bytes,
                             kill_output_bytes=max(8 << 20, args.max_output_bytes))
     except ValueError as e:
@@ -82,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         sandbox = Sandbox(cfg)
     except SandboxError as e:
         _emit({"status": "sandbox_error", "stdout": "", "stderr": f"[sandbox] {e}\n",
-               "exit_code": None, "wall_time_s": 0.0, "cpu_time_s": 0.0, "isolation": ""})
+               "exit_code": None, "wall_time_s": 0.0, "cpu_time_s": 0.0, "isolation": "",
+               "restarted": False})
         print(f"verimath exec: {e}", file=sys.stderr)
         return 1
     with sandbox:
@@ -170,7 +177,8 @@ def run_batch(sandbox: Any, path: str, progress: bool = True) -> int:
             if isinstance(item, str):
                 obj = {"id": rid, "line": lineno, "status": "rejected", "stdout": "",
                        "stderr": f"[sandbox] rejected: {item}\n", "exit_code": None,
-                       "wall_time_s": 0.0, "cpu_time_s": 0.0, "isolation": sandbox.isolation}
+                       "wall_time_s": 0.0, "cpu_time_s": 0.0, "isolation": sandbox.isolation,
+                       "restarted": False}
             else:
                 obj = {"id": rid, **item.result().to_dict()}
                 broken |= obj["status"] == ExecStatus.SANDBOX_ERROR
