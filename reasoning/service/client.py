@@ -17,6 +17,8 @@ refuses) raise :class:`ServiceError`: a configuration or code bug, not an infras
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import logging
 import threading
@@ -408,8 +410,9 @@ class RemoteSession:
             res = result_from_dict(reply)
             note, self._note = self._note, ""
             if note:
-                res = ExecResult(res.status, res.stdout, note + res.stderr, res.exit_code,
-                                 res.wall_time_s, res.cpu_time_s, res.isolation)
+                # The server lost this session's interpreter: an infra failure the TIR engine
+                # must see as such (``restarted``), not only as a note in stderr.
+                res = dataclasses.replace(res, stderr=note + res.stderr, restarted=True)
             return res
 
     def close(self) -> None:

@@ -140,7 +140,7 @@ def result_from_dict(d: dict[str, Any]) -> ExecResult:
     """
     return ExecResult(ExecStatus(d["status"]), str(d["stdout"]), str(d["stderr"]),
                       d["exit_code"], float(d["wall_time_s"]), float(d["cpu_time_s"]),
-                      str(d["isolation"]))
+                      str(d["isolation"]), restarted=bool(d.get("restarted", False)))
 
 
 def to_sandboxfusion(res: ExecResult) -> RunCodeResponse:
