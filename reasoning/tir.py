@@ -56,9 +56,6 @@ _OUTPUT_STOP, _FENCE_STOP = TIR_STOP
 _CODE_RE = re.compile(r"```(?:python|py)[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 #: Shown to the model for a cell that printed nothing (display only; never an answer).
 NO_OUTPUT = "(no output; use print() to see values)"
-#: Start of the note the sandbox puts in a cell's stderr when it ran in a fresh interpreter
-#: (``reasoning.sandbox.session.RESTART_NOTE``); used only when ExecResult has no ``restarted``.
-RESTART_MARK = "[sandbox] this cell ran in a fresh interpreter"
 #: What the sandbox appends to the stderr of a cell whose interpreter ended during the cell.
 ENDED_MARK = "[sandbox] the session's interpreter ended"
 _ENDING_STATUSES = frozenset({"timeout", "memory", "signaled", "output_limit"})
@@ -135,21 +132,17 @@ def find_cut(text: str) -> Cut | None:
 def interpreter_lost(result: ExecResult, previous: ExecResult | None) -> bool:
     """True when ``result`` ran in a fresh interpreter for a reason outside the program.
 
-    What this relies on: ``result.restarted`` (bool) when ExecResult has that field; otherwise
-    :data:`RESTART_MARK` at the start of ``result.stderr`` (the sandbox writes it before the
-    program's own stderr). A restart is the program's doing, not an infrastructure failure,
-    when the session's previous cell ended its interpreter (status timeout / memory / signaled
-    / output_limit, or :data:`ENDED_MARK` in its stderr, e.g. ``os._exit``).
+    Relies on the sandbox's structured ``result.restarted`` flag only (never on text in
+    stderr, which a program can print itself). A restart is the program's doing, not an
+    infrastructure failure, when the session's previous cell ended its interpreter (status
+    timeout / memory / signaled / output_limit, or :data:`ENDED_MARK` in its stderr, e.g.
+    ``os._exit``).
 
     Args:
         result: the cell's result.
         previous: the previous cell's result in the same session; None for the first cell.
     """
-    if hasattr(result, "restarted"):
-        restarted = bool(result.restarted)
-    else:
-        restarted = result.stderr.startswith(RESTART_MARK)
-    if not restarted:
+    if not result.restarted:
         return False
     if previous is None:
         return True

@@ -18,7 +18,6 @@ refuses) raise :class:`ServiceError`: a configuration or code bug, not an infras
 from __future__ import annotations
 
 import dataclasses
-
 import itertools
 import logging
 import threading

@@ -8,7 +8,6 @@ import re
 import signal
 import threading
 import time
-from dataclasses import dataclass
 
 import pytest
 
@@ -24,19 +23,9 @@ RESTARTED = ("[sandbox] this cell ran in a fresh interpreter: the previous one e
              "cells); earlier variables and imports are lost\n")
 
 
-def res(status="ok", stdout="", stderr=""):
-    return ExecResult(ExecStatus(status), stdout, stderr, 0, 0.01, 0.01, "test")
-
-
-@dataclass(frozen=True)
-class Structured:
-    """An ExecResult with the structured ``restarted`` field the sandbox is getting."""
-
-    status: ExecStatus
-    stdout: str
-    stderr: str
-    restarted: bool
-    wall_time_s: float = 0.0
+def res(status="ok", stdout="", stderr="", restarted=False):
+    return ExecResult(ExecStatus(status), stdout, stderr, 0, 0.01, 0.01, "test",
+                      restarted=restarted)
 
 
 @pytest.mark.parametrize("text,action,kept", [
@@ -62,16 +51,17 @@ def test_last_turn_runs_no_code_and_says_tool_limit():
 
 
 @pytest.mark.parametrize("result,previous,lost", [
-    (res(stderr=RESTARTED), res(), True),                      # lost between two good cells
-    (res("runtime_error", stderr=RESTARTED + "NameError"), res(), True),
-    (res(stderr=RESTARTED), res("timeout"), False),             # its own timeout ended it
-    (res(stderr=RESTARTED), res("memory"), False),
-    (res(stderr=RESTARTED), res(stderr="[sandbox] the session's interpreter ended; its state is "
-                                       "lost\n"), False),      # os._exit in the previous cell
-    (res(stderr="x\n" + RESTARTED), res(), False),              # the program's own stderr
+    (res(stderr=RESTARTED, restarted=True), res(), True),       # lost between two good cells
+    (res("runtime_error", stderr=RESTARTED + "NameError", restarted=True), res(), True),
+    (res(restarted=True), None, True),                          # first cell, server lost it
+    (res(stderr=RESTARTED, restarted=True), res("timeout"), False),  # its own timeout ended it
+    (res(stderr=RESTARTED, restarted=True), res("memory"), False),
+    (res(stderr=RESTARTED, restarted=True),
+     res(stderr="[sandbox] the session's interpreter ended; its state is lost\n"),
+     False),                                                    # os._exit in the previous cell
+    (res(stderr=RESTARTED), res(), False),                      # a program printing the note
+    (res(stderr="x\n" + RESTARTED), res(), False),
     (res(), res(), False),
-    (Structured(ExecStatus.OK, "", "", True), res(), True),     # structured field wins
-    (Structured(ExecStatus.OK, "", RESTARTED, False), res(), False),
 ])
 def test_interpreter_lost_table(result, previous, lost):
     assert interpreter_lost(result, previous) is lost
