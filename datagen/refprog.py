@@ -31,7 +31,8 @@ from typing import Any
 
 ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
 #: a number as written in a question: 1,000 / 12 / 0.5 / .5 (no sign: "-" is a hyphen there)
-QUESTION_NUMBER_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w.])\.\d+")
+QUESTION_NUMBER_RE = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w.])\.\d+")
 _EXPR_TOKEN_RE = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|(\*\*|//|[-+*/()]))")
 _WORD_RE = re.compile(r"[A-Za-z]+")
 _STOP = frozenset(
@@ -41,7 +42,9 @@ _STOP = frozenset(
     "all also only just now there here into out up down over about after before one two "
     "three four five six seven eight nine ten half twice times x".split()
 )
-_RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"x", "solution", "sympy", "Eq", "solve", "symbols"}
+#: names a generated program may not assign (builtins, keywords, the backward program's own)
+_RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {
+    "x", "solution", "sympy", "Eq", "solve", "symbols"}
 
 
 class RefError(ValueError):
@@ -219,8 +222,11 @@ def tokenize(expr: str) -> list[tuple[str, str]]:
 
 
 def name_from(text: str, taken: set[str], fallback: str, *, last: bool = False) -> str:
-    """A fresh Python name from the first (``last``: final) content words of ``text``'s first
-    clause (``"24 clips in May"`` -> ``clips_may``); ``fallback`` when it has none."""
+    """A fresh Python name from content words of the first clause of ``text``.
+
+    The first two words (``last``: the final two): ``"24 clips in May"`` -> ``clips_may``;
+    ``fallback`` when the clause has none.
+    """
     clause = re.split(r"[.,;:?!()](?=\s|$)|\band\b", text[:60])[0]
     words = [w.lower() for w in _WORD_RE.findall(clause)]
     content = [w for w in words if w not in _STOP and len(w) > 1]
@@ -330,7 +336,7 @@ def _spaced(parts: list[str]) -> str:
             out += f" {p} "
         else:
             out += p
-    return out.replace("( ", "(").replace(" )", ")")
+    return out.replace("( ", "(").replace(" )", ")").strip()
 
 
 def input_lines(prog: RefProgram, values: dict[str, str] | None = None,
@@ -399,7 +405,7 @@ def tir_cells(prog: RefProgram) -> list[TirCell]:
 
 
 def matches_claim(output: str, claimed: Fraction | None, claimed_text: str) -> bool:
-    """Does a printed value agree with the solution's claim, to the claim's written precision?
+    """Whether a printed value agrees with the solution's claim, to the claim's precision.
 
     ``3.3333333333333335`` agrees with ``3.33`` and ``24.0`` with ``24``; a claim that is not a
     plain number agrees with nothing.
