@@ -19,9 +19,11 @@ a model (MuMath-Code, Yin et al. 2024, "multi-perspective augmentation"; FOBAR, 
 A constant is mutable only when changing it cannot leave the question and the program
 inconsistent: it is written once in the question (as digits, not glued to letters, ``:`` or
 ``/``) and not also as a number word, it is > 1, and its value is neither a step's result nor a
-literal of the program. A program with a literal that is not a common unit constant
-(``60``, ``100``, ``12``...) may hide a value derived from the question outside the
-annotations; it is not augmented (``unexplained_literal``).
+literal of the program. A program in which a later step reuses a result whose value is also
+written in the question is not augmented at all (which of the two is meant is ambiguous). A
+program with a literal that is not a common unit constant (``60``, ``100``, ``12``...) may hide
+a value derived from the question outside the annotations; it is not augmented either
+(``unexplained_literal``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,13 @@ def mutable_constants(question: str, prog: RefProgram) -> tuple[list[Mutable], s
         return [], f"unexplained_literal: {', '.join(str(v) for v in odd[:3])}"
     claimed = {s.claimed for s in prog.steps}
     qnums = question_numbers(question)
+    qvalues = {q.value for q in qnums}
+    by_name = {s.name: s.claimed for s in prog.steps}
+    for s in prog.steps:  # "12 pens" reused where the question's "12 pencils" may be meant
+        for kind, ref in s.tokens:
+            if kind == "step" and by_name.get(ref) in qvalues:
+                return [], (f"ambiguous_constant: the question's {by_name[ref]} is also the "
+                            f"result {ref} that a later step uses")
     words = set(re.findall(r"[a-z]+", question.lower()))
     out = []
     for inp in prog.inputs:
