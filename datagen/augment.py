@@ -170,18 +170,17 @@ def is_whole(v: Fraction) -> bool:
     return abs(v - round(v)) <= Fraction(1, 10**9) * max(1, abs(v))
 
 
-def backward_program(prog: RefProgram, masked: str, answer: str, *, check: bool = False) -> str:
+def backward_program(prog: RefProgram, masked: str, answer: str) -> str:
     """The backward PoT program: the forward steps with ``masked`` as a sympy symbol, solved.
 
-    ``check=True`` prints the number of solutions first (the verifier's variant).
+    ``[x_value] = solve(...)`` unpacks exactly one solution, so the program fails (a
+    ``ValueError``) when there is none or more than one.
     """
     body = ["from sympy import Eq, solve, symbols", "", 'x = symbols("x")']
     body += input_lines(prog, {masked: "x"})
     body += [f"{s.name} = {s.expression()}" for s in prog.steps]
-    body.append(f"solution = solve(Eq({prog.answer.name}, {answer}), x)")
-    if check:
-        body.append("print(len(solution))")
-    body.append("print(solution[0])")
+    body.append(f"[x_value] = solve(Eq({prog.answer.name}, {answer}), x)")
+    body.append("print(x_value)")
     return "\n".join(body) + "\n"
 
 
@@ -253,58 +252,77 @@ class AugmentStage:
     # ------------------------------------------------------------------ numeric variation
 
     def _numeric(self, ctx: list[Any], outs: list[Outcome]) -> None:
-        k = self.acfg.numeric_variants
-        pending = [(ci, v) for ci, c in enumerate(ctx) if c[3] for v in range(k)]
+        """Draw, check (every step's value, one run each), then run the record's program."""
+        pending = [(ci, v) for ci, c in enumerate(ctx) if c[3]
+                   for v in range(self.acfg.numeric_variants)]
         last: dict[tuple[int, int], str] = {}
+        accepted: list[tuple[int, int, dict[str, Fraction], ExecResult]] = []
         for attempt in range(self.acfg.max_tries):
             if not pending:
                 break
-            cands = []
-            for ci, v in pending:
-                it, p, prog, muts = ctx[ci]
-                rng = random.Random(content_hash(p.id, self.acfg.seed, v, attempt))
-                avoid = {q.value for q in question_numbers(p.informal)} | set(prog.literals)
-                avoid |= {s.claimed for s in prog.steps if s.claimed is not None}
-                new: dict[str, Fraction] = {}
-                for m in muts:
-                    val = draw_value(m, rng, avoid)
-                    if val is not None:
-                        new[m.name] = val
-                        avoid.add(val)
-                cands.append((ci, v, new))
-            runs = self._run([c for ci, _, new in cands for c in (
-                pot_program(ctx[ci][2], self._literals(ctx[ci][3], new)),
-                steps_program(ctx[ci][2], self._literals(ctx[ci][3], new)))])
+            cands = [(ci, v, self._draw(ctx[ci], v, attempt)) for ci, v in pending]
+            runs = self._run([steps_program(ctx[ci][2], self._literals(ctx[ci][3], new))
+                              for ci, _, new in cands])
             still = []
-            for j, (ci, v, new) in enumerate(cands):
-                res, steps = runs[2 * j], runs[2 * j + 1]
-                why = self._numeric_check(ctx[ci][2], new, res, steps)
+            for (ci, v, new), steps in zip(cands, runs, strict=True):
+                why = self._numeric_check(ctx[ci][2], new, steps)
                 if why is None:
-                    outs[ci].kept.append(self._numeric_item(ctx[ci], v, new, res))
+                    accepted.append((ci, v, new, steps))
                 else:
                     last[(ci, v)] = why
                     still.append((ci, v))
             pending = still
+        accepted.sort(key=lambda a: a[:2])
+        # the record's own program: what it prints is the new gold
+        final = self._run([pot_program(ctx[ci][2], self._literals(ctx[ci][3], new))
+                           for ci, _, new, _ in accepted])
+        for (ci, v, new, steps), res in zip(accepted, final, strict=True):
+            why = self._printed_check(res, steps)
+            if why is None:
+                outs[ci].kept.append(self._numeric_item(ctx[ci], v, new, res))
+            else:
+                pending.append((ci, v))
+                last[(ci, v)] = why
         for ci, v in pending:
             rec = {"key": content_hash(ctx[ci][0]["key"], "num", v), "problem_id": ctx[ci][1].id}
             outs[ci].rejected.append(reject(rec, last[(ci, v)], "variants"))
+
+    def _draw(self, c: Any, v: int, attempt: int) -> dict[str, Fraction]:
+        """New values for the mutable constants (seeded by problem, variant and attempt)."""
+        _, p, prog, muts = c
+        rng = random.Random(content_hash(p.id, self.acfg.seed, v, attempt))
+        avoid = {q.value for q in question_numbers(p.informal)} | set(prog.literals)
+        avoid |= {s.claimed for s in prog.steps if s.claimed is not None}
+        new: dict[str, Fraction] = {}
+        for m in muts:
+            val = draw_value(m, rng, avoid)
+            if val is not None:
+                new[m.name] = val
+                avoid.add(val)
+        return new
 
     @staticmethod
     def _literals(muts: list[Mutable], new: dict[str, Fraction]) -> dict[str, str]:
         return {m.name: literal_of(new[m.name], m.literal) for m in muts if m.name in new}
 
     @staticmethod
-    def _numeric_check(prog: RefProgram, new: dict[str, Fraction], res: ExecResult,
+    def _numeric_check(prog: RefProgram, new: dict[str, Fraction],
                        steps: ExecResult) -> str | None:
+        """Why the step values of a draw are not acceptable (None: they are).
+
+        Args:
+            prog: the verified program.
+            new: input name -> drawn value.
+            steps: the execution of :func:`steps_program` with the drawn values.
+        """
         from reasoning.sandbox import ExecStatus
 
         if not new:
             return "no_value: no new value could be drawn"
-        for r in (res, steps):
-            if r.status is ExecStatus.SANDBOX_ERROR:
-                return f"sandbox_error: {r.stderr.strip()[-200:]}"
-            if not r.ok:
-                return f"exec_error: {r.status}"
+        if steps.status is ExecStatus.SANDBOX_ERROR:
+            return f"sandbox_error: {steps.stderr.strip()[-200:]}"
+        if not steps.ok:
+            return f"exec_error: {steps.status}"
         values = [parse_number(x) for x in steps.stdout.split()]
         if len(values) != len(prog.steps) or any(x is None for x in values):
             return f"exec_error: unexpected step output {steps.stdout[:80]!r}"
@@ -314,9 +332,20 @@ class AugmentStage:
                 return f"non_integer_count: {s.name} = {float(x):g}"
             if s.claimed is not None and s.claimed >= 0 and x < 0:
                 return f"negative_value: {s.name} = {float(x):g}"
-        answer = parse_number(res.stdout.strip().splitlines()[-1] if res.stdout.strip() else "")
-        if answer is None:
-            return f"exec_error: the program printed {res.stdout[:80]!r}"
+        return None
+
+    @staticmethod
+    def _printed_check(res: ExecResult, steps: ExecResult) -> str | None:
+        """The record's program ran and printed the answer step's value."""
+        from reasoning.sandbox import ExecStatus
+
+        if res.status is ExecStatus.SANDBOX_ERROR:
+            return f"sandbox_error: {res.stderr.strip()[-200:]}"
+        printed = parse_number(res.stdout.strip().splitlines()[-1]) if res.ok and \
+            res.stdout.strip() else None
+        want = parse_number(steps.stdout.split()[-1])
+        if printed is None or want is None or abs(printed - want) > Fraction(1, 10**9):
+            return f"exec_mismatch: the program printed {res.stdout.strip()[:60]!r}"
         return None
 
     def _numeric_item(self, c: Any, v: int, new: dict[str, Fraction], res: ExecResult) -> Item:
@@ -347,18 +376,17 @@ class AugmentStage:
             order = list(muts)
             random.Random(content_hash(p.id, self.acfg.seed, "backward")).shuffle(order)
             cands += [(ci, b, m) for b, m in enumerate(order[:self.acfg.backward])]
-        first = self._run([c for ci, _, m in cands for c in (
-            backward_program(ctx[ci][2], m.name, _gold(ctx[ci][1]), check=True),
-            backward_program(ctx[ci][2], m.name, _gold(ctx[ci][1])))])
+        first = self._run([backward_program(ctx[ci][2], m.name, _gold(ctx[ci][1]))
+                           for ci, _, m in cands])
         recovered: list[tuple[int, int, Mutable, ExecResult, str]] = []
-        for j, (ci, b, m) in enumerate(cands):
-            why, value = self._solved(first[2 * j], first[2 * j + 1], m)
+        for (ci, b, m), res in zip(cands, first, strict=True):
+            why, value = self._solved(res, m)
             if why:
                 rec = {"key": content_hash(ctx[ci][0]["key"], "bwd", b),
                        "problem_id": ctx[ci][1].id}
                 outs[ci].rejected.append(reject(rec, why, "variants"))
             else:
-                recovered.append((ci, b, m, first[2 * j + 1], value))
+                recovered.append((ci, b, m, res, value))
         forward = self._run([pot_program(ctx[ci][2], {m.name: val})
                              for ci, _, m, _, val in recovered])
         for (ci, b, m, res, val), fwd in zip(recovered, forward, strict=True):
@@ -387,17 +415,17 @@ class AugmentStage:
             outs[ci].kept.append(self._item(it, newp, code, res, verdict, "backward", f"bwd{b}"))
 
     @staticmethod
-    def _solved(check: ExecResult, res: ExecResult, m: Mutable) -> tuple[str | None, str]:
+    def _solved(res: ExecResult, m: Mutable) -> tuple[str | None, str]:
+        """``(None, literal of the recovered value)`` or ``(reason, "")``."""
         from reasoning.sandbox import ExecStatus
 
-        for r in (check, res):
-            if r.status is ExecStatus.SANDBOX_ERROR:
-                return f"sandbox_error: {r.stderr.strip()[-200:]}", ""
-            if not r.ok:
-                return f"no_solution: {r.status}", ""
-        lines = check.stdout.split()
-        if len(lines) != 2 or lines[0] != "1":
-            return f"not_unique: {check.stdout.strip()[:60]!r}", ""
+        if res.status is ExecStatus.SANDBOX_ERROR:
+            return f"sandbox_error: {res.stderr.strip()[-200:]}", ""
+        if not res.ok:
+            if "too many values to unpack" in res.stderr:
+                return "not_unique: more than one solution", ""
+            last = (res.stderr.strip().splitlines() or [str(res.status)])[-1]
+            return f"no_solution: {last[:120]}", ""
         value = parse_number(res.stdout.strip())
         if value is None or abs(value - m.value) > Fraction(1, 10**6) * max(1, abs(m.value)):
             return f"wrong_recovery: printed {res.stdout.strip()[:40]!r}, masked {m.text}", ""

@@ -44,7 +44,7 @@ _STOP = frozenset(
 )
 #: names a generated program may not assign (builtins, keywords, the backward program's own)
 _RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {
-    "x", "solution", "sympy", "Eq", "solve", "symbols"}
+    "x", "x_value", "sympy", "Eq", "solve", "symbols"}
 
 
 class RefError(ValueError):

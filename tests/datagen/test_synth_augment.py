@@ -177,7 +177,7 @@ def _check(comps, question: str, solution: str, gold: str, changes: dict[str, st
     assert len(values) == len(changes)
     res, steps = comps.sandbox.run_many([pot_program(prog, values), steps_program(prog, values)])
     new = {k: parse_number(v) for k, v in values.items()}
-    return AugmentStage._numeric_check(prog, new, res, steps)
+    return AugmentStage._numeric_check(prog, new, steps) or AugmentStage._printed_check(res, steps)
 
 
 NATALIA = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
