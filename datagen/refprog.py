@@ -227,7 +227,13 @@ def name_from(text: str, taken: set[str], fallback: str, *, last: bool = False) 
     The first two words (``last``: the final two): ``"24 clips in May"`` -> ``clips_may``;
     ``fallback`` when the clause has none.
     """
-    clause = re.split(r"[.,;:?!()](?=\s|$)|\band\b", text[:60])[0]
+    if last:
+        text = text[-60:]
+        text = text.split(" ", 1)[1] if len(text) == 60 and " " in text else text
+    else:
+        text = text[:60]
+    clauses = re.split(r"[.,;:?!()](?=\s|$)|\band\b", text)
+    clause = clauses[-1] if last else clauses[0]
     words = [w.lower() for w in _WORD_RE.findall(clause)]
     content = [w for w in words if w not in _STOP and len(w) > 1]
     content = content[-2:] if last else content[:2]
@@ -239,6 +245,38 @@ def name_from(text: str, taken: set[str], fallback: str, *, last: bool = False) 
         name, k = f"{base}_{k}", k + 1
     taken.add(name)
     return name
+
+
+_NUM = r"\$?\d[\d,]*(?:\.\d+)?"
+_OP = r"(?:\s*[-+*/×−÷]\s*|\s+x\s+)"
+#: unannotated ``a op b = c`` (groups: expression, ``$``, result)
+INLINE_RE = re.compile(
+    rf"(?<![\w.<=])({_NUM}(?:{_OP}{_NUM})+)\s*=\s*(\$?)(\d[\d,]*(?:\.\d+)?)(?![\d<])")
+
+
+def annotate_inline(line: str) -> str:
+    """Annotate unannotated arithmetic: ``20/4 = $5`` -> ``20/4 = $<<20/4=5>>5``.
+
+    Used when no annotation claims the gold answer (the solution's last step is often written
+    without one). Only plain ``a op b op c = d`` chains outside existing annotations are
+    marked; the program built from them is verified by execution like any other.
+    """
+    pieces = re.split(r"(<<[^<>]*>>)", line)
+    out = []
+    for piece in pieces:
+        if piece.startswith("<<"):
+            out.append(piece)
+            continue
+
+        def mark(m: re.Match[str]) -> str:
+            expr = m.group(1).replace("×", "*").replace("−", "-").replace("÷", "/")
+            expr = re.sub(r"\s+x\s+", "*", expr).replace("$", "").replace(",", "")
+            value = m.group(3).replace(",", "")
+            head = m.group(0)[:m.start(3) - m.start(0)]
+            return f"{head}<<{expr.replace(' ', '')}={value}>>{m.group(3)}"
+
+        out.append(INLINE_RE.sub(mark, piece))
+    return "".join(out)
 
 
 def parse_reference(question: str, solution: str, gold: str | None) -> RefProgram:
@@ -261,6 +299,9 @@ def parse_reference(question: str, solution: str, gold: str | None) -> RefProgra
         raise RefError("no_gold", f"gold {gold!r} is not a plain number")
     lines = tuple(ln for ln in solution.strip().splitlines()
                   if ln.strip() and not ln.lstrip().startswith("####"))
+    if not any(parse_number(c.rpartition("=")[2]) == gold_value
+               for ln in lines for c in ANNOTATION_RE.findall(ln)):
+        lines = tuple(annotate_inline(ln) for ln in lines)  # "so 20/4 = $5" written unmarked
     if not any(ANNOTATION_RE.search(ln) for ln in lines):
         raise RefError("no_annotations")
     qnums = question_numbers(question)
@@ -325,7 +366,7 @@ def _step_name(line: str, m: re.Match[str], taken: set[str], k: int) -> str:
     if after:
         return name_from(line[m.end():], taken, "")
     before = re.split(r"[.,;:?!](?=\s|$)", strip_annotations(line[:m.start()]))[-1]
-    return name_from(before[-60:], taken, f"step{k}", last=True)
+    return name_from(before, taken, f"step{k}", last=True)
 
 
 def _spaced(parts: list[str]) -> str:
