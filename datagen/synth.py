@@ -21,7 +21,8 @@ Drop reasons (funnel): ``no_gold``, ``no_annotations``, ``unparseable_annotation
 ``no_answer_step``, ``exec_error`` (the program failed), ``exec_mismatch`` (it printed another
 answer), ``sandbox_error`` (infrastructure; never counted as the program's fault),
 ``grader_timeout`` / ``grader_error`` (could not judge); TIR trajectories (sub-records):
-``tir_mismatch``, ``tir_exec_error``, ``sandbox_error``.
+``tir_mismatch``, ``tir_exec_error``, ``tir_exec_mismatch`` (the answer step's printed value
+is not graded CORRECT), ``tir_grader_timeout`` / ``tir_grader_error``, ``sandbox_error``.
 """
 
 from __future__ import annotations
@@ -238,15 +239,38 @@ class SynthStage:
             else:
                 verified.append(i)
         tir = self._tir_many([(problems[i], progs[i]) for i in verified])  # type: ignore[misc]
+        tir = self._grade_tir([problems[i] for i in verified], tir)
         for i, tir_res in zip(verified, tir, strict=True):
             outs[i] = self._outcome(items[i], problems[i], progs[i], attempts[i],  # type: ignore[arg-type]
                                     verdicts[i], tir_res)
         return outs  # type: ignore[return-value]
 
+    def _grade_tir(self, problems: list[Problem], tir: list[tuple[Attempt | None, Any]]
+                   ) -> list[tuple[Attempt | None, Any]]:
+        """Grade the answer step's printed value of each TIR trajectory against the gold.
+
+        Returns ``(attempt, grader verdict)`` for a CORRECT one, else ``(None, reason)``.
+        """
+        from reasoning.extract import extract_program_output
+
+        todo = [j for j, (a, _) in enumerate(tir) if a is not None]
+        pairs = [(problems[j].answer, extract_program_output(
+            tir[j][0].tool_calls[-1].output)) for j in todo]  # type: ignore[union-attr]
+        out = list(tir)
+        if not pairs:
+            return out
+        for j, v in zip(todo, self.tools.grader().grade_many(pairs, extract=False), strict=True):
+            if v.correct:
+                out[j] = (tir[j][0], v)
+            else:
+                why = _GRADE_REASON.get(v.status, "exec_mismatch")
+                out[j] = (None, f"tir_{why}: {v.reason}")
+        return out
+
     # ------------------------------------------------------------------ helpers
 
     def _outcome(self, it: Item, p: Problem, prog: RefProgram, attempt: Attempt,
-                 verdict: Verdict, tir: tuple[Attempt | None, str | None]) -> Outcome:
+                 verdict: Verdict, tir: tuple[Attempt | None, Any]) -> Outcome:
         from reasoning.rollout import to_trajectory
 
         rows, rejected = [], []
@@ -263,7 +287,7 @@ class SynthStage:
             steps = Verdict(VerdictStatus.CORRECT,
                             reason="every printed step value agrees with the text's claim",
                             detail={"cells": len(tir_attempt.tool_calls)})
-            final = Verdict(VerdictStatus.CORRECT, reason=verdict.reason, detail=verdict.detail)
+            final = why  # the grader's verdict on the answer step's printed value
             prov = tir_row_prov(self.provenance("tir"), list(tir_attempt.tool_calls))
             traj = to_trajectory(p, self.templates["tir"].messages(p), tir_attempt,
                                  {"grader": final, "steps": steps}, prov)
