@@ -217,3 +217,29 @@ def test_synthesized_rows_train_with_tool_output_masked(synthesized):
     trained = tok.decode([t for t, lab in zip(feats.input_ids, feats.labels, strict=True)
                           if lab != IGNORE_INDEX])
     assert "```output" not in trained and "print(" in trained and "\\boxed" in trained
+
+
+def test_reference_preset_from_the_cli(tmp_path, shared_data, monkeypatch, capsys):
+    """The issue's command, on 12 problems: data.jsonl, and drop reasons in the funnel."""
+    from pathlib import Path
+
+    from verimath.cli import main as cli
+
+    monkeypatch.setenv("VERIMATH_DATA", str(shared_data))
+    preset = Path(__file__).resolve().parents[2] / "configs/datagen/gsm8k_reference.yaml"
+    out = tmp_path / "ref"
+    rc = cli(["datagen", "--config", str(preset), "--limit", "12", "--out", str(out),
+              "--no-progress", "export.formats=[jsonl]"])
+    assert rc == 0
+    funnel = json.loads((out / "funnel.json").read_text())
+    stages = {s["stage"]: s for s in funnel["stages"]}
+    assert list(stages) == ["load", "dedup", "decontaminate", "synthesize", "augment",
+                            "dedup_augmented", "decontaminate_augmented", "export"]
+    assert stages["synthesize"]["left"] >= 10
+    rows = [json.loads(x) for x in (out / "data.jsonl").read_text().splitlines()]
+    methods = {r["provenance"]["source_method"] for r in rows}
+    assert methods == {"reference", "numeric_variation", "backward"}
+    assert {r["verified_by"] for r in rows} == {"execution"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "synthesize" in manifest and "augment" in manifest
+    assert "synthesize" in capsys.readouterr().out
