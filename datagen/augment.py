@@ -18,7 +18,8 @@ a model (MuMath-Code, Yin et al. 2024, "multi-perspective augmentation"; FOBAR, 
 
 A constant is mutable only when changing it cannot leave the question and the program
 inconsistent: it is written once in the question (as digits, not glued to letters, ``:`` or
-``/``) and not also as a number word, it is > 1, and its value is neither a step's result nor a
+``/``), no word in it may stand for the same value (``two``, ``dozen``, ``hour`` for 60...),
+it is > 1, and its value is neither a step's result nor a
 literal of the program. A program in which a later step reuses a result whose value is also
 written in the question is not augmented at all (which of the two is meant is ambiguous). A
 program with a literal that is not a common unit constant (``60``, ``100``, ``12``...) may hide
@@ -62,11 +63,18 @@ log = logging.getLogger(__name__)
 UNIT_CONSTANTS = frozenset(Fraction(v) for v in (
     *range(0, 13), 15, 16, 20, 24, 25, 30, 31, 36, 48, 50, 52, 60, 100, 365, 1000, 3600,
     "0.5", "0.25", "0.75", "0.1", "0.01"))
+#: word stems that can stand for a value the solution then writes as a number ("two
+#: daughters", "per hour" = 60 minutes): a question constant with that value is not changed
 NUMBER_WORDS = {
-    2: ("two", "half", "twice", "double", "pair", "second"), 3: ("three", "triple", "third"),
-    4: ("four", "quarter", "fourth"), 5: ("five", "fifth"), 6: ("six",), 7: ("seven", "week"),
-    8: ("eight",), 9: ("nine",), 10: ("ten",), 11: ("eleven",), 12: ("twelve", "dozen"),
-    15: ("fifteen",), 20: ("twenty",), 30: ("thirty",), 50: ("fifty",), 100: ("hundred",),
+    2: ("two", "half", "twice", "double", "pair", "second", "both", "couple", "twin"),
+    3: ("three", "triple", "third", "yard"), 4: ("four", "quarter", "fourth"),
+    5: ("five", "fifth"), 6: ("six",), 7: ("seven", "week"), 8: ("eight",), 9: ("nine",),
+    10: ("ten", "dime", "decade"), 11: ("eleven",),
+    12: ("twelve", "dozen", "year", "month", "foot", "feet", "inch"), 15: ("fifteen",),
+    20: ("twenty", "score"), 24: ("day", "hour"), 25: ("quarter",), 30: ("thirty", "month"),
+    31: ("month",), 50: ("fifty",), 52: ("year", "week"), 60: ("sixty", "hour", "minute"),
+    100: ("hundred", "percent", "%", "cent", "century"), 365: ("year",),
+    1000: ("thousand", "kilo"), 3600: ("hour",),
 }
 FOBAR = " If we know the answer to the above question is {answer}, what is the value of " \
         "unknown variable X?"
@@ -96,6 +104,8 @@ def mutable_constants(question: str, prog: RefProgram) -> tuple[list[Mutable], s
     odd = sorted({v for v in prog.literals if v not in UNIT_CONSTANTS})
     if odd:
         return [], f"unexplained_literal: {', '.join(str(v) for v in odd[:3])}"
+    if prog.ambiguous:
+        return [], f"ambiguous_constant: {prog.ambiguous[0]}"
     claimed = {s.claimed for s in prog.steps}
     qnums = question_numbers(question)
     qvalues = {q.value for q in qnums}
@@ -105,12 +115,12 @@ def mutable_constants(question: str, prog: RefProgram) -> tuple[list[Mutable], s
             if kind == "step" and by_name.get(ref) in qvalues:
                 return [], (f"ambiguous_constant: the question's {by_name[ref]} is also the "
                             f"result {ref} that a later step uses")
-    words = set(re.findall(r"[a-z]+", question.lower()))
+    low = question.lower()
     out = []
     for inp in prog.inputs:
         spots = [q for q in qnums if q.value == inp.value]
-        named = any(w in words for w in NUMBER_WORDS.get(int(inp.value), ())) \
-            if inp.value.denominator == 1 else False
+        words = NUMBER_WORDS.get(int(inp.value), ()) if inp.value.denominator == 1 else ()
+        named = any(re.search(rf"(?<![a-z]){re.escape(w)}", low) for w in words)
         if (len(spots) != 1 or not spots[0].standalone or inp.value <= 1 or named
                 or inp.value in claimed or inp.value in prog.literals):
             continue

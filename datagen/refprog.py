@@ -5,10 +5,10 @@ GSM8K solutions (Cobbe et al. 2021) mark each computation with a calculator anno
 parentheses, ``.``), the part after it the value the solution claims. :func:`parse_reference`
 turns such a solution into a :class:`RefProgram`:
 
-* every number of an expression is *bound*: to the latest earlier step whose claimed value it
-  equals (the solution reuses a result), else to an **input** constant when the question
-  contains that number (one named variable per distinct value), else it stays a literal
-  (``60`` minutes in an hour, ``2`` for "half");
+* every number of an expression is *bound*: to an earlier step whose claimed value it equals
+  (the solution reuses a result; the latest one not used yet, else the latest), else to an
+  **input** constant when the question contains that number (one named variable per distinct
+  value), else it stays a literal (``60`` minutes in an hour, ``2`` for "half");
 * one step per annotation, named from the words after it (``24 clips in May`` -> ``clips``);
 * the answer step is the last one whose claimed value equals the gold answer; later steps
   are dropped.
@@ -129,12 +129,15 @@ class RefProgram:
         steps: annotated computations up to and including the answer step.
         lines: the solution's lines (``#### N`` dropped), annotations still in them.
         literals: values written as literals in the program (not from the question).
+        ambiguous: bindings that had more than one candidate (a number that two earlier
+            steps both produced); the program may still verify, but is not augmented.
     """
 
     inputs: tuple[InputConst, ...]
     steps: tuple[Step, ...]
     lines: tuple[str, ...]
     literals: tuple[Fraction, ...] = field(default=())
+    ambiguous: tuple[str, ...] = field(default=())
 
     @property
     def answer(self) -> Step:
@@ -151,6 +154,7 @@ class RefProgram:
                        "claimed_text": s.claimed_text, "line": s.line} for s in self.steps],
             "lines": list(self.lines),
             "literals": [str(v) for v in self.literals],
+            "ambiguous": list(self.ambiguous),
         }
 
     @classmethod
@@ -161,7 +165,8 @@ class RefProgram:
         steps = tuple(Step(s["name"], tuple((k, t) for k, t in s["tokens"]),
                            None if s["claimed"] is None else Fraction(s["claimed"]),
                            s["claimed_text"], int(s["line"])) for s in d["steps"])
-        return cls(inputs, steps, tuple(d["lines"]), tuple(Fraction(v) for v in d["literals"]))
+        return cls(inputs, steps, tuple(d["lines"]), tuple(Fraction(v) for v in d["literals"]),
+                   tuple(d.get("ambiguous") or ()))
 
 
 def parse_number(text: str) -> Fraction | None:
@@ -312,6 +317,8 @@ def parse_reference(question: str, solution: str, gold: str | None) -> RefProgra
     for q in qnums:
         first_text.setdefault(q.value, q.text)
     taken: set[str] = set()
+    used_steps: set[str] = set()
+    ambiguous: list[str] = []
     inputs: dict[Fraction, InputConst] = {}
     steps: list[Step] = []
     literals: list[Fraction] = []
@@ -326,8 +333,12 @@ def parse_reference(question: str, solution: str, gold: str | None) -> RefProgra
                     tokens.append(("op", text))
                     continue
                 v = Fraction(text)
-                prev = next((s for s in reversed(steps) if s.claimed == v), None)
-                if prev is not None:
+                same = [s for s in reversed(steps) if s.claimed == v]
+                if same:  # the latest result not used yet, else the latest
+                    prev = next((s for s in same if s.name not in used_steps), same[0])
+                    if len({s.name for s in same}) > 1:
+                        ambiguous.append(f"{text} is the result of {len(same)} steps")
+                    used_steps.add(prev.name)
                     tokens.append(("step", prev.name))
                 elif v in by_value:
                     if v not in inputs:
@@ -348,7 +359,7 @@ def parse_reference(question: str, solution: str, gold: str | None) -> RefProgra
     kept = steps[:answer_at + 1]
     used = {t for s in kept for k, t in s.tokens if k == "input"}
     ins = tuple(i for i in inputs.values() if i.name in used)
-    return RefProgram(ins, tuple(kept), lines, tuple(literals))
+    return RefProgram(ins, tuple(kept), lines, tuple(literals), tuple(ambiguous))
 
 
 def _check_syntax(tokens: list[tuple[str, str]], where: str) -> None:

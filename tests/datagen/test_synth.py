@@ -243,3 +243,12 @@ def test_reference_preset_from_the_cli(tmp_path, shared_data, monkeypatch, capsy
     manifest = json.loads((out / "manifest.json").read_text())
     assert "synthesize" in manifest and "augment" in manifest
     assert "synthesize" in capsys.readouterr().out
+
+
+def test_a_result_two_steps_share_binds_to_the_unused_one(train):
+    """Train line 60 (Jerry): 16*2 and 8*4 are both 32; "32+64" means the first of them."""
+    p = train[60]
+    prog = parse_reference(p.informal, p.meta["solution"], p.answer)
+    last = prog.answer.expression()
+    assert last == f"{prog.steps[1].name} + {prog.steps[3].name}", pot_program(prog)
+    assert prog.ambiguous  # verified, but never augmented

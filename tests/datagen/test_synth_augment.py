@@ -269,3 +269,31 @@ def test_planted_test_overlap_in_an_augmentation_is_decontaminated(comps, shared
     hit = [r for r in rej if r["stage"] == "decontaminate_augmented"]
     assert len(hit) == 1 and hit[0]["record"]["problem"]["id"] == planted["problem"]["id"]
     assert "gsm8k_test_planted" in hit[0]["reason"]
+
+
+def test_program_with_an_ambiguous_binding_is_not_augmented(comps, shared_data):
+    """Train line 60: two steps give 32, so which one a later step uses is a guess."""
+    res = load_problems(str(shared_data / "gsm8k" / "train.jsonl"), limit=61)
+    progs, outs = _augment(comps, [res.problems[60]])
+    assert len(progs) == 1 and not outs[0].kept
+    assert outs[0].rejected[0]["reason"] == "ambiguous_constant: 32 is the result of 2 steps"
+
+
+@pytest.mark.parametrize("question", [
+    "Jerry's two daughters each play 8 games of 2 hours. How many hours?",  # "two" is 2
+    "A worker earns $60 each hour for 3 hours. How much?",  # 60 minutes in an hour
+    "She saves 100 dollars, 20 percent of her pay. What is her pay?",  # percent: /100
+])
+def test_values_a_word_may_stand_for_are_not_changed(question):
+    from datagen.augment import mutable_constants
+
+    nums = [q for q in question_numbers(question)]
+    expr = "*".join(q.text for q in nums)
+    claim = 1
+    for q in nums:
+        claim *= q.value
+    prog = parse_reference(question, f"<<{expr}={claim}>>{claim}\n#### {claim}", str(claim))
+    muts, _ = mutable_constants(question, prog)
+    blocked = {"two": Fraction(2), "hour": Fraction(60), "percent": Fraction(100)}
+    word = next(w for w in blocked if w in question)
+    assert blocked[word] not in {m.value for m in muts}
