@@ -252,3 +252,41 @@ def test_a_result_two_steps_share_binds_to_the_unused_one(train):
     last = prog.answer.expression()
     assert last == f"{prog.steps[1].name} + {prog.steps[3].name}", pot_program(prog)
     assert prog.ambiguous  # verified, but never augmented
+
+
+class _LostSandbox:
+    """A sandbox whose every execution is an infrastructure failure (a test double)."""
+
+    isolation = "test-double"
+
+    def run_many(self, codes):
+        from reasoning.sandbox import ExecStatus
+        from reasoning.sandbox.result import failed
+
+        return [failed(ExecStatus.SANDBOX_ERROR, "the fork server was lost", "test-double")
+                for _ in codes]
+
+
+class _TimeoutGrader:
+    """A grader that cannot judge (a test double)."""
+
+    def grade_many(self, pairs, extract=True):
+        from verimath.records import Verdict, VerdictStatus
+
+        return [Verdict(VerdictStatus.TIMEOUT, "grader timed out") for _ in pairs]
+
+
+@pytest.mark.parametrize("sandbox,grader,reason", [
+    ("lost", "real", "sandbox_error"),   # never counted as the program's fault
+    ("real", "timeout", "grader_timeout"),  # could not judge: not exec_mismatch, not kept
+])
+def test_infrastructure_failures_are_their_own_reasons(tools, sandbox, grader, reason):
+    comps = SimpleNamespace(
+        sandbox=_LostSandbox() if sandbox == "lost" else tools.sandbox(),
+        grader=_TimeoutGrader() if grader == "timeout" else tools.grader())
+    cfg = DatagenConfig(mode="reference", decontam=DecontamConfig(enabled=False))
+    stage = SynthStage(cfg, SharedTools(cfg, comps))
+    p = _problem("Tom has 5 pens. He buys 7. How many?", "5+7=<<5+7=12>>12\n#### 12", "12")
+    out = stage.process(as_items([p]))[0]
+    assert not out.kept
+    assert out.rejected[0]["reason"].split(":")[0] == reason
