@@ -78,7 +78,7 @@ NUMBER_WORDS = {
 }
 FOBAR = " If we know the answer to the above question is {answer}, what is the value of " \
         "unknown variable X?"
-AUGMENT_VERSION = "augment-v1"
+AUGMENT_VERSION = "augment-v2"
 
 
 @dataclass(frozen=True)

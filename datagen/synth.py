@@ -214,8 +214,7 @@ class SynthStage:
                 outs.append(None)
             except RefError as e:
                 progs.append(None)
-                outs.append(Outcome(rejected=[reject(it, f"{e.reason}: {e.detail}".rstrip(": "),
-                                                     self.unit_in)]))
+                outs.append(Outcome(rejected=[reject(it, str(e), self.unit_in)]))
         todo = [i for i, o in enumerate(outs) if o is None]
         t = time.perf_counter()
         codes = {i: pot_program(progs[i]) for i in todo}  # type: ignore[arg-type]
