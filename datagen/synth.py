@@ -32,14 +32,14 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from datagen.export import export_row
 from datagen.refprog import RefError, RefProgram, matches_claim, parse_reference, pot_program
 from datagen.refprog import tir_cells as make_tir_cells
 from datagen.runner import Item, Outcome, fingerprint, reject
-from datagen.stages import item_problem
+from datagen.stages import DedupStage, item_problem
 from verimath.records import (
     Attempt,
     Problem,
@@ -378,7 +378,8 @@ def reference_rows(cfg: DatagenConfig, comps: Any, items: list[Item], run: Any,
         Export rows: the synthesized ones in input order, then the augmented ones.
     """
     from datagen.augment import AugmentStage
-    from datagen.stages import DecontamStage, DedupStage
+    from datagen.dedup import problem_text, text_hash
+    from datagen.stages import DecontamStage
 
     tools = SharedTools(cfg, comps)
     owned.append(tools)
@@ -395,9 +396,40 @@ def reference_rows(cfg: DatagenConfig, comps: Any, items: list[Item], run: Any,
     new = run(aug, progs)
     manifest.update(aug.manifest_extra())
     if cfg.dedup:
-        new = run(DedupStage(name="dedup_augmented"), new)
+        originals = tuple(sorted({text_hash(problem_text(item_problem(it))) for it in items}))
+        new = run(AugmentedDedupStage(originals=originals), new)
     if cfg.decontam.enabled and cfg.decontam.benchmarks:
         d = cfg.decontam
         new = run(DecontamStage(d.benchmarks, d.ngram, d.min_overlap,
                                 name="decontaminate_augmented"), new)
     return rows + [r for it in new for r in it["rows"]]
+
+
+@dataclass
+class AugmentedDedupStage(DedupStage):
+    """:class:`DedupStage` over new problems that also drops copies of an input problem.
+
+    Args:
+        originals: normalized-text hashes (:func:`datagen.dedup.text_hash`) of the input
+            problems; part of the fingerprint, so other inputs re-run the stage.
+    """
+
+    name: str = "dedup_augmented"
+    originals: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.fingerprint = fingerprint("dedup_augmented", "normalize-v1", self.originals)
+        self._orig = frozenset(self.originals)
+
+    def process(self, items: list[Item]) -> list[Outcome]:
+        """First occurrences pass unless their text is an input problem's."""
+        from datagen.dedup import problem_text, text_hash
+
+        outs = []
+        for it in items:
+            if text_hash(problem_text(item_problem(it))) in self._orig:
+                outs.append(Outcome(rejected=[reject(
+                    it, "duplicate: same normalized text as an input problem", self.unit_in)]))
+            else:
+                outs.extend(super().process([it]))
+        return outs

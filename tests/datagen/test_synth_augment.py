@@ -297,3 +297,26 @@ def test_values_a_word_may_stand_for_are_not_changed(question):
     blocked = {"two": Fraction(2), "hour": Fraction(60), "percent": Fraction(100)}
     word = next(w for w in blocked if w in question)
     assert blocked[word] not in {m.value for m in muts}
+
+
+def test_augmented_copy_of_an_input_problem_or_of_another_variant_is_dropped(tmp_path):
+    from datagen.dedup import text_hash
+    from datagen.funnel import Funnel
+    from datagen.runner import StageRunner
+    from datagen.synth import AugmentedDedupStage
+
+    def item(key: str, text: str) -> dict:
+        return {"key": key, "problem": Problem(id=key, source="s", informal=text).to_dict(),
+                "rows": []}
+
+    original = "Tom has 8 apples and eats 4. How many are left?"
+    items = [item("a", "tom has 8 apples and eats 4.  How many are left?"),  # = the input
+             item("b", "Tom has 9 apples and eats 4. How many are left?"),
+             item("c", "Tom has 9 apples and eats 4. How many are left ?")]  # = b
+    stage = AugmentedDedupStage(originals=(text_hash(original),))
+    res = StageRunner(tmp_path, Funnel()).run(stage, items)
+    assert [it["key"] for it in res.kept] == ["b"]
+    assert [r["reason"].split(":")[0] for r in res.rejected] == ["duplicate", "duplicate"]
+    assert "input problem" in res.rejected[0]["reason"]
+    assert "same normalized text as b" in res.rejected[1]["reason"]
+    assert AugmentedDedupStage(originals=("x",)).fingerprint != stage.fingerprint
