@@ -10,7 +10,7 @@ from reasoning.service.factory import GraderSettings, SandboxSettings
 from verimath.backends import BackendConfig
 
 PROMPT_DIR = Path(__file__).with_name("prompts")
-MODES = ("informal", "formal", "both")
+MODES = ("informal", "formal", "both", "reference")
 
 
 @dataclass(frozen=True)
@@ -174,13 +174,69 @@ class ExportConfig:
             raise ValueError(f"export.formats: unknown {sorted(bad)}; use jsonl, parquet, hf")
 
 
+# ---- reference-guided synthesis and verified augmentation (mode "reference"; datagen.synth)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Verified augmentation of synthesized programs (MuMath-Code / FOBAR style).
+
+    Attributes:
+        numeric_variants: new problems per verified program with changed input constants.
+        backward: backward questions per verified program (one input masked, the original
+            answer given, the masked value asked for).
+        max_tries: value draws per numeric variant before it is dropped (a draw is dropped
+            when a count becomes a fraction or negative).
+        seed: seed of the value draws.
+    """
+
+    numeric_variants: int = 1
+    backward: int = 1
+    max_tries: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.numeric_variants < 0 or self.backward < 0:
+            raise ValueError("synth.augment.numeric_variants / backward must be >= 0 (0: none)")
+        if self.max_tries < 1:
+            raise ValueError("synth.augment.max_tries must be >= 1")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Reference-guided synthesis: programs from annotated reference solutions.
+
+    Attributes:
+        formats: trajectories written per verified program: ``pot`` and/or ``tir``.
+        batch_size: problems per stage batch (one sandbox ``run_many`` each).
+        augment: verified augmentation settings.
+    """
+
+    formats: tuple[str, ...] = ("pot", "tir")
+    batch_size: int = 64
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.formats, str):
+            object.__setattr__(self, "formats", (self.formats,))
+        bad = set(self.formats) - {"pot", "tir"}
+        if bad or not self.formats:
+            raise ValueError(f"synth.formats: use pot and/or tir (got {list(self.formats)})")
+        if self.batch_size < 1:
+            raise ValueError("synth.batch_size must be >= 1")
+
+
+# ---- end of reference-synthesis settings
+
+
 @dataclass(frozen=True)
 class DatagenConfig:
     """One datagen run.
 
     Attributes:
-        mode: ``informal`` (solve with PoT/TIR), ``formal`` (autoformalize, filter, prove)
-            or ``both``.
+        mode: ``informal`` (solve with PoT/TIR), ``formal`` (autoformalize, filter, prove),
+            ``both``, or ``reference`` (no model: programs from annotated reference solutions,
+            verified by execution, plus verified augmentation; see ``synth``).
         inputs: problem sources (``gsm8k_train``, ``minif2f``, a .jsonl/.parquet path, a hub id).
         split / limit: keep one split; first ``limit`` problems per input (None: all).
         question_field / answer_field / id_field: explicit field mapping of the inputs
@@ -193,7 +249,8 @@ class DatagenConfig:
             verification); 0 verifies each batch inline before the next one generates.
         torch_threads: CPU threads for torch (None: torch's default). On a small shared CPU,
             1 can be several times faster than oversubscribed threads.
-        decontam / backend / rollout / sandbox / grader / solve / formal / export: components.
+        decontam / backend / rollout / sandbox / grader / solve / formal / synth / export:
+            components.
     """
 
     mode: str = "informal"
@@ -214,6 +271,7 @@ class DatagenConfig:
     grader: GraderSettings = field(default_factory=GraderSettings)
     solve: SolveConfig = field(default_factory=SolveConfig)
     formal: FormalConfig = field(default_factory=FormalConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
     def __post_init__(self) -> None:

@@ -8,10 +8,13 @@ Stages (each resumable, each counted in the funnel):
    configured benchmark test sets);
 3. informal mode: ``solve`` (N PoT/TIR rollouts, graded against the known answer or kept by
    self-consistency);
-4. formal mode: ``autoformalize`` -> ``compile`` (statement elaborates with ``sorry``) ->
+4. reference mode (no model, :mod:`datagen.synth`): ``synthesize`` (programs from annotated
+   reference solutions, verified by execution) -> ``augment`` (numeric variants, backward
+   questions, verified by execution) -> ``dedup_augmented`` -> ``decontaminate_augmented``;
+5. formal mode: ``autoformalize`` -> ``compile`` (statement elaborates with ``sorry``) ->
    ``backtranslate`` -> ``judge`` (disagreements go to ``review.jsonl``) -> ``prove``
    (statement and negation; false formalizations dropped, unproved ones kept in ``open.jsonl``);
-5. ``export``: ``data.jsonl``, ``data.parquet``, ``hf_dataset/``, ``rejected.jsonl``, the side
+6. ``export``: ``data.jsonl``, ``data.parquet``, ``hf_dataset/``, ``rejected.jsonl``, the side
    files, ``funnel.json``, ``funnel.png`` and ``manifest.json``.
 
 Output folder layout (``cfg.out``)::
@@ -110,7 +113,7 @@ def load_stage(cfg: DatagenConfig) -> tuple[list[Problem], list[dict[str, Any]],
 
 
 def _unusable(cfg: DatagenConfig, p: Problem) -> str | None:
-    if cfg.mode == "informal" and not p.informal.strip():
+    if cfg.mode in ("informal", "reference") and not p.informal.strip():
         return "no_informal_statement"
     if cfg.mode != "informal" and not p.informal.strip() and not (
         cfg.formal.use_given_statement and p.formal_statement
@@ -193,6 +196,10 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
             side.setdefault("open", [])
             for st in stages:
                 extra_manifest.update(getattr(st, "manifest_extra", dict)())
+        if cfg.mode == "reference":  # reference-guided synthesis + verified augmentation
+            from datagen.synth import reference_rows
+
+            rows.extend(reference_rows(cfg, comps, items, run, owned, extra_manifest))
     finally:
         for o in owned:
             close = getattr(o, "close", None)

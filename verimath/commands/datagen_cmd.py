@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML preset (configs/datagen/*.yaml); flags override it")
     p.add_argument("--input", action="append", dest="inputs",
                    help="problem source (repeatable): gsm8k_train | minif2f | PATH | hub id")
-    p.add_argument("--mode", choices=["informal", "formal", "both"])
+    p.add_argument("--mode", choices=["informal", "formal", "both", "reference"],
+                   help="reference: no model, programs from annotated reference solutions")
     p.add_argument("--split", help="keep this split only (e.g. valid)")
     p.add_argument("--limit", type=int, help="first L problems of each input")
     add_model_arguments(p)
@@ -69,11 +70,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     console.print(report.funnel.table(f"datagen funnel ({cfg.mode})"))
     t = report.timing
-    console.print(
-        f"{report.counts.get('verified', 0)} verified records in {t.get('total', 0):.1f} s "
-        f"(model {t.get('model_generate_s', 0):.1f} s, verification "
-        f"{t.get('verify', 0):.1f} s, generation waited {t.get('wait_verify', 0):.1f} s "
-        "on verification)")
+    if cfg.mode == "reference":
+        console.print(
+            f"{report.counts.get('verified', 0)} verified records in {t.get('total', 0):.1f} s "
+            f"(sandbox {t.get('sandbox_s', 0) + t.get('augment_sandbox_s', 0):.1f} s, TIR "
+            f"sessions {t.get('tir_s', 0):.1f} s, grading {t.get('grade_s', 0):.1f} s)")
+    else:
+        console.print(
+            f"{report.counts.get('verified', 0)} verified records in {t.get('total', 0):.1f} s "
+            f"(model {t.get('model_generate_s', 0):.1f} s, verification "
+            f"{t.get('verify', 0):.1f} s, generation waited {t.get('wait_verify', 0):.1f} s "
+            "on verification)")
     files = ", ".join(sorted(report.files.values()))
     console.print(f"results in {report.out}/ ({files}, funnel.json, funnel.png, manifest.json)")
     return 0
