@@ -33,7 +33,7 @@ from prover.search import SearchConfig, SearchStatus, load_template
 from prover.types import ProofChecker, ProofEnv
 from reasoning.metrics import check_ks
 from verimath.backends import BackendConfig
-from verimath.records import Problem, content_hash
+from verimath.records import Problem
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, SamplingParams
@@ -155,24 +155,21 @@ def build_env(cfg: ProveConfig, pool: Any) -> ProofEnv:
     return ReplProofEnv(pool, timeout_s=cfg.repl.timeout_s)
 
 
-def _fingerprint(cfg: ProveConfig, prompt_hash: str, lean: dict[str, Any]) -> str:
-    """Hash of everything that changes results; resuming requires it to match."""
-    b = cfg.backend
-    return content_hash(cfg.benchmark, cfg.split, cfg.mode, cfg.n, cfg.rounds, cfg.chat,
-                        cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.seed, b.backend, b.model,
-                        b.gguf_file, asdict(cfg.search) if cfg.mode == "bfs" else None,
-                        cfg.env if cfg.mode == "bfs" else None, prompt_hash, lean,
-                        AUDIT_VERSION)
+def run_settings(cfg: ProveConfig, prompt_hash: str, lean: dict[str, Any]) -> dict[str, Any]:
+    """The settings results depend on (resume refuses a change to any of them).
 
+    The whole config minus ``verimath.jobs.NON_RESULT_KEYS`` (and, in ``whole`` mode, the
+    ``search`` / ``env`` / ``dojo`` settings only bfs reads), plus the prompt hash, the Lean
+    toolchain / Mathlib revision and the audit version; a flat ``{dotted_key: value}`` dict.
+    """
+    from verimath.jobs import settings_of
 
-def _check_fingerprint(out: Path, fp: str) -> None:
-    man = out / "manifest.json"
-    if not man.exists() or not (out / "records.jsonl").exists():
-        return
-    old = json.loads(man.read_text(encoding="utf-8")).get("fingerprint")
-    if old and old != fp:
-        raise ValueError(f"{out} holds a run with different settings (fingerprint {old} != {fp});"
-                         " use another --out, or delete the folder to start over")
+    d = asdict(cfg)
+    if cfg.mode == "whole":
+        for key in ("search", "env", "dojo"):
+            d.pop(key)
+    return settings_of(d, extra={"prompt_hash": prompt_hash, "lean": lean,
+                                 "audit_version": AUDIT_VERSION})
 
 
 def _record(p: Problem, mode: str, attempts: list[dict[str, Any]], seconds: float
@@ -255,13 +252,15 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     Raises:
         prover.types.LeanUnavailable: no usable Lean (raised before anything is loaded).
         FileNotFoundError: the benchmark cannot be found.
-        ValueError: ``cfg.out`` holds a run with a different fingerprint.
+        verimath.jobs.SettingsMismatch: ``cfg.out`` holds a run with different settings
+            (a ValueError; names the keys).
     """
     from verimath.backends import load_backend
     from verimath.datasets import load_problems
+    from verimath.jobs import JobStore, check_settings, fingerprint_of
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
-    from verimath.store import ResultStore, atomic_write_json, atomic_write_text
+    from verimath.store import atomic_write_json, atomic_write_text
 
     owned: list[Any] = []
     if checker is None:
@@ -275,21 +274,24 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     out.mkdir(parents=True, exist_ok=True)
     lean = checker.lean.to_dict()
     prompt = load_template("tactic" if cfg.mode == "bfs" else "whole_proof")
-    fp = _fingerprint(cfg, prompt.hash, lean)
-    _check_fingerprint(out, fp)
+    settings = run_settings(cfg, prompt.hash, lean)
+    fp = fingerprint_of(settings)
+    recs = out / "records.jsonl"
+    check_settings(out / "manifest.json", settings,
+                   has_work=recs.exists() and recs.stat().st_size > 0)
     loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
     errors = [{"where": e.where, "field": e.field_name, "error": e.problem}
               for e in loaded.errors]
     atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
     problems = [p for p in loaded.problems if p.formal_statement]
-    store = ResultStore(out / "records.jsonl", key_field="id")
+    store = JobStore(recs, key_field="id")
     todo = [p for p in problems if p.id not in store]
     try:
         if todo and backend is None:
             backend = load_backend(cfg.backend)
             owned.append(backend)
         manifest = build_manifest(
-            "prove", asdict(cfg), fingerprint=fp, benchmark_source=loaded.source,
+            "prove", asdict(cfg), fingerprint=fp, settings=settings, benchmark_source=loaded.source,
             model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=prompt.hash,
             lean=lean, audit_version=AUDIT_VERSION, seed=cfg.seed,
             sampling=asdict(sampling_params(cfg)), n_problems=len(problems))

@@ -11,8 +11,10 @@ Output folder ``out/``:
 * ``manifest.json`` – versions, model, sampling, prompt hash, grader version, isolation, seed;
 * ``pass_at_k.png`` – a bar chart of the summary.
 
-Re-running with the same ``out`` continues where an interrupted run stopped; a different model,
-strategy, sampling or prompt in the same folder is refused (it would mix runs).
+Re-running with the same ``out`` continues where an interrupted run stopped. Any setting that
+can change results (the whole config minus ``verimath.jobs.NON_RESULT_KEYS``, plus the prompt
+hash and grader version) that differs from the stored run is refused, naming the keys, before
+anything in the folder is written (it would mix runs).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from reasoning.metrics import check_ks
 from reasoning.rollout import RolloutConfig, Strategy, load_prompt
 from reasoning.sandbox import SandboxConfig
 from verimath.backends import BackendConfig
-from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus, content_hash
+from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus
 
 if TYPE_CHECKING:
     from reasoning.grading import Grader
@@ -87,14 +89,16 @@ class EvalReport:
     n_bad_records: int
 
 
-def _fingerprint(cfg: EvalConfig, prompt_hash: str) -> str:
-    """Hash of everything that changes results; resuming requires it to match."""
-    b = cfg.backend
-    return content_hash(
-        cfg.benchmark, cfg.split, cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.seed,
-        b.backend, b.model, b.gguf_file, str(cfg.rollout.strategy), cfg.rollout.max_tool_calls,
-        prompt_hash, GRADER_VERSION,
-    )
+def run_settings(cfg: EvalConfig, prompt_hash: str) -> dict[str, Any]:
+    """The settings results depend on (resume refuses a change to any of them).
+
+    The whole config minus ``verimath.jobs.NON_RESULT_KEYS``, plus the prompt-template hash
+    and the grader version; a flat ``{dotted_key: value}`` dict.
+    """
+    from verimath.jobs import settings_of
+
+    return settings_of(_config_dict(cfg), extra={"prompt_hash": prompt_hash,
+                                                 "grader_version": GRADER_VERSION})
 
 
 def _sample_correct(attempt: Attempt, verdict: Verdict) -> bool | None:
@@ -147,26 +151,29 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
 
     Raises:
         FileNotFoundError: the benchmark cannot be found (message says how to fix).
-        ValueError: ``cfg.out`` holds a run with a different fingerprint.
+        verimath.jobs.SettingsMismatch: ``cfg.out`` holds a run with different settings
+            (a ValueError; names the keys).
     """
     from reasoning.grading import Grader
     from reasoning.rollout import rollout
     from reasoning.sandbox import Sandbox
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
+    from verimath.jobs import JobStore, check_settings, fingerprint_of
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
-    from verimath.store import ResultStore, atomic_write_json
+    from verimath.store import atomic_write_json
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     template = load_prompt(cfg.rollout.strategy, cfg.rollout.prompt_file)
-    fp = _fingerprint(cfg, template.hash)
-    _check_fingerprint(out, fp)
+    settings = run_settings(cfg, template.hash)
+    fp = fingerprint_of(settings)
+    check_settings(out / "manifest.json", settings, has_work=_has_records(out))
     loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
     _write_errors(out, loaded.errors)
     problems = [p for p in loaded.problems if p.informal]
-    store = ResultStore(out / "records.jsonl", key_field="id")
+    store = JobStore(out / "records.jsonl", key_field="id")
     todo = [p for p in problems if p.id not in store]
     log.info("%d problems, %d already done, %d to run", len(problems), len(problems) - len(todo),
              len(todo))
@@ -178,7 +185,8 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         backend = load_backend(cfg.backend)
     sandbox = Sandbox(cfg.sandbox) if needs_sandbox else None
     manifest = build_manifest(
-        "eval", _config_dict(cfg), fingerprint=fp, benchmark_source=loaded.source,
+        "eval", _config_dict(cfg), fingerprint=fp, settings=settings,
+        benchmark_source=loaded.source,
         model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=template.hash,
         grader_version=GRADER_VERSION, isolation=sandbox.isolation if sandbox else None,
         seed=cfg.seed, sampling=asdict(params), n_problems=len(problems),
@@ -225,16 +233,9 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
     return d
 
 
-def _check_fingerprint(out: Path, fp: str) -> None:
-    man = out / "manifest.json"
-    if not man.exists() or not (out / "records.jsonl").exists():
-        return
-    old = json.loads(man.read_text(encoding="utf-8")).get("fingerprint")
-    if old and old != fp:
-        raise ValueError(
-            f"{out} holds a run with different settings (fingerprint {old} != {fp}); "
-            "use another --out, or delete the folder to start over"
-        )
+def _has_records(out: Path) -> bool:
+    p = out / "records.jsonl"
+    return p.exists() and p.stat().st_size > 0
 
 
 def _write_errors(out: Path, errors: list[RecordError]) -> None:

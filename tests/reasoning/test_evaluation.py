@@ -111,6 +111,25 @@ def test_different_settings_in_same_out_are_refused(tmp_path, shared_data):
              backend=ScriptedBackend(gold_policy(shared_data)))
 
 
+@pytest.mark.parametrize("change,key", [
+    ({"sandbox": {"timeout_s": 2.0, "workers": 2}}, "sandbox.timeout_s"),  # the README example
+    ({"grader": {"float_rounding": 3}}, "grader.float_rounding"),
+])
+def test_a_changed_setting_is_refused_naming_it_and_manifest_is_kept(tmp_path, shared_data,
+                                                                     change, key):
+    main(make_cfg(tmp_path, shared_data, limit=2), progress=False,
+         backend=ScriptedBackend(gold_policy(shared_data)))
+    man = (tmp_path / "o" / "manifest.json").read_bytes()
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        main(make_cfg(tmp_path, shared_data, limit=2, **change), progress=False,
+             backend=ScriptedBackend(gold_policy(shared_data)))
+    assert (tmp_path / "o" / "manifest.json").read_bytes() == man
+    # settings that cannot change results (worker counts, a larger limit) resume fine
+    rep = main(make_cfg(tmp_path, shared_data, limit=3, sandbox={"timeout_s": 3.0, "workers": 1}),
+               progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+    assert rep.n_problems == 3
+
+
 def test_bad_records_reported_not_fatal(tmp_path):
     data = tmp_path / "in.jsonl"
     data.write_text('{"question": "What is 2+2?", "answer": "4"}\n{"question": 7}\nnot json\n')

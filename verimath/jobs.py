@@ -1,0 +1,340 @@
+"""The job engine shared by ``eval``, ``prove`` and ``datagen``: store, fingerprint, retries.
+
+Three rules every long job follows (README "Resuming a run"):
+
+1. **A keyed, append-only, locked store** (:class:`JobStore`). One JSON line per work item,
+   written with one ``write`` under an exclusive ``fcntl.flock`` and fsynced, so two processes
+   appending to one file never interleave. On open a damaged middle line is skipped and
+   reported by line number (``JobStore.damaged``) and never truncated; only an unterminated
+   last line (a writer killed mid-``write``) is cut. Adding a key that is already stored is
+   an error (:class:`DuplicateKeyError`), never a silent no-op.
+2. **A fingerprint of the whole resolved config** (:func:`settings_of`, :func:`check_settings`)
+   minus an explicit list of keys that cannot change results (:data:`NON_RESULT_KEYS`). A resume
+   whose settings differ from the stored ones is refused with the differing keys named
+   (:class:`SettingsMismatch`); nothing on disk is touched.
+3. **Could-not-judge outcomes are not final.** A work item whose outcome hit an
+   infrastructure failure is stored under a numbered try (:func:`try_key`); a resume runs it
+   again, at most ``retries`` more times (:func:`plan_tries`), and what stays unjudged is
+   counted and reported.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from verimath.records import content_hash
+
+log = logging.getLogger(__name__)
+
+#: Dotted config keys (``fnmatch`` patterns) left out of a job's settings fingerprint, each with
+#: the reason it cannot change a stored result. Everything else in the resolved config is in.
+NON_RESULT_KEYS: dict[str, str] = {
+    "out": "the output folder itself",
+    "limit": "selects how many problems run, not what a problem's record holds",
+    "shard": "selects which problems this process runs (records are keyed by problem id)",
+    "progress": "progress display",
+    "max_inflight": "generation/verification overlap (outputs are collected in input order)",
+    "torch_threads": "CPU thread count",
+    "*workers": "worker-process counts (sandbox, grader, Lean REPL pools)",
+    "backend.max_concurrency": "HTTP request concurrency",
+    "backend.api_key_env": "where the API key is read from",
+    "backend.max_retries": "HTTP retry count (a failed request is an error, not a result)",
+    "sandbox.warmup": "pre-starting interpreters",
+    "sandbox.startup_timeout_s": "interpreter start-up wait (failure is an infra error)",
+    "grader.start_timeout_s": "grader worker start-up wait (failure is an infra error)",
+    "verdict_cache": "the Lean verdict cache returns the verdict the checker would give",
+    "cache_path": "where the verdict cache lives",
+    "infra_retries": "how often could-not-judge work is retried",
+    "export.*": "datagen export formats / hub push (stage results are unchanged)",
+}
+
+
+class DuplicateKeyError(ValueError):
+    """``JobStore.add`` found its key already stored."""
+
+
+class SettingsMismatch(ValueError):
+    """A resume found different settings in the output folder.
+
+    Attributes:
+        keys: the dotted config keys whose values differ (sorted).
+    """
+
+    def __init__(self, where: str, diff: dict[str, tuple[Any, Any]]) -> None:
+        self.keys = sorted(diff)
+        shown = "; ".join(f"{k}: stored {diff[k][0]!r}, now {diff[k][1]!r}" for k in self.keys)
+        super().__init__(
+            f"{where} holds a run with different settings ({shown}); use another --out, "
+            "or delete the folder to start over")
+
+
+# ---------------------------------------------------------------------------------- store
+
+
+class JobStore:
+    """Keyed append-only JSONL of ``{key_field: key, **record}`` lines, shared safely.
+
+    Args:
+        path: the JSONL file; created (with parents) if missing.
+        key_field: the field holding each record's unique key (default ``"key"``).
+
+    Attributes:
+        damaged: 1-based line numbers of unparsable (or key-less) complete lines, skipped.
+
+    Every read of the file and every append happens under ``flock(LOCK_EX)`` on the file
+    itself; lines other processes appended since are picked up before each append and on a
+    lookup miss, so concurrent jobs (e.g. a shared Lean verdict cache) see each other's work.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], key_field: str = "key") -> None:
+        self.path = Path(path)
+        self.key_field = key_field
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._records: dict[str, dict[str, Any]] = {}
+        self.damaged: list[int] = []
+        self._offset = 0
+        self._lines = 0
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        with self._locked():
+            self._refresh()
+
+    # -- locking / reading
+
+    class _Lock:
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+        def __enter__(self) -> None:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+        def __exit__(self, *exc: object) -> None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def _locked(self) -> JobStore._Lock:
+        return JobStore._Lock(self._fd)
+
+    def _refresh(self) -> None:
+        """Index lines written since the last read (caller holds the lock)."""
+        size = os.fstat(self._fd).st_size
+        if size == self._offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read(size - self._offset)
+        pos = 0
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            if nl < 0:  # unterminated last line: a writer died mid-write
+                log.warning("%s: cutting an unterminated last line (%d bytes) left by an "
+                            "interrupted writer", self.path, len(data) - pos)
+                os.ftruncate(self._fd, self._offset + pos)
+                break
+            raw = data[pos:nl + 1]
+            pos = nl + 1
+            self._lines += 1
+            if raw.strip():
+                self._index_line(raw)
+        self._offset += pos
+
+    def _index_line(self, raw: bytes) -> None:
+        try:
+            rec = json.loads(raw)
+            key = str(rec[self.key_field])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            self.damaged.append(self._lines)
+            log.warning("%s:%d: damaged line skipped (kept in the file)", self.path, self._lines)
+            return
+        if key in self._records:
+            log.warning("%s:%d: key %s stored twice; keeping the first", self.path,
+                        self._lines, key)
+            return
+        self._records[key] = rec
+
+    # -- mapping API
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(str(key)) is not None
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The record stored under ``key`` (by this or another process), or None."""
+        rec = self._records.get(key)
+        if rec is None:
+            with self._locked():
+                self._refresh()
+            rec = self._records.get(key)
+        return rec
+
+    def keys(self) -> list[str]:
+        """Stored keys in the order they were first written."""
+        return list(self._records)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """All records in the order they were first written."""
+        return iter(list(self._records.values()))
+
+    def add(self, key: str, record: dict[str, Any]) -> None:
+        """Append ``record`` under ``key``, durably (one ``write`` under the lock + fsync).
+
+        Raises:
+            DuplicateKeyError: ``key`` is already stored (by this or another process).
+        """
+        rec = {self.key_field: key, **record}
+        line = (json.dumps(rec, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        with self._locked():
+            self._refresh()
+            if key in self._records:
+                raise DuplicateKeyError(f"{self.path}: key {key!r} is already stored")
+            os.write(self._fd, line)
+            os.fsync(self._fd)
+            self._offset += len(line)
+            self._lines += 1
+            self._records[key] = rec
+
+    def close(self) -> None:
+        """Close the file descriptor (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------- fingerprint
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists/tuples become lists (JSON form)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return json.loads(json.dumps(out, default=str))
+
+
+def _ignored(key: str, ignore: Mapping[str, str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, pat) for pat in ignore)
+
+
+def settings_of(config: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None,
+                only: tuple[str, ...] | None = None,
+                ignore: Mapping[str, str] = NON_RESULT_KEYS) -> dict[str, Any]:
+    """The settings a job's results depend on: the flattened config minus ``ignore``.
+
+    Args:
+        config: the job's whole resolved config as a (nested) dict.
+        extra: things outside the config that change results (prompt-template hash, grader
+            version, the model id a backend reports, Lean version...), stored as ``@name``.
+        only: keep just keys equal to or under these dotted prefixes (a datagen stage keeps
+            the sections it reads); None keeps the whole config.
+        ignore: ``fnmatch`` patterns of keys that cannot change results.
+
+    Returns:
+        A flat, JSON-ready ``{dotted_key: value}`` dict.
+    """
+    flat = flatten(config)
+    keep = {k: v for k, v in flat.items() if not _ignored(k, ignore) and (
+        only is None or any(k == p or k.startswith(p + ".") for p in only))}
+    for k, v in (extra or {}).items():
+        keep[f"@{k}"] = json.loads(json.dumps(v, default=str))
+    return dict(sorted(keep.items()))
+
+
+def fingerprint_of(settings: Mapping[str, Any]) -> str:
+    """Content hash of a :func:`settings_of` dict (16 hex chars)."""
+    return content_hash(json.dumps(dict(settings), sort_keys=True, default=str))
+
+
+def diff_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (old, new)}`` for keys whose values differ (a missing key reads as ``None``)."""
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)}
+
+
+def check_settings(path: str | os.PathLike[str], settings: Mapping[str, Any], *,
+                   has_work: bool, field: str = "settings") -> None:
+    """Refuse to resume into a folder whose stored settings differ from ``settings``.
+
+    Args:
+        path: the JSON file holding the stored settings under ``field`` (``manifest.json``).
+        settings: this run's :func:`settings_of` dict.
+        has_work: whether results are already stored next to it (no results: nothing to mix).
+        field: the JSON field holding the settings.
+
+    Raises:
+        SettingsMismatch: stored settings differ; names every differing key. A folder written
+            before settings were recorded (no ``field``) is refused too, since it cannot be
+            checked.
+    """
+    p = Path(path)
+    if not has_work or not p.exists():
+        return
+    stored = json.loads(p.read_text(encoding="utf-8")).get(field)
+    if stored is None:
+        raise SettingsMismatch(str(p.parent), {"(settings)": ("not recorded", "recorded")})
+    diff = diff_settings(stored, settings)
+    if diff:
+        raise SettingsMismatch(str(p.parent), diff)
+
+
+# -------------------------------------------------------------------------------- retries
+
+
+def try_key(key: str, attempt: int) -> str:
+    """The store key of try ``attempt`` (0-based) of work item ``key``; try 0 is ``key``."""
+    return key if attempt == 0 else f"{key}~retry{attempt}"
+
+
+def latest_try(store: JobStore, key: str, max_tries: int) -> tuple[int, dict[str, Any] | None]:
+    """``(tries stored, last stored record or None)`` of work item ``key``."""
+    last, n = None, 0
+    for t in range(max_tries + 64):  # tolerate more tries stored by a run with more retries
+        rec = store.get(try_key(key, t))
+        if rec is None:
+            break
+        last, n = rec, t + 1
+    return n, last
+
+
+def plan_tries(store: JobStore, keys: list[str], retries: int, *,
+               unjudged: str = "unjudged") -> tuple[dict[str, int], list[str]]:
+    """Which work items to (re)run now, and under which try number.
+
+    Args:
+        store: the stage / job store.
+        keys: every work item's key.
+        retries: how many more times an item whose stored outcome is unjudged (the record's
+            ``unjudged`` field is truthy) is run again; 0 makes the first outcome final.
+        unjudged: the record field marking a could-not-judge outcome.
+
+    Returns:
+        ``({key: try number to run}, [keys whose outcome stays unjudged, retries spent]))``.
+    """
+    todo: dict[str, int] = {}
+    stuck: list[str] = []
+    for k in keys:
+        n, last = latest_try(store, k, 1 + retries)
+        if last is None:
+            todo[k] = 0
+        elif last.get(unjudged):
+            if n <= retries:
+                todo[k] = n
+            else:
+                stuck.append(k)
+    return todo, stuck
