@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reasoning.grading import GraderConfig
 from reasoning.rollout import RolloutConfig, Strategy
@@ -188,6 +189,9 @@ class DatagenConfig:
         dedup: drop repeated problems (normalized-text hash).
         max_inflight: batches generated but not yet verified (overlap of generation and
             verification); 0 verifies each batch inline before the next one generates.
+        infra_retries: how many more times a resume runs a work item whose outcome could not
+            be judged (sandbox error, grader timeout, Lean timeout / crash); 0 keeps the first
+            outcome. What stays unjudged is counted in the funnel (``unjudged``).
         torch_threads: CPU threads for torch (None: torch's default). On a small shared CPU,
             1 can be several times faster than oversubscribed threads.
         decontam / backend / rollout / sandbox / grader / solve / formal / export: components.
@@ -200,6 +204,7 @@ class DatagenConfig:
     out: str = "runs/datagen"
     dedup: bool = True
     max_inflight: int = 2
+    infra_retries: int = 2
     torch_threads: int | None = None
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
@@ -223,3 +228,29 @@ class DatagenConfig:
             raise ValueError("torch_threads must be >= 1 or null (torch's default)")
         if self.max_inflight < 0:
             raise ValueError("max_inflight must be >= 0 (0: no overlap)")
+        if self.infra_retries < 0:
+            raise ValueError("infra_retries must be >= 0")
+
+
+def config_dict(cfg: DatagenConfig) -> dict[str, Any]:
+    """``cfg`` as a JSON-ready nested dict (the manifest's ``config``)."""
+    d = asdict(cfg)
+    d["rollout"]["strategy"] = str(cfg.rollout.strategy)
+    return d
+
+
+def stage_settings(cfg: DatagenConfig, only: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    """A stage's settings: the config keys under ``only`` (minus ``NON_RESULT_KEYS``) + ``extra``.
+
+    Args:
+        cfg: the run config.
+        only: dotted prefixes of the sections the stage reads (``("backend", "solve")``).
+        **extra: results-changing things outside the config (model id, prompt hash...).
+
+    Returns:
+        The flat dict :func:`verimath.jobs.settings_of` returns; its hash is the stage's
+        fingerprint and a change to it is refused on resume.
+    """
+    from verimath.jobs import settings_of
+
+    return settings_of(config_dict(cfg), only=only, extra=extra)

@@ -16,7 +16,8 @@ Stages (each resumable, each counted in the funnel):
 
 Output folder layout (``cfg.out``)::
 
-    stages/NN_<stage>.jsonl   append-only per-stage results (resume state)
+    stages/<stage>.jsonl      append-only per-stage results (resume state), named by stage
+    stages/<stage>.settings.json  the settings the stage's results depend on (resume check)
     data.jsonl / data.parquet / hf_dataset/   verified records (datagen.export)
     rejected.jsonl            everything dropped, with stage and reason
     review.jsonl / open.jsonl judge disagreements / statements neither proved nor refuted
@@ -29,11 +30,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datagen.config import DatagenConfig
+from datagen.config import DatagenConfig, config_dict
 from datagen.funnel import Funnel, StageCounts
 from datagen.runner import Item, Progress, StageResult, StageRunner
 from datagen.stages import DecontamStage, DedupStage, as_items
@@ -147,7 +148,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     funnel = Funnel()
-    runner = StageRunner(out, funnel, progress, max_inflight=cfg.max_inflight)
+    runner = StageRunner(out, funnel, progress, max_inflight=cfg.max_inflight,
+                         retries=cfg.infra_retries)
     problems, rejected, load_counts = load_stage(cfg)
     funnel.add(load_counts)
     items = as_items(problems)
@@ -209,7 +211,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
                       files=paths.files)
     funnel.write_png(out / "funnel.png", title=f"datagen funnel ({cfg.mode})")
     atomic_write_json(out / "manifest.json", build_manifest(
-        "datagen", _config_dict(cfg), counts=paths.counts, **extra_manifest))
+        "datagen", config_dict(cfg), counts=paths.counts, **extra_manifest))
     return DatagenReport(out=out, funnel=funnel, counts=paths.counts, timing=timing,
                          files=paths.files)
 
@@ -224,7 +226,3 @@ def _timing(runner: StageRunner, owned: list[Any], total: float) -> dict[str, fl
     return out
 
 
-def _config_dict(cfg: DatagenConfig) -> dict[str, Any]:
-    d = asdict(cfg)
-    d["rollout"]["strategy"] = str(cfg.rollout.strategy)
-    return d
