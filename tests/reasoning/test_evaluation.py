@@ -178,3 +178,20 @@ def test_infra_failures_are_excluded_not_wrong(tmp_path):
 def test_config_rejects_k_above_n():
     with pytest.raises(ConfigError, match="k="):
         load_config(EvalConfig, None, ["n=2", "k=[1, 8]"])
+
+
+def test_cli_refuses_a_changed_sandbox_timeout_naming_it(tmp_path, shared_data, capsys):
+    from verimath.cli import main as cli
+
+    cfg = make_cfg(tmp_path, shared_data, limit=2)
+    main(cfg, progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+    man = (tmp_path / "o" / "manifest.json").read_bytes()
+    recs = (tmp_path / "o" / "records.jsonl").read_bytes()
+    argv = ["eval", "--benchmark", cfg.benchmark, "--limit", "2", "--out", cfg.out,
+            "--no-progress", "rollout.strategy=pot", "rollout.batch_problems=2",
+            "sandbox.workers=2"]
+    assert cli([*argv, "sandbox.timeout_s=2"]) == 2  # the README's example: a 2 s limit
+    err = capsys.readouterr().err
+    assert "sandbox.timeout_s: stored 3.0, now 2.0" in err
+    assert (tmp_path / "o" / "manifest.json").read_bytes() == man
+    assert (tmp_path / "o" / "records.jsonl").read_bytes() == recs
