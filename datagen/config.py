@@ -85,9 +85,13 @@ class ProverSettings:
 
     Attributes:
         backend: the ProofChecker behind the compile filter and the proof audit: ``repl``
-            (Lean REPL pool with the full audit; needs Lean + Mathlib) or ``scripted`` (the
-            prover's test double: runs the real text-level audit, compiles every statement that
-            parses and accepts no proof, so every statement ends "open").
+            (the default: Lean REPL pool with the full audit; needs Lean + Mathlib, and
+            without them the run stops before any stage with the ``verimath doctor`` message)
+            or ``scripted`` (the prover's test double, for tests and demos only: runs the real
+            text-level audit, compiles every statement that parses and accepts no proof, so
+            every statement ends "open"). Every record a double produced says so in its
+            provenance (``checker.test_double``), and export refuses double-verified rows
+            unless ``export.allow_scripted``.
         attempts: whole-proof candidates sampled per statement and per negation (the search
             budget of DeepSeek-Prover-style whole-proof generation).
         workers: Lean REPL processes (``repl``).
@@ -96,7 +100,7 @@ class ProverSettings:
         project_dir: Lean project with Mathlib (``repl``); None reads ``$VERIMATH_LEAN_PROJECT``.
     """
 
-    backend: str = "scripted"
+    backend: str = "repl"
     attempts: int = 2
     workers: int = 2
     timeout_s: float = 60.0
@@ -161,12 +165,15 @@ class ExportConfig:
         private: create the hub repo private.
         rejected_attempts: also list single rejected attempts (not only rejected problems) in
             ``rejected.jsonl`` (useful as negatives for preference data).
+        allow_scripted: export rows verified by a test double (the ``scripted`` prover);
+            without it such rows stop the export with an error (``--allow-scripted``).
     """
 
     formats: tuple[str, ...] = ("jsonl", "parquet", "hf")
     push_to_hub: str | None = None
     private: bool = True
     rejected_attempts: bool = True
+    allow_scripted: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.formats, str):

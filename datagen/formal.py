@@ -122,6 +122,14 @@ class FormalResources:
         return str(getattr(self.comps.backend, "model_id", None) or self.cfg.backend.model)
 
     @property
+    def checker_provenance(self) -> dict[str, Any]:
+        """Which ProofChecker judges (no building): ``{"name", "test_double"}``."""
+        if self.comps.checker is not None:
+            return checker_provenance(self.comps.checker)
+        name = self.cfg.formal.prover.backend
+        return {"name": name, "test_double": name == "scripted"}
+
+    @property
     def judge_id(self) -> str:
         """The judge model's name (no loading)."""
         if self.comps.judge_backend is not None:
@@ -173,6 +181,16 @@ class FormalResources:
             if close is not None:
                 close()
         self._owned.clear()
+
+
+def checker_provenance(checker: Any) -> dict[str, Any]:
+    """``{"name", "test_double"}`` of a ProofChecker (its provenance in every record).
+
+    ``test_double`` is the class attribute a double (``prover.scripted.ScriptedChecker``)
+    sets, so a double's verdicts are never taken for Lean's.
+    """
+    return {"name": str(getattr(checker, "name", type(checker).__name__)),
+            "test_double": bool(getattr(checker, "test_double", False))}
 
 
 def build_checker(cfg: DatagenConfig) -> Any:
@@ -303,7 +321,8 @@ class CompileStage(_ModelStage):
     def __init__(self, cfg: DatagenConfig, res: FormalResources) -> None:
         super().__init__(cfg, res)
         self.fingerprint = self._fingerprint(("formal.prover.backend",
-                                              "formal.prover.project_dir"))
+                                              "formal.prover.project_dir"),
+                                             checker=res.checker_provenance)
 
     def process(self, items: list[Item]) -> list[Outcome]:
         """``check_statement`` each item (a few in parallel)."""
@@ -318,7 +337,8 @@ class CompileStage(_ModelStage):
             status = str(c.status)
             v = Verdict(VerdictStatus.CORRECT if c.compiles else (
                 VerdictStatus.WRONG if status in ("error", "rejected") else VerdictStatus.ERROR),
-                reason="; ".join(c.errors[:2]) or status, detail=scrub_timing(c.to_dict()))
+                reason="; ".join(c.errors[:2]) or status,
+                detail={**scrub_timing(c.to_dict()), "checker": checker_provenance(checker)})
             if c.compiles:
                 kept = {**it, "verdicts": {**it["verdicts"], "compile": v.to_dict()}}
                 outs.append(Outcome(kept=[kept]))
@@ -414,7 +434,8 @@ class ProveStage(_ModelStage):
         self.template = load_template(cfg.formal.prompt_path("prove"), ("statement",))
         self.fingerprint = self._fingerprint(
             ("backend", "formal.prove_prompt", "formal.temperature", "formal.max_tokens",
-             "formal.seed", "formal.prover"), model=res.model_id, prompt_hash=self.template.hash)
+             "formal.seed", "formal.prover"), model=res.model_id, prompt_hash=self.template.hash,
+            checker=res.checker_provenance)
 
     def _targets(self, it: Item) -> list[tuple[str, str]]:
         """``[("statement", text), ("negation", text)]`` (negation when it can be built)."""
@@ -495,7 +516,8 @@ class ProveStage(_ModelStage):
                 self.unit_in)], unjudged=["proof_check_unjudged"])
         if proof is None:
             rec = {"problem": it["problem"], "statement": it["statement"],
-                   "header": it["header"], "verdicts": it["verdicts"], "attempts": summary}
+                   "header": it["header"], "verdicts": it["verdicts"], "attempts": summary,
+                   "checker": self.res.checker_provenance}
             return Outcome(rejected=[reject(it, "open: no proof or disproof within budget",
                                             self.unit_in)], side={"open": [rec]})
         return Outcome(kept=[self._row(it, proof[0], proof[1], lean)])
@@ -519,6 +541,7 @@ class ProveStage(_ModelStage):
             "prover": asdict(self.cfg.formal.prover),
             "lean": lean.to_dict() if hasattr(lean, "to_dict") else None,
             "back_translation": it.get("back_translation"),
+            "checker": self.res.checker_provenance,
             "stage_fingerprint": self.fingerprint,
         }
         traj = Trajectory(problem=problem,

@@ -132,6 +132,10 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
         DatagenReport (also written as ``funnel.json``).
 
     Raises:
+        prover.types.LeanUnavailable: a formal mode with the ``repl`` prover (the default) and
+            no usable Lean; raised before anything runs, naming ``verimath doctor``.
+        ScriptedExportRefused: rows verified by a test double and no ``export.allow_scripted``.
+        verimath.jobs.SettingsMismatch: a stage's stored settings differ (keys named).
         FileNotFoundError: an input or a decontamination benchmark cannot be found.
         KeyboardInterrupt: passed on after closing everything; what was stored is kept and a
             re-run with the same ``out`` continues from there.
@@ -141,6 +145,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
 
     t_start = time.perf_counter()
     comps = components or Components()
+    _preflight(cfg, comps)
     if cfg.torch_threads:
         import torch
 
@@ -201,6 +206,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
         rejected = [r for r in rejected if r.get("unit") not in ("attempts", "proofs")]
     from datagen.export import export_all
 
+    _refuse_doubles(cfg, rows)
     t = time.perf_counter()
     paths = export_all(out, rows, rejected, side, formats=cfg.export.formats,
                        push_to_hub=cfg.export.push_to_hub, private=cfg.export.private)
@@ -214,6 +220,37 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
         "datagen", config_dict(cfg), counts=paths.counts, **extra_manifest))
     return DatagenReport(out=out, funnel=funnel, counts=paths.counts, timing=timing,
                          files=paths.files)
+
+
+class ScriptedExportRefused(ValueError):
+    """Rows verified by a test double (the scripted prover) would be exported as verified data."""
+
+
+def _preflight(cfg: DatagenConfig, comps: Components) -> None:
+    """Stop before any work when the formal stages need Lean and there is none."""
+    if cfg.mode in ("formal", "both") and comps.checker is None \
+            and cfg.formal.prover.backend == "repl":
+        from prover.toolchain import require_lean
+
+        require_lean(cfg.formal.prover.project_dir)
+
+
+def _by_double(row: dict[str, Any]) -> bool:
+    """Whether a test double judged any verdict of ``row`` (its provenance names it)."""
+    if (row.get("provenance") or {}).get("checker", {}).get("test_double"):
+        return True
+    return any(((v or {}).get("detail") or {}).get("checker", {}).get("test_double")
+               for v in (row.get("verdicts") or {}).values())
+
+
+def _refuse_doubles(cfg: DatagenConfig, rows: list[dict[str, Any]]) -> None:
+    n = sum(_by_double(r) for r in rows)
+    if n and not cfg.export.allow_scripted:
+        raise ScriptedExportRefused(
+            f"{n} of {len(rows)} verified rows were judged by the scripted prover (a test "
+            "double: Lean never ran); nothing was exported. Use formal.prover.backend=repl "
+            "with a Lean project, or pass --allow-scripted (export.allow_scripted=true) to "
+            "export them anyway, marked as such in their provenance")
 
 
 def _timing(runner: StageRunner, owned: list[Any], total: float) -> dict[str, float]:

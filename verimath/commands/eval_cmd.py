@@ -8,7 +8,7 @@ from verimath.commands import MODEL_FLAGS, add_model_arguments
 
 HELP = "evaluate a model on GSM8K / MATH-500 / a JSONL set (pass@k, maj@k) with CoT, PoT or TIR"
 
-# flag -> config key (dotted); values are parsed with YAML rules by verimath.config
+# flag -> config key (dotted); values keep their argparse type (never re-read as YAML)
 _FLAGS = {**MODEL_FLAGS,
     "benchmark": "benchmark", "split": "split", "limit": "limit", "out": "out", "n": "n",
     "temperature": "temperature", "max_tokens": "max_tokens", "seed": "seed",

@@ -8,7 +8,7 @@ from verimath.commands import MODEL_FLAGS, add_model_arguments
 
 HELP = "prove a formal benchmark (miniF2F, ProofNet, JSONL) in Lean and report pass@k"
 
-# flag -> config key (dotted); values are parsed with YAML rules by verimath.config
+# flag -> config key (dotted); values keep their argparse type (never re-read as YAML)
 _FLAGS = {**MODEL_FLAGS,
     "benchmark": "benchmark", "split": "split", "limit": "limit", "out": "out", "n": "n",
     "mode": "mode", "rounds": "rounds", "temperature": "temperature",
