@@ -24,7 +24,15 @@ from typing import Any
 
 from prover.envbase import ReplayingEnv, Step
 from prover.lean_text import parse_statement
-from prover.types import LeanCrash, LeanTimeout, ProofTask, ProverInfraError, TacticStatus
+from prover.toolchain import DOCTOR_HINT
+from prover.types import (
+    LeanCrash,
+    LeanTimeout,
+    LeanUnavailable,
+    ProofTask,
+    ProverInfraError,
+    TacticStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,21 @@ class DojoConfig:
             raise ValueError("timeout_s, memory_gb and cpus must be >= 1")
 
 
+def lean_dojo() -> Any:
+    """The ``lean_dojo`` module, imported on first use (an optional dependency).
+
+    Raises:
+        LeanUnavailable: ``lean-dojo`` is not installed (``pip install 'verimath[lean]'``).
+    """
+    try:
+        import lean_dojo as mod
+    except ImportError as e:
+        raise LeanUnavailable(
+            "LeanDojo is not installed (it is optional: pip install 'verimath[lean]', or use "
+            f"env=repl); {DOCTOR_HINT}") from e
+    return mod
+
+
 def _set_limits(cfg: DojoConfig) -> None:
     if "lean_dojo" in sys.modules:
         if os.environ.get("TACTIC_MEMORY_LIMIT") != f"{cfg.memory_gb}g":
@@ -69,13 +92,12 @@ def _set_limits(cfg: DojoConfig) -> None:
 def default_dojo_factory(cfg: DojoConfig) -> Callable[[ProofTask], Any]:
     """``task -> Dojo`` for the theorem named like ``task``'s statement in ``cfg``'s repo."""
     _set_limits(cfg)
-    from lean_dojo import Dojo, LeanGitRepo, Theorem
-
-    repo = LeanGitRepo(cfg.repo_url, cfg.commit)
+    ld = lean_dojo()
+    repo = ld.LeanGitRepo(cfg.repo_url, cfg.commit)
 
     def make(task: ProofTask) -> Any:
         name = parse_statement(task.formal_statement).name or task.name
-        return Dojo(Theorem(repo, cfg.file_path, name), timeout=cfg.timeout_s)
+        return ld.Dojo(ld.Theorem(repo, cfg.file_path, name), timeout=cfg.timeout_s)
 
     return make
 
@@ -101,7 +123,9 @@ class DojoEnv(ReplayingEnv):
         self._dojo: Any = None
 
     def _open(self, task: ProofTask) -> tuple[Any, str, int]:
-        from lean_dojo import DojoCrashError, DojoInitError, TacticState
+        ld = lean_dojo()
+        DojoCrashError, DojoInitError, TacticState = (  # noqa: N806
+            ld.DojoCrashError, ld.DojoInitError, ld.TacticState)
 
         if self._factory is None:
             self._factory = default_dojo_factory(self.cfg)

@@ -126,10 +126,11 @@ def packaged_configs() -> Path | None:
     the repository takes effect without reinstalling; None if neither exists.
     """
     here = Path(__file__).resolve().parent
-    for cand in (here.parent / "configs", here / "_configs"):
-        if cand.is_dir():
-            return cand
-    return None
+    checkout = here.parent / "configs"
+    if checkout.is_dir() and (here.parent / "pyproject.toml").is_file():
+        return checkout
+    shipped = here / "_configs"
+    return shipped if shipped.is_dir() else None
 
 
 def load_config(
