@@ -68,6 +68,8 @@ class ProveConfig:
         dojo: LeanDojo repo and limits (env ``dojo``).
         verdict_cache: cache judged verdicts on disk (free re-checks).
         cache_path: cache file; None uses ``$VERIMATH_CACHE/lean_verdicts.jsonl``.
+        shard: ``"I/N"``: only shard ``I`` (0-based) of ``N`` of the problems (split by
+            problem id); ``verimath merge`` joins shard folders. None runs every problem.
     """
 
     benchmark: str = "minif2f"
@@ -91,6 +93,7 @@ class ProveConfig:
     dojo: DojoConfig = field(default_factory=DojoConfig)
     verdict_cache: bool = True
     cache_path: str | None = None
+    shard: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_ks(self.k, self.n))
@@ -102,6 +105,9 @@ class ProveConfig:
             raise ValueError("rounds must be >= 0 and batch_size >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1 or null")
+        from verimath.jobs import parse_shard
+
+        parse_shard(self.shard)
 
 
 @dataclass(frozen=True)
@@ -257,7 +263,13 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     """
     from verimath.backends import load_backend
     from verimath.datasets import load_problems
-    from verimath.jobs import JobStore, check_settings, fingerprint_of
+    from verimath.jobs import (
+        JobStore,
+        check_settings,
+        fingerprint_of,
+        select_shard,
+        shard_manifest,
+    )
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
     from verimath.store import atomic_write_json, atomic_write_text
@@ -284,6 +296,9 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
               for e in loaded.errors]
     atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
     problems = [p for p in loaded.problems if p.formal_statement]
+    mine = select_shard([p.id for p in problems], cfg.shard)
+    shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
+    problems = [problems[i] for i in mine]
     store = JobStore(recs, key_field="id")
     todo = [p for p in problems if p.id not in store]
     try:
@@ -294,7 +309,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
             "prove", asdict(cfg), fingerprint=fp, settings=settings, benchmark_source=loaded.source,
             model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=prompt.hash,
             lean=lean, audit_version=AUDIT_VERSION, seed=cfg.seed,
-            sampling=asdict(sampling_params(cfg)), n_problems=len(problems))
+            sampling=asdict(sampling_params(cfg)), n_problems=len(problems), **shard_info)
         atomic_write_json(out / "manifest.json", manifest)
         with StageBars(progress) as bar:
             bar.start("prove", len(problems), done=len(problems) - len(todo))
@@ -304,11 +319,22 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
         for o in reversed(owned):
             o.close()
     records = [r for p in problems if (r := store.get(p.id)) is not None]
-    summary = score(records, cfg.k)
-    summary.update(benchmark=cfg.benchmark, split=cfg.split, mode=cfg.mode,
-                   model=manifest["model"], lean=lean, audit_version=AUDIT_VERSION)
-    atomic_write_json(out / "summary.json", summary)
+    summary = finalize(out, records, manifest)
     return ProveReport(summary, out, len(problems), len(loaded.errors))
+
+
+def finalize(out: Path, records: list[dict[str, Any]], manifest: dict[str, Any]
+             ) -> dict[str, Any]:
+    """Score ``records`` and write ``summary.json`` (also ``verimath merge`` of shards)."""
+    from verimath.store import atomic_write_json
+
+    c = manifest["config"]
+    summary = score(records, tuple(c["k"]))
+    summary.update(benchmark=c["benchmark"], split=c["split"], mode=c["mode"],
+                   model=manifest["model"], lean=manifest["lean"],
+                   audit_version=manifest["audit_version"])
+    atomic_write_json(out / "summary.json", summary)
+    return summary
 
 
 def _run(cfg: ProveConfig, todo: list[Problem], backend: Any, checker: ProofChecker,

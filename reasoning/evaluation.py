@@ -53,6 +53,9 @@ class EvalConfig:
         k: the k of pass@k and maj@k reported (each must be <= n).
         temperature / top_p / max_tokens: sampling; temperature 0 is greedy.
         seed: sampling seed (recorded in the manifest).
+        shard: ``"I/N"``: run only shard ``I`` (0-based) of ``N``, a deterministic split by
+            problem id (``verimath.jobs.shard_of``); ``verimath merge`` joins the shard
+            folders into the files of one unsharded run. None runs every problem.
         backend / rollout / sandbox / grader: component configs.
     """
 
@@ -66,6 +69,7 @@ class EvalConfig:
     top_p: float = 1.0
     max_tokens: int = 384
     seed: int = 0
+    shard: str | None = None
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(timeout_s=5.0))
@@ -77,6 +81,9 @@ class EvalConfig:
             log.warning("n=%d with temperature 0: samples will be near-identical", self.n)
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1 or null")
+        from verimath.jobs import parse_shard
+
+        parse_shard(self.shard)
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,13 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     from reasoning.sandbox import Sandbox
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
-    from verimath.jobs import JobStore, check_settings, fingerprint_of
+    from verimath.jobs import (
+        JobStore,
+        check_settings,
+        fingerprint_of,
+        select_shard,
+        shard_manifest,
+    )
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
     from verimath.store import atomic_write_json
@@ -173,6 +186,9 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
     _write_errors(out, loaded.errors)
     problems = [p for p in loaded.problems if p.informal]
+    mine = select_shard([p.id for p in problems], cfg.shard)
+    shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
+    problems = [problems[i] for i in mine]
     store = JobStore(out / "records.jsonl", key_field="id")
     todo = [p for p in problems if p.id not in store]
     log.info("%d problems, %d already done, %d to run", len(problems), len(problems) - len(todo),
@@ -190,7 +206,7 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=template.hash,
         grader_version=GRADER_VERSION, isolation=sandbox.isolation if sandbox else None,
         seed=cfg.seed, sampling=asdict(params), n_problems=len(problems),
-        n_bad_records=len(loaded.errors),
+        n_bad_records=len(loaded.errors), **shard_info,
     )
     atomic_write_json(out / "manifest.json", manifest)
     try:
@@ -215,11 +231,20 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
             sandbox.close()
         if owned and backend is not None:
             backend.close()
-    from reasoning.report import write_outputs
-
-    summary = write_outputs(out, [r for r in _ordered(store, problems)], cfg.k, manifest)
+    summary = finalize(out, _ordered(store, problems), manifest)
     return EvalReport(summary=summary, out=out, n_problems=len(problems),
                       n_bad_records=len(loaded.errors))
+
+
+def finalize(out: Path, records: list[dict[str, Any]], manifest: dict[str, Any]
+             ) -> dict[str, Any]:
+    """Write ``summary.json``, ``results.parquet`` and the chart from ``records``.
+
+    Also used by ``verimath merge`` on the merged records of shards. Returns the summary.
+    """
+    from reasoning.report import write_outputs
+
+    return write_outputs(out, records, tuple(manifest["config"]["k"]), manifest)
 
 
 def _ordered(store: Any, problems: list[Problem]) -> list[dict[str, Any]]:

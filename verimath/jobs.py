@@ -338,3 +338,144 @@ def plan_tries(store: JobStore, keys: list[str], retries: int, *,
             else:
                 stuck.append(k)
     return todo, stuck
+
+
+# ------------------------------------------------------------------------------- sharding
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (0-based shard ``I`` of ``N``) -> ``(I, N)``; None or ``""`` -> None.
+
+    Raises:
+        ValueError: not ``I/N`` with ``0 <= I < N``.
+    """
+    if spec is None or str(spec).strip() == "":
+        return None
+    try:
+        i_s, n_s = str(spec).split("/")
+        i, n = int(i_s), int(n_s)
+    except ValueError:
+        raise ValueError(f"shard={spec!r}: use I/N, e.g. 0/4 (shard I of N, 0-based)") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard={spec!r}: need 0 <= I < N (shards are 0-based, like "
+                         "$SLURM_ARRAY_TASK_ID of an --array=0-(N-1) job)")
+    return i, n
+
+
+def shard_of(key: str, n: int) -> int:
+    """Which of ``n`` shards work item ``key`` belongs to.
+
+    A hash of the key: deterministic, independent of input order, machine and hash seed.
+    """
+    return int(content_hash("shard-v1", key), 16) % n
+
+
+def select_shard(keys: list[str], spec: str | None) -> list[int]:
+    """Indices into ``keys`` of the items shard ``spec`` runs (all of them when None)."""
+    sh = parse_shard(spec)
+    if sh is None:
+        return list(range(len(keys)))
+    i, n = sh
+    return [j for j, k in enumerate(keys) if shard_of(k, n) == i]
+
+
+def shard_manifest(spec: str | None, keys: list[str], index: list[int]) -> dict[str, Any]:
+    """Manifest entries that let :func:`merge_shards` check coverage: spec, keys, positions."""
+    return {"shard": spec, "work_keys": keys, "work_index": index}
+
+
+class MergeError(ValueError):
+    """Shard folders that cannot be merged (different settings, overlaps, gaps, unfinished)."""
+
+
+def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+                 key_field: str = "id") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Merge the ``records.jsonl`` of shard folders into ``out`` (an empty or new folder).
+
+    Every shard must come from the same job with the same settings (the fingerprint ignores
+    ``shard``), the shard specs must be ``0/N .. N-1/N`` exactly once each, every shard must be
+    finished (a record for each of its work items), and no work item may be in two shards.
+
+    Args:
+        outs: the shard output folders.
+        out: where the merged ``records.jsonl``, ``errors.jsonl`` and ``manifest.json`` go.
+        key_field: the records' key field.
+
+    Returns:
+        ``(manifest, records)``: the merged manifest (``shard`` None, ``merged_from`` listing the
+        shards) and the records in the order an unsharded run lists them; the caller writes the
+        job's summary files from them.
+
+    Raises:
+        MergeError: what is wrong, naming the shard folders and keys.
+    """
+    from verimath.store import atomic_write_json
+
+    mans = [_read_manifest(Path(o)) for o in outs]
+    first = mans[0]
+    for o, m in zip(outs[1:], mans[1:], strict=True):
+        if m.get("job") != first.get("job"):
+            raise MergeError(f"{o} is a {m.get('job')} run, {outs[0]} a {first.get('job')} run")
+        diff = diff_settings(first.get("settings") or {}, m.get("settings") or {})
+        if diff:
+            raise MergeError(f"{o} and {outs[0]} have different settings: "
+                             f"{', '.join(sorted(diff))}")
+    specs = [parse_shard(m.get("shard")) for m in mans]
+    if any(s is None for s in specs):
+        bad = [str(o) for o, s in zip(outs, specs, strict=True) if s is None]
+        raise MergeError(f"not a shard (no --shard I/N): {', '.join(bad)}")
+    ns = {s[1] for s in specs}  # type: ignore[index]
+    if len(ns) != 1:
+        raise MergeError(f"shards of different splits: {sorted(ns)} (one N for all)")
+    n = ns.pop()
+    got = sorted(s[0] for s in specs)  # type: ignore[index]
+    if got != list(range(n)):
+        dup = sorted({i for i in got if got.count(i) > 1})
+        missing = sorted(set(range(n)) - set(got))
+        parts = ([f"given twice: {dup}"] if dup else []) + (
+            [f"missing: {missing}"] if missing else [])
+        raise MergeError(f"shards of {n}: " + "; ".join(parts))
+    rows: dict[int, dict[str, Any]] = {}
+    owner: dict[str, str] = {}
+    for o, m in zip(outs, mans, strict=True):
+        keys, index = m.get("work_keys") or [], m.get("work_index") or []
+        with JobStore(Path(o) / "records.jsonl", key_field=key_field) as store:
+            missing_recs = [k for k in keys if k not in store]
+            if missing_recs:
+                raise MergeError(f"{o} is unfinished: {len(missing_recs)} of {len(keys)} work "
+                                 f"items have no record (e.g. {missing_recs[0]}); resume it first")
+            for k, pos in zip(keys, index, strict=True):
+                if k in owner or pos in rows:
+                    raise MergeError(f"work item {k} is in both {owner.get(k)} and {o}")
+                owner[k] = str(o)
+                rows[pos] = store.get(k)  # type: ignore[assignment]
+    dest = Path(out)
+    if (dest / "records.jsonl").exists():
+        raise MergeError(f"{dest} already holds records; merge into a new folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    records = [rows[p] for p in sorted(rows)]
+    with JobStore(dest / "records.jsonl", key_field=key_field) as store:
+        for r in records:
+            store.add(str(r[key_field]), {k: v for k, v in r.items() if k != key_field})
+    err = Path(outs[0]) / "errors.jsonl"  # every shard loads the same input: same errors
+    if err.exists():
+        shutil_copy(err, dest / "errors.jsonl")
+    manifest = {**first, "shard": None, "work_keys": [str(r[key_field]) for r in records],
+                "work_index": sorted(rows), "merged_from": [str(o) for o in outs],
+                "n_problems": len(records)}
+    atomic_write_json(dest / "manifest.json", manifest)
+    return manifest, records
+
+
+def _read_manifest(out: Path) -> dict[str, Any]:
+    p = out / "manifest.json"
+    if not p.exists():
+        raise MergeError(f"{out}: no manifest.json (not a finished job folder)")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def shutil_copy(src: Path, dst: Path) -> None:
+    """Copy a small file atomically."""
+    from verimath.store import atomic_write_text
+
+    atomic_write_text(dst, src.read_text(encoding="utf-8"))

@@ -195,3 +195,69 @@ def test_cli_refuses_a_changed_sandbox_timeout_naming_it(tmp_path, shared_data, 
     assert "sandbox.timeout_s: stored 3.0, now 2.0" in err
     assert (tmp_path / "o" / "manifest.json").read_bytes() == man
     assert (tmp_path / "o" / "records.jsonl").read_bytes() == recs
+
+
+def test_three_shards_merged_equal_one_unsharded_run(tmp_path, shared_data):
+    import pyarrow.parquet as pq
+
+    from verimath.cli import main as cli
+    from verimath.jobs import shard_of
+
+    small = {"timeout_s": 3.0, "workers": 1}  # 4 runs: one sandbox worker each is enough
+    whole = main(make_cfg(tmp_path / "whole", shared_data, sandbox=small), progress=False,
+                 backend=ScriptedBackend(gold_policy(shared_data)))
+    outs = []
+    for i in range(3):
+        cfg = make_cfg(tmp_path / f"s{i}", shared_data, shard=f"{i}/3", sandbox=small)
+        rep = main(cfg, progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+        ids = [json.loads(x)["id"] for x in (rep.out / "records.jsonl").read_text().splitlines()]
+        assert all(shard_of(x, 3) == i for x in ids)
+        outs.append(str(rep.out))
+    merged = tmp_path / "merged"
+    assert cli(["merge", *outs, "--out", str(merged)]) == 0
+    got = [strip_timing(json.loads(x)) for x in (merged / "records.jsonl").read_text().splitlines()]
+    ref = [strip_timing(json.loads(x)) for x in
+           (whole.out / "records.jsonl").read_text().splitlines()]
+    assert got == ref  # same records, in the same (benchmark) order
+    assert json.loads((merged / "summary.json").read_text()) == whole.summary
+    assert (merged / "errors.jsonl").read_bytes() == (whole.out / "errors.jsonl").read_bytes()
+    cols = ["id", "sample", "gold", "answer", "status", "correct", "text"]
+    a, b = (pq.read_table(d / "results.parquet").to_pandas()[cols] for d in (merged, whole.out))
+    assert a.equals(b) and len(a) == 6
+    assert (merged / "pass_at_k.png").exists()
+
+
+def _cot_shards(tmp_path, shared_data, specs, **kw):
+    """Small CoT shard runs (no sandbox): the merge checks do not need real results."""
+    outs = {}
+    for spec in specs:
+        cfg = make_cfg(tmp_path / spec.replace("/", "of"), shared_data, limit=3, shard=spec,
+                       rollout={"strategy": "cot"}, **kw)
+        main(cfg, progress=False, backend=ScriptedBackend(lambda p, j, s: "\\boxed{1}"))
+        outs[spec] = cfg.out
+    return outs
+
+
+def test_merge_refuses_gaps_overlaps_and_unsharded_folders(tmp_path, shared_data, capsys):
+    from verimath.cli import main as cli
+
+    o = _cot_shards(tmp_path, shared_data, ["0/3", "1/3"])
+    for args, message in [([o["0/3"], o["1/3"]], "missing: [2]"),
+                          ([o["0/3"], o["1/3"], o["1/3"]], "given twice: [1]")]:
+        assert cli(["merge", *args, "--out", str(tmp_path / "m")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m" / "records.jsonl").exists()
+
+
+def test_merge_refuses_shards_with_different_settings(tmp_path, shared_data, capsys):
+    from verimath.cli import main as cli
+
+    a = _cot_shards(tmp_path / "a", shared_data, ["0/2"])
+    b = _cot_shards(tmp_path / "b", shared_data, ["1/2"], temperature=0.5)
+    assert cli(["merge", a["0/2"], b["1/2"], "--out", str(tmp_path / "m")]) == 2
+    assert "different settings: temperature" in capsys.readouterr().err
+
+
+def test_bad_shard_spec_is_a_config_error():
+    with pytest.raises(ConfigError, match="0 <= I < N"):
+        load_config(EvalConfig, None, ["shard=3/3"])
