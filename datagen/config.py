@@ -201,6 +201,9 @@ class DatagenConfig:
             outcome. What stays unjudged is counted in the funnel (``unjudged``).
         torch_threads: CPU threads for torch (None: torch's default). On a small shared CPU,
             1 can be several times faster than oversubscribed threads.
+        shard: ``"I/N"``: after dedup and decontamination (which see every input), solve /
+            formalize only shard ``I`` (0-based) of ``N`` of the problems, split by item key;
+            ``verimath merge`` joins the shard folders. None: every problem.
         decontam / backend / rollout / sandbox / grader / solve / formal / export: components.
     """
 
@@ -213,6 +216,7 @@ class DatagenConfig:
     max_inflight: int = 2
     infra_retries: int = 2
     torch_threads: int | None = None
+    shard: str | None = None
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(strategy=Strategy.POT))
@@ -237,6 +241,9 @@ class DatagenConfig:
             raise ValueError("max_inflight must be >= 0 (0: no overlap)")
         if self.infra_retries < 0:
             raise ValueError("infra_retries must be >= 0")
+        from verimath.jobs import parse_shard
+
+        parse_shard(self.shard)
 
 
 def config_dict(cfg: DatagenConfig) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class Components:
     grader: Any = None
     checker: Any = None
     prover: Any = None
+    replay_only: bool = False
 
 
 def load_stage(cfg: DatagenConfig) -> tuple[list[Problem], list[dict[str, Any]], StageCounts]:
@@ -145,7 +146,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
 
     t_start = time.perf_counter()
     comps = components or Components()
-    _preflight(cfg, comps)
+    if not comps.replay_only:
+        _preflight(cfg, comps)
     if cfg.torch_threads:
         import torch
 
@@ -154,7 +156,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     out.mkdir(parents=True, exist_ok=True)
     funnel = Funnel()
     runner = StageRunner(out, funnel, progress, max_inflight=cfg.max_inflight,
-                         retries=cfg.infra_retries)
+                         retries=cfg.infra_retries, replay_only=comps.replay_only)
     problems, rejected, load_counts = load_stage(cfg)
     funnel.add(load_counts)
     items = as_items(problems)
@@ -173,6 +175,11 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     if cfg.decontam.enabled and cfg.decontam.benchmarks:
         d = cfg.decontam
         items = run(DecontamStage(d.benchmarks, d.ngram, d.min_overlap), items)
+    from verimath.jobs import select_shard, settings_of, shard_manifest
+
+    mine = select_shard([it["key"] for it in items], cfg.shard)
+    shard_info = shard_manifest(cfg.shard, [items[i]["key"] for i in mine], mine)
+    items = [items[i] for i in mine]
     rows: list[dict[str, Any]] = []
     owned: list[Any] = []
     extra_manifest: dict[str, Any] = {}
@@ -217,7 +224,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
                       files=paths.files)
     funnel.write_png(out / "funnel.png", title=f"datagen funnel ({cfg.mode})")
     atomic_write_json(out / "manifest.json", build_manifest(
-        "datagen", config_dict(cfg), counts=paths.counts, **extra_manifest))
+        "datagen", config_dict(cfg), settings=settings_of(config_dict(cfg)), counts=paths.counts,
+        **shard_info, **extra_manifest))
     return DatagenReport(out=out, funnel=funnel, counts=paths.counts, timing=timing,
                          files=paths.files)
 

@@ -163,10 +163,13 @@ class StageRunner:
         max_inflight: pipelined stages: batches generated but not yet verified; 0 turns the
             overlap off (verify inline after each generated batch).
         retries: how many more times a resume runs an item whose stored outcome is unjudged.
+        replay_only: every outcome must already be stored (``verimath merge`` rebuilding the
+            files of merged shards); an item left to do raises ``RuntimeError``.
     """
 
     def __init__(self, out_dir: str | Path, funnel: Funnel, progress: Progress | None = None,
-                 max_inflight: int = 2, retries: int = 2) -> None:
+                 max_inflight: int = 2, retries: int = 2, replay_only: bool = False) -> None:
+        self.replay_only = replay_only
         self.out_dir = Path(out_dir)
         self.funnel = funnel
         self.progress: Progress = progress or NullProgress()
@@ -197,6 +200,9 @@ class StageRunner:
             todo = [(try_key(k, tries[k]), it) for k, it in zip(keys, items, strict=True)
                     if k in tries]
             self.progress.start(stage.name, len(items), len(items) - len(todo))
+            if todo and self.replay_only:
+                raise RuntimeError(f"stage {stage.name}: {len(todo)} of {len(items)} items are "
+                                   "not stored in the merged shards (an unfinished shard?)")
             if todo:
                 log.info("%s: %d of %d items to do (%d retried after an infrastructure "
                          "failure)", stage.name, len(todo), len(items),

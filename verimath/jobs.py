@@ -411,30 +411,8 @@ def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
     """
     from verimath.store import atomic_write_json
 
-    mans = [_read_manifest(Path(o)) for o in outs]
+    mans = check_shard_set(outs)
     first = mans[0]
-    for o, m in zip(outs[1:], mans[1:], strict=True):
-        if m.get("job") != first.get("job"):
-            raise MergeError(f"{o} is a {m.get('job')} run, {outs[0]} a {first.get('job')} run")
-        diff = diff_settings(first.get("settings") or {}, m.get("settings") or {})
-        if diff:
-            raise MergeError(f"{o} and {outs[0]} have different settings: "
-                             f"{', '.join(sorted(diff))}")
-    specs = [parse_shard(m.get("shard")) for m in mans]
-    if any(s is None for s in specs):
-        bad = [str(o) for o, s in zip(outs, specs, strict=True) if s is None]
-        raise MergeError(f"not a shard (no --shard I/N): {', '.join(bad)}")
-    ns = {s[1] for s in specs}  # type: ignore[index]
-    if len(ns) != 1:
-        raise MergeError(f"shards of different splits: {sorted(ns)} (one N for all)")
-    n = ns.pop()
-    got = sorted(s[0] for s in specs)  # type: ignore[index]
-    if got != list(range(n)):
-        dup = sorted({i for i in got if got.count(i) > 1})
-        missing = sorted(set(range(n)) - set(got))
-        parts = ([f"given twice: {dup}"] if dup else []) + (
-            [f"missing: {missing}"] if missing else [])
-        raise MergeError(f"shards of {n}: " + "; ".join(parts))
     rows: dict[int, dict[str, Any]] = {}
     owner: dict[str, str] = {}
     for o, m in zip(outs, mans, strict=True):
@@ -465,6 +443,42 @@ def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
                 "n_problems": len(records)}
     atomic_write_json(dest / "manifest.json", manifest)
     return manifest, records
+
+
+def check_shard_set(outs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """The manifests of ``outs`` after checking they are the shards ``0/N .. N-1/N`` of one job.
+
+    Raises:
+        MergeError: different jobs or settings, a folder that is not a shard (or has no
+            manifest: unfinished), shards of different ``N``, a shard missing or given twice.
+    """
+    if not outs:
+        raise MergeError("no shard folders given")
+    mans = [_read_manifest(Path(o)) for o in outs]
+    first = mans[0]
+    for o, m in zip(outs[1:], mans[1:], strict=True):
+        if m.get("job") != first.get("job"):
+            raise MergeError(f"{o} is a {m.get('job')} run, {outs[0]} a {first.get('job')} run")
+        diff = diff_settings(first.get("settings") or {}, m.get("settings") or {})
+        if diff:
+            raise MergeError(f"{o} and {outs[0]} have different settings: "
+                             f"{', '.join(sorted(diff))}")
+    specs = [parse_shard(m.get("shard")) for m in mans]
+    if any(s is None for s in specs):
+        bad = [str(o) for o, s in zip(outs, specs, strict=True) if s is None]
+        raise MergeError(f"not a shard (no --shard I/N): {', '.join(bad)}")
+    ns = {s[1] for s in specs}  # type: ignore[index]
+    if len(ns) != 1:
+        raise MergeError(f"shards of different splits: {sorted(ns)} (one N for all)")
+    n = ns.pop()
+    got = sorted(s[0] for s in specs)  # type: ignore[index]
+    if got != list(range(n)):
+        dup = sorted({i for i in got if got.count(i) > 1})
+        missing = sorted(set(range(n)) - set(got))
+        parts = ([f"given twice: {dup}"] if dup else []) + (
+            [f"missing: {missing}"] if missing else [])
+        raise MergeError(f"shards of {n}: " + "; ".join(parts))
+    return mans
 
 
 def _read_manifest(out: Path) -> dict[str, Any]:

@@ -98,3 +98,28 @@ def test_changed_solve_settings_are_refused_naming_the_key(tmp_path) -> None:
     main(cfg, components=Components(backend=backend))
     assert _asked(backend) == 0
     assert Path(tmp_path / "out" / "stages" / "solve.settings.json").exists()
+
+
+def test_three_datagen_shards_merged_equal_one_run(tmp_path) -> None:
+    from tests.datagen.helpers import many_problems
+    from verimath.cli import main as cli
+
+    inp = many_problems(tmp_path / "in.jsonl", 6)
+    with open(inp, "a") as f:  # a repeat: dedup must see every input, not one shard's share
+        f.write(open(inp).readline())
+    base = dataclasses.replace(informal_config(tmp_path / "whole", inp, n=2),
+                               export=dataclasses.replace(informal_config(
+                                   tmp_path, inp).export, formats=("jsonl",)))
+    main(base, components=Components(backend=ScriptedBackend(pot_policy)))
+    outs = []
+    for i in range(3):
+        cfg = dataclasses.replace(base, out=str(tmp_path / f"s{i}"), shard=f"{i}/3")
+        main(cfg, components=Components(backend=ScriptedBackend(pot_policy)))
+        outs.append(cfg.out)
+    assert cli(["merge", *outs, "--out", str(tmp_path / "m")]) == 0
+    for name in ("data.jsonl", "rejected.jsonl"):
+        assert (tmp_path / "m" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    fm, fw = (json.loads((tmp_path / d / "funnel.json").read_text()) for d in ("m", "whole"))
+    assert fm["stages"] == fw["stages"] and fm["counts"] == fw["counts"]
+    # an unfinished set of shards is refused
+    assert cli(["merge", outs[0], outs[1], "--out", str(tmp_path / "m2")]) == 2

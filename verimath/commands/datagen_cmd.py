@@ -14,6 +14,7 @@ _FLAGS = {**MODEL_FLAGS,
     "mode": "mode", "split": "split", "limit": "limit", "out": "out",
     "strategy": "rollout.strategy", "n": "solve.n", "push_to_hub": "export.push_to_hub",
     "torch_threads": "torch_threads", "allow_scripted": "export.allow_scripted",
+    "shard": "shard",
 }
 
 
@@ -32,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--torch-threads", dest="torch_threads", type=int,
                    help="CPU threads for torch (1 is often fastest on a small shared CPU)")
     p.add_argument("--out", help="output folder (re-run with the same --out to resume)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="solve / prove shard I (0-based) of N of the problems; join the shard "
+                        "folders with `verimath merge`")
     p.add_argument("--allow-scripted", dest="allow_scripted", action="store_true", default=None,
                    help="export rows verified by the scripted prover double (tests, demos)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

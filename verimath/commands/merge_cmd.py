@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("merge shard folders (--shard I/N runs) of one eval or prove job into the files of an "
-        "unsharded run")
+HELP = ("merge shard folders (--shard I/N runs) of one eval, prove or datagen job into the "
+        "files of an unsharded run")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,11 +19,18 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from verimath.jobs import MergeError, merge_shards
+    from verimath.jobs import MergeError, check_shard_set, merge_shards
 
     try:
+        if check_shard_set(args.shards)[0].get("job") == "datagen":
+            from datagen.merge import merge_runs
+
+            report = merge_runs(args.shards, args.out)
+            print(f"merged {len(args.shards)} datagen shards into {args.out}/ "
+                  f"({report.counts.get('verified', 0)} verified records)", file=sys.stderr)
+            return 0
         manifest, records = merge_shards(args.shards, args.out)
-    except (MergeError, ValueError) as e:
+    except (MergeError, ValueError, RuntimeError) as e:
         print(f"verimath merge: {e}", file=sys.stderr)
         return 2
     job = manifest.get("job")
