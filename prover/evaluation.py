@@ -68,6 +68,9 @@ class ProveConfig:
         dojo: LeanDojo repo and limits (env ``dojo``).
         verdict_cache: cache judged verdicts on disk (free re-checks).
         cache_path: cache file; None uses ``$VERIMATH_CACHE/lean_verdicts.jsonl``.
+        infra_retries: how many more times a resume runs a problem with an attempt Lean could
+            not judge (timeout, crash); until then its record is provisional
+            (``retries.jsonl``). 0 makes the first record final.
         shard: ``"I/N"``: only shard ``I`` (0-based) of ``N`` of the problems (split by
             problem id); ``verimath merge`` joins shard folders. None runs every problem.
     """
@@ -93,6 +96,7 @@ class ProveConfig:
     dojo: DojoConfig = field(default_factory=DojoConfig)
     verdict_cache: bool = True
     cache_path: str | None = None
+    infra_retries: int = 2
     shard: str | None = None
 
     def __post_init__(self) -> None:
@@ -105,6 +109,8 @@ class ProveConfig:
             raise ValueError("rounds must be >= 0 and batch_size >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1 or null")
+        if self.infra_retries < 0:
+            raise ValueError("infra_retries must be >= 0")
         from verimath.jobs import parse_shard
 
         parse_shard(self.shard)
@@ -264,9 +270,10 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     from verimath.backends import load_backend
     from verimath.datasets import load_problems
     from verimath.jobs import (
-        JobStore,
+        JobRecords,
         check_settings,
         fingerprint_of,
+        has_results,
         select_shard,
         shard_manifest,
     )
@@ -288,9 +295,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     prompt = load_template("tactic" if cfg.mode == "bfs" else "whole_proof")
     settings = run_settings(cfg, prompt.hash, lean)
     fp = fingerprint_of(settings)
-    recs = out / "records.jsonl"
-    check_settings(out / "manifest.json", settings,
-                   has_work=recs.exists() and recs.stat().st_size > 0)
+    check_settings(out / "manifest.json", settings, has_work=has_results(out))
     loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
     errors = [{"where": e.where, "field": e.field_name, "error": e.problem}
               for e in loaded.errors]
@@ -299,7 +304,8 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     mine = select_shard([p.id for p in problems], cfg.shard)
     shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
     problems = [problems[i] for i in mine]
-    store = JobStore(recs, key_field="id")
+    store = JobRecords(out, retries=cfg.infra_retries,
+                       unjudged=lambda rec: rec.get("n_infra", 0) > 0)
     todo = [p for p in problems if p.id not in store]
     try:
         if todo and backend is None:

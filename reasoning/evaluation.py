@@ -53,6 +53,9 @@ class EvalConfig:
         k: the k of pass@k and maj@k reported (each must be <= n).
         temperature / top_p / max_tokens: sampling; temperature 0 is greedy.
         seed: sampling seed (recorded in the manifest).
+        infra_retries: how many more times a resume runs a problem whose record has an
+            attempt that could not be judged (sandbox error, grader timeout); until then its
+            record is provisional (``retries.jsonl``). 0 makes the first record final.
         shard: ``"I/N"``: run only shard ``I`` (0-based) of ``N``, a deterministic split by
             problem id (``verimath.jobs.shard_of``); ``verimath merge`` joins the shard
             folders into the files of one unsharded run. None runs every problem.
@@ -69,6 +72,7 @@ class EvalConfig:
     top_p: float = 1.0
     max_tokens: int = 384
     seed: int = 0
+    infra_retries: int = 2
     shard: str | None = None
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -81,6 +85,8 @@ class EvalConfig:
             log.warning("n=%d with temperature 0: samples will be near-identical", self.n)
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1 or null")
+        if self.infra_retries < 0:
+            raise ValueError("infra_retries must be >= 0")
         from verimath.jobs import parse_shard
 
         parse_shard(self.shard)
@@ -167,9 +173,10 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
     from verimath.jobs import (
-        JobStore,
+        JobRecords,
         check_settings,
         fingerprint_of,
+        has_results,
         select_shard,
         shard_manifest,
     )
@@ -182,15 +189,18 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     template = load_prompt(cfg.rollout.strategy, cfg.rollout.prompt_file)
     settings = run_settings(cfg, template.hash)
     fp = fingerprint_of(settings)
-    check_settings(out / "manifest.json", settings, has_work=_has_records(out))
+    check_settings(out / "manifest.json", settings, has_work=has_results(out))
     loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
     _write_errors(out, loaded.errors)
     problems = [p for p in loaded.problems if p.informal]
     mine = select_shard([p.id for p in problems], cfg.shard)
     shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
     problems = [problems[i] for i in mine]
-    store = JobStore(out / "records.jsonl", key_field="id")
+    store = JobRecords(out, retries=cfg.infra_retries, unjudged=_unjudged)
     todo = [p for p in problems if p.id not in store]
+    retried = sum(store.tries(p.id)[0] > 0 for p in todo)
+    if retried:
+        log.info("%d problems retried after an infrastructure failure", retried)
     log.info("%d problems, %d already done, %d to run", len(problems), len(problems) - len(todo),
              len(todo))
     params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -258,9 +268,9 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
     return d
 
 
-def _has_records(out: Path) -> bool:
-    p = out / "records.jsonl"
-    return p.exists() and p.stat().st_size > 0
+def _unjudged(record: dict[str, Any]) -> bool:
+    """A record with an attempt that could not be judged (not final until retried)."""
+    return any(a.get("correct") is None for a in record["attempts"])
 
 
 def _write_errors(out: Path, errors: list[RecordError]) -> None:

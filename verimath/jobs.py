@@ -166,9 +166,12 @@ class JobStore:
         return len(self._records)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The record stored under ``key`` (by this or another process), or None."""
+        """The record stored under ``key`` (by this or another process), or None.
+
+        After :meth:`close` only what was already read is returned.
+        """
         rec = self._records.get(key)
-        if rec is None:
+        if rec is None and self._fd >= 0:  # closed: what was read stays readable
             with self._locked():
                 self._refresh()
             rec = self._records.get(key)
@@ -340,6 +343,69 @@ def plan_tries(store: JobStore, keys: list[str], retries: int, *,
     return todo, stuck
 
 
+class JobRecords:
+    """A job's results: ``records.jsonl`` (final) plus ``retries.jsonl`` (could-not-judge tries).
+
+    Args:
+        out: the job folder.
+        key_field: the records' key field (``"id"``).
+        retries: how many more times a work item whose record is unjudged is run again on
+            resume before its record is final.
+        unjudged: ``record -> bool``: the record holds an infrastructure failure.
+
+    A record that is judged, or whose retries are spent, goes to ``records.jsonl``; an unjudged
+    one with retries left goes to ``retries.jsonl`` under its try key (:func:`try_key`), and the
+    item is run again by the next run on the folder. :meth:`get` returns the final record or
+    the latest provisional one, so a summary always covers every problem (infra failures
+    counted, never scored).
+    """
+
+    def __init__(self, out: str | os.PathLike[str], *, key_field: str = "id", retries: int = 2,
+                 unjudged: Any = None) -> None:
+        self.retries = max(0, retries)
+        self.key_field = key_field
+        self._unjudged = unjudged or (lambda rec: False)
+        self.final = JobStore(Path(out) / "records.jsonl", key_field=key_field)
+        self.pending = JobStore(Path(out) / "retries.jsonl", key_field="try_key")
+
+    def tries(self, key: str) -> tuple[int, dict[str, Any] | None]:
+        """``(provisional tries stored, the latest one without its try key, or None)``."""
+        n, rec = latest_try(self.pending, key, 1 + self.retries)
+        return n, ({k: v for k, v in rec.items() if k != "try_key"} if rec else None)
+
+    def __contains__(self, key: object) -> bool:
+        """Done: a final record, or provisional tries beyond the retry budget."""
+        return key in self.final or self.tries(str(key))[0] > self.retries
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The final record of ``key``, else its latest provisional one, else None."""
+        return self.final.get(key) or self.tries(key)[1]
+
+    def add(self, key: str, record: dict[str, Any]) -> bool:
+        """Store a try of ``key``; returns True when it is final.
+
+        Raises:
+            DuplicateKeyError: ``key`` already has a final record.
+        """
+        n, _ = self.tries(key)
+        if self._unjudged(record) and n < self.retries:
+            self.pending.add(try_key(key, n), record)
+            return False
+        self.final.add(key, {k: v for k, v in record.items() if k != self.key_field})
+        return True
+
+    def close(self) -> None:
+        """Close both files."""
+        self.final.close()
+        self.pending.close()
+
+
+def has_results(out: str | os.PathLike[str]) -> bool:
+    """Whether a job folder holds any stored result (final or provisional)."""
+    return any((Path(out) / n).exists() and (Path(out) / n).stat().st_size > 0
+               for n in ("records.jsonl", "retries.jsonl"))
+
+
 # ------------------------------------------------------------------------------- sharding
 
 
@@ -417,8 +483,9 @@ def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
     owner: dict[str, str] = {}
     for o, m in zip(outs, mans, strict=True):
         keys, index = m.get("work_keys") or [], m.get("work_index") or []
-        with JobStore(Path(o) / "records.jsonl", key_field=key_field) as store:
-            missing_recs = [k for k in keys if k not in store]
+        store = JobRecords(o, key_field=key_field)
+        try:
+            missing_recs = [k for k in keys if store.get(k) is None]
             if missing_recs:
                 raise MergeError(f"{o} is unfinished: {len(missing_recs)} of {len(keys)} work "
                                  f"items have no record (e.g. {missing_recs[0]}); resume it first")
@@ -427,6 +494,8 @@ def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
                     raise MergeError(f"work item {k} is in both {owner.get(k)} and {o}")
                 owner[k] = str(o)
                 rows[pos] = store.get(k)  # type: ignore[assignment]
+        finally:
+            store.close()
     dest = Path(out)
     if (dest / "records.jsonl").exists():
         raise MergeError(f"{dest} already holds records; merge into a new folder")

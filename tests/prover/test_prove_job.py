@@ -293,3 +293,19 @@ def test_prove_shards_merge_into_the_unsharded_run(tmp_path: Path, shared_data: 
         return [json.loads(x)["id"] for x in (d / "records.jsonl").read_text().splitlines()]
 
     assert ids(tmp_path / "m") == ids(tmp_path / "whole") == first
+
+
+def test_prove_retries_problems_lean_could_not_judge(tmp_path: Path, shared_data: Path) -> None:
+    cfg = ProveConfig(benchmark="minif2f", split="valid", limit=2, n=1, k=(1,),
+                      out=str(tmp_path), infra_retries=1)
+    first = [json.loads(x)["name"] for x in
+             (shared_data / "minif2f" / "minif2f.jsonl").open()][:2]
+    flaky = ScriptedChecker(judge=lambda t: VerdictStatus.TIMEOUT)
+    rep = main(cfg, progress=False, backend=ScriptedBackend(_policy_solving({first[0]})),
+               checker=flaky)
+    assert rep.summary["n_infra_failures"] == 2 and rep.summary["n_judged"] == 0
+    be = ScriptedBackend(_policy_solving({first[0]}))
+    works = ScriptedChecker({first[0]: ["by\n  nlinarith [h₂]"]})
+    again = main(cfg, progress=False, backend=be, checker=works)
+    assert sum(len(p) for p, _ in be.calls) == 2  # both problems run again
+    assert again.summary["n_infra_failures"] == 0 and again.summary["n_solved"] == 1

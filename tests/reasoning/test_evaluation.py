@@ -173,6 +173,32 @@ def test_infra_failures_are_excluded_not_wrong(tmp_path):
     s = rep.summary
     assert s["n_infra_failures"] == 1 and s["n_judged"] == 1
     assert s["accuracy"] == 0.0  # only the judged problem (3+3 answered 4) counts
+    assert len((rep.out / "records.jsonl").read_text().splitlines()) == 1  # one is final
+    # a resume runs the unjudged problem again (the sandbox works now), only that one
+    backend = ScriptedBackend(BrokenSandboxPolicy())
+    again = main(cfg, progress=False, backend=backend)
+    assert sum(len(p) for p, _ in backend.calls) == 1
+    assert again.summary["n_infra_failures"] == 0 and again.summary["accuracy"] == 0.5
+    assert len((rep.out / "records.jsonl").read_text().splitlines()) == 2
+
+
+def test_unjudged_records_are_final_once_the_retries_are_spent(tmp_path, monkeypatch):
+    import reasoning.sandbox as sbmod
+    from reasoning.sandbox import ExecResult, ExecStatus
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"question": "What is 2+2?", "answer": "4"}\n')
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'o'}",
+                                         "rollout.strategy=pot", "infra_retries=1"])
+    monkeypatch.setattr(sbmod.Sandbox, "run", lambda self, code, **kw: ExecResult(
+        ExecStatus.SANDBOX_ERROR, "", "worker died", None, 0.0, 0.0, "test"))
+    asked = []
+    for _ in range(3):
+        backend = ScriptedBackend(lambda p, j, s: "```python\nprint(4)\n```")
+        rep = main(cfg, progress=False, backend=backend)
+        asked.append(sum(len(p) for p, _ in backend.calls))
+        assert rep.summary["n_infra_failures"] == 1  # reported, never scored
+    assert asked == [1, 1, 0]
 
 
 def test_config_rejects_k_above_n():
