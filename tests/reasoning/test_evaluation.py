@@ -287,3 +287,24 @@ def test_merge_refuses_shards_with_different_settings(tmp_path, shared_data, cap
 def test_bad_shard_spec_is_a_config_error():
     with pytest.raises(ConfigError, match="0 <= I < N"):
         load_config(EvalConfig, None, ["shard=3/3"])
+
+
+def test_a_damaged_middle_record_is_redone_and_the_rest_kept_byte_for_byte(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i}+{i}?", "answer": str(2 * i)})
+                            + "\n" for i in range(4)))
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'o'}",
+                                         "rollout.strategy=cot"])
+    policy = lambda p, j, s: "\\boxed{" + str(2 * int(question_of(p).split("+")[1][:-1])) + "}"  # noqa: E731
+    main(cfg, progress=False, backend=ScriptedBackend(policy))
+    recs = tmp_path / "o" / "records.jsonl"
+    lines = recs.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1][: len(lines[1]) // 2] + b"\n"  # line 2 damaged, 3 and 4 intact
+    damaged = b"".join(lines)
+    recs.write_bytes(damaged)
+    backend = ScriptedBackend(policy)
+    rep = main(cfg, progress=False, backend=backend)
+    assert sum(len(p) for p, _ in backend.calls) == 1  # only the damaged problem is redone
+    after = recs.read_bytes()
+    assert after.startswith(damaged)  # nothing cut, records 3 and 4 kept byte for byte
+    assert rep.summary["n_problems"] == 4 and rep.summary["accuracy"] == 1.0
