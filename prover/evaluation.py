@@ -315,7 +315,8 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
             "prove", asdict(cfg), fingerprint=fp, settings=settings, benchmark_source=loaded.source,
             model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=prompt.hash,
             lean=lean, audit_version=AUDIT_VERSION, seed=cfg.seed,
-            sampling=asdict(sampling_params(cfg)), n_problems=len(problems), **shard_info)
+            sampling=asdict(sampling_params(cfg)), n_problems=len(problems),
+            damaged_record_lines=store.final.damaged, **shard_info)
         atomic_write_json(out / "manifest.json", manifest)
         with StageBars(progress) as bar:
             bar.start("prove", len(problems), done=len(problems) - len(todo))

@@ -216,7 +216,8 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=template.hash,
         grader_version=GRADER_VERSION, isolation=sandbox.isolation if sandbox else None,
         seed=cfg.seed, sampling=asdict(params), n_problems=len(problems),
-        n_bad_records=len(loaded.errors), **shard_info,
+        n_bad_records=len(loaded.errors), damaged_record_lines=store.final.damaged,
+        **shard_info,
     )
     atomic_write_json(out / "manifest.json", manifest)
     try:

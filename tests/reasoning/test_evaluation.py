@@ -308,3 +308,5 @@ def test_a_damaged_middle_record_is_redone_and_the_rest_kept_byte_for_byte(tmp_p
     after = recs.read_bytes()
     assert after.startswith(damaged)  # nothing cut, records 3 and 4 kept byte for byte
     assert rep.summary["n_problems"] == 4 and rep.summary["accuracy"] == 1.0
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["damaged_record_lines"] == [2]  # reported with its line number
