@@ -117,15 +117,17 @@ def test_different_settings_in_same_out_are_refused(tmp_path, shared_data):
 ])
 def test_a_changed_setting_is_refused_naming_it_and_manifest_is_kept(tmp_path, shared_data,
                                                                      change, key):
-    main(make_cfg(tmp_path, shared_data, limit=2), progress=False,
+    cot = {"strategy": "cot"}  # no sandbox needed: the check is on the settings
+    main(make_cfg(tmp_path, shared_data, limit=2, rollout=cot), progress=False,
          backend=ScriptedBackend(gold_policy(shared_data)))
     man = (tmp_path / "o" / "manifest.json").read_bytes()
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
-        main(make_cfg(tmp_path, shared_data, limit=2, **change), progress=False,
+        main(make_cfg(tmp_path, shared_data, limit=2, rollout=cot, **change), progress=False,
              backend=ScriptedBackend(gold_policy(shared_data)))
     assert (tmp_path / "o" / "manifest.json").read_bytes() == man
     # settings that cannot change results (worker counts, a larger limit) resume fine
-    rep = main(make_cfg(tmp_path, shared_data, limit=3, sandbox={"timeout_s": 3.0, "workers": 1}),
+    rep = main(make_cfg(tmp_path, shared_data, limit=3, rollout=cot,
+                        sandbox={"timeout_s": 3.0, "workers": 1}),
                progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
     assert rep.n_problems == 3
 
