@@ -25,7 +25,7 @@ import fnmatch
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -454,7 +454,7 @@ class MergeError(ValueError):
     """Shard folders that cannot be merged (different settings, overlaps, gaps, unfinished)."""
 
 
-def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+def merge_shards(outs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
                  key_field: str = "id") -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Merge the ``records.jsonl`` of shard folders into ``out`` (an empty or new folder).
 
@@ -501,9 +501,9 @@ def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
         raise MergeError(f"{dest} already holds records; merge into a new folder")
     dest.mkdir(parents=True, exist_ok=True)
     records = [rows[p] for p in sorted(rows)]
-    with JobStore(dest / "records.jsonl", key_field=key_field) as store:
+    with JobStore(dest / "records.jsonl", key_field=key_field) as merged:
         for r in records:
-            store.add(str(r[key_field]), {k: v for k, v in r.items() if k != key_field})
+            merged.add(str(r[key_field]), {k: v for k, v in r.items() if k != key_field})
     err = Path(outs[0]) / "errors.jsonl"  # every shard loads the same input: same errors
     if err.exists():
         shutil_copy(err, dest / "errors.jsonl")
@@ -514,7 +514,7 @@ def merge_shards(outs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
     return manifest, records
 
 
-def check_shard_set(outs: list[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+def check_shard_set(outs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """The manifests of ``outs`` after checking they are the shards ``0/N .. N-1/N`` of one job.
 
     Raises:
