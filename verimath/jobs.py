@@ -67,12 +67,13 @@ class SettingsMismatch(ValueError):
         keys: the dotted config keys whose values differ (sorted).
     """
 
-    def __init__(self, where: str, diff: dict[str, tuple[Any, Any]]) -> None:
+    def __init__(self, where: str, diff: dict[str, tuple[Any, Any]],
+                 message: str | None = None) -> None:
         self.keys = sorted(diff)
         shown = "; ".join(f"{k}: stored {diff[k][0]!r}, now {diff[k][1]!r}" for k in self.keys)
-        super().__init__(
+        super().__init__(message or (
             f"{where} holds a run with different settings ({shown}); use another --out, "
-            "or delete the folder to start over")
+            "or delete the folder to start over"))
 
 
 # ---------------------------------------------------------------------------------- store
@@ -290,7 +291,10 @@ def check_settings(path: str | os.PathLike[str], settings: Mapping[str, Any], *,
         return
     stored = json.loads(p.read_text(encoding="utf-8")).get(field)
     if stored is None:
-        raise SettingsMismatch(str(p.parent), {"(settings)": ("not recorded", "recorded")})
+        raise SettingsMismatch(str(p.parent), {}, message=(
+            f"{p.parent} holds results written without a settings record (an older verimath), "
+            "so a resume cannot check that they match; use another --out, or delete the folder "
+            "to start over"))
     diff = diff_settings(stored, settings)
     if diff:
         raise SettingsMismatch(str(p.parent), diff)

@@ -179,3 +179,10 @@ def test_plan_tries_retries_unjudged_outcomes_a_bounded_number_of_times(tmp_path
         assert stuck == ["stuck"]
         todo, stuck = plan_tries(s, ["done", "flaky", "stuck"], retries=0)
         assert todo == {} and stuck == ["flaky", "stuck"]
+
+
+def test_a_folder_without_recorded_settings_is_refused(tmp_path):
+    man = tmp_path / "manifest.json"
+    man.write_text(json.dumps({"fingerprint": "abc"}))  # written by an older verimath
+    with pytest.raises(SettingsMismatch, match="without a settings record"):
+        check_settings(man, {"n": 1}, has_work=True)
