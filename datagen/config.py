@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reasoning.rollout import RolloutConfig, Strategy
 from reasoning.service.factory import GraderSettings, SandboxSettings
@@ -83,9 +84,13 @@ class ProverSettings:
 
     Attributes:
         backend: the ProofChecker behind the compile filter and the proof audit: ``repl``
-            (Lean REPL pool with the full audit; needs Lean + Mathlib) or ``scripted`` (the
-            prover's test double: runs the real text-level audit, compiles every statement that
-            parses and accepts no proof, so every statement ends "open").
+            (the default: Lean REPL pool with the full audit; needs Lean + Mathlib, and
+            without them the run stops before any stage with the ``verimath doctor`` message)
+            or ``scripted`` (the prover's test double, for tests and demos only: runs the real
+            text-level audit, compiles every statement that parses and accepts no proof, so
+            every statement ends "open"). Every record a double produced says so in its
+            provenance (``checker.test_double``), and export refuses double-verified rows
+            unless ``export.allow_scripted``.
         attempts: whole-proof candidates sampled per statement and per negation (the search
             budget of DeepSeek-Prover-style whole-proof generation).
         workers: Lean REPL processes (``repl``).
@@ -94,7 +99,7 @@ class ProverSettings:
         project_dir: Lean project with Mathlib (``repl``); None reads ``$VERIMATH_LEAN_PROJECT``.
     """
 
-    backend: str = "scripted"
+    backend: str = "repl"
     attempts: int = 2
     workers: int = 2
     timeout_s: float = 60.0
@@ -159,12 +164,15 @@ class ExportConfig:
         private: create the hub repo private.
         rejected_attempts: also list single rejected attempts (not only rejected problems) in
             ``rejected.jsonl`` (useful as negatives for preference data).
+        allow_scripted: export rows verified by a test double (the ``scripted`` prover);
+            without it such rows stop the export with an error (``--allow-scripted``).
     """
 
     formats: tuple[str, ...] = ("jsonl", "parquet", "hf")
     push_to_hub: str | None = None
     private: bool = True
     rejected_attempts: bool = True
+    allow_scripted: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.formats, str):
@@ -247,8 +255,14 @@ class DatagenConfig:
         dedup: drop repeated problems (normalized-text hash).
         max_inflight: batches generated but not yet verified (overlap of generation and
             verification); 0 verifies each batch inline before the next one generates.
+        infra_retries: how many more times a resume runs a work item whose outcome could not
+            be judged (sandbox error, grader timeout, Lean timeout / crash); 0 keeps the first
+            outcome. What stays unjudged is counted in the funnel (``unjudged``).
         torch_threads: CPU threads for torch (None: torch's default). On a small shared CPU,
             1 can be several times faster than oversubscribed threads.
+        shard: ``"I/N"``: after dedup and decontamination (which see every input), solve /
+            formalize only shard ``I`` (0-based) of ``N`` of the problems, split by item key;
+            ``verimath merge`` joins the shard folders. None: every problem.
         decontam / backend / rollout / sandbox / grader / solve / formal / synth / export:
             components.
     """
@@ -263,7 +277,9 @@ class DatagenConfig:
     out: str = "runs/datagen"
     dedup: bool = True
     max_inflight: int = 2
+    infra_retries: int = 2
     torch_threads: int | None = None
+    shard: str | None = None
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(strategy=Strategy.POT))
@@ -287,3 +303,32 @@ class DatagenConfig:
             raise ValueError("torch_threads must be >= 1 or null (torch's default)")
         if self.max_inflight < 0:
             raise ValueError("max_inflight must be >= 0 (0: no overlap)")
+        if self.infra_retries < 0:
+            raise ValueError("infra_retries must be >= 0")
+        from verimath.jobs import parse_shard
+
+        parse_shard(self.shard)
+
+
+def config_dict(cfg: DatagenConfig) -> dict[str, Any]:
+    """``cfg`` as a JSON-ready nested dict (the manifest's ``config``)."""
+    d = asdict(cfg)
+    d["rollout"]["strategy"] = str(cfg.rollout.strategy)
+    return d
+
+
+def stage_settings(cfg: DatagenConfig, only: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    """A stage's settings: the config keys under ``only`` (minus ``NON_RESULT_KEYS``) + ``extra``.
+
+    Args:
+        cfg: the run config.
+        only: dotted prefixes of the sections the stage reads (``("backend", "solve")``).
+        **extra: results-changing things outside the config (model id, prompt hash...).
+
+    Returns:
+        The flat dict :func:`verimath.jobs.settings_of` returns; its hash is the stage's
+        fingerprint and a change to it is refused on resume.
+    """
+    from verimath.jobs import settings_of
+
+    return settings_of(config_dict(cfg), only=only, extra=extra)

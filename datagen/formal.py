@@ -13,7 +13,9 @@ The recipe of Lean Workbook (Ying et al. 2024) and DeepSeek-Prover (Xin et al. 2
 * ``prove``: whole-proof candidates for the statement *and* its negation
   (:func:`prover.lean_text.negate_statement`) are generated and audited by the ProofChecker.
   Statement proved: verified formal data. Negation proved: the formalization is false,
-  dropped with that reason. Neither: kept as an open statement in ``open.jsonl``.
+  dropped with that reason. Neither: kept as an open statement in ``open.jsonl`` -- unless a
+  check could not be judged (Lean timeout / crash), which makes the outcome provisional
+  (``proof_check_unjudged``), retried on resume like ``compile_check_failed``.
 
 The stages see only the Backend and ProofChecker protocols, so tests run them with scripted
 doubles and the code cannot tell the difference.
@@ -31,7 +33,7 @@ from typing import Any
 
 from datagen.config import DatagenConfig
 from datagen.export import export_row, scrub_timing
-from datagen.runner import Item, Outcome, fingerprint, reject
+from datagen.runner import Item, Outcome, reject
 from datagen.stages import item_problem
 from datagen.templates import load_template
 from verimath.records import (
@@ -120,6 +122,14 @@ class FormalResources:
         return str(getattr(self.comps.backend, "model_id", None) or self.cfg.backend.model)
 
     @property
+    def checker_provenance(self) -> dict[str, Any]:
+        """Which ProofChecker judges (no building): ``{"name", "test_double"}``."""
+        if self.comps.checker is not None:
+            return checker_provenance(self.comps.checker)
+        name = self.cfg.formal.prover.backend
+        return {"name": name, "test_double": name == "scripted"}
+
+    @property
     def judge_id(self) -> str:
         """The judge model's name (no loading)."""
         if self.comps.judge_backend is not None:
@@ -173,6 +183,16 @@ class FormalResources:
         self._owned.clear()
 
 
+def checker_provenance(checker: Any) -> dict[str, Any]:
+    """``{"name", "test_double"}`` of a ProofChecker (its provenance in every record).
+
+    ``test_double`` is the class attribute a double (``prover.scripted.ScriptedChecker``)
+    sets, so a double's verdicts are never taken for Lean's.
+    """
+    return {"name": str(getattr(checker, "name", type(checker).__name__)),
+            "test_double": bool(getattr(checker, "test_double", False))}
+
+
 def build_checker(cfg: DatagenConfig) -> Any:
     """The ProofChecker named by ``cfg.formal.prover`` (``scripted`` double, ``repl``).
 
@@ -218,6 +238,14 @@ class _ModelStage:
         return SamplingParams(n=n, temperature=temp, top_p=0.95, max_tokens=f.max_tokens,
                               seed=f.seed)
 
+    def _fingerprint(self, only: tuple[str, ...], **extra: Any) -> str:
+        """Set ``self.settings`` (the config keys under ``only`` + ``extra``); its hash."""
+        from datagen.config import stage_settings
+        from verimath.jobs import fingerprint_of
+
+        self.settings = stage_settings(self.cfg, only, **extra)
+        return fingerprint_of(self.settings)
+
     def prepare(self, items: list[Item], todo: list[Item]) -> None:
         """Nothing to prepare; models are built on first use."""
 
@@ -238,9 +266,10 @@ class AutoformalizeStage(_ModelStage):
         super().__init__(cfg, res)
         f = cfg.formal
         self.template = load_template(f.prompt_path("autoformalize"), ("informal",))
-        self.fingerprint = fingerprint("autoformalize", res.model_id, self.template.hash,
-                                       asdict(self.params(f.n_formalizations)),
-                                       f.use_given_statement)
+        self.fingerprint = self._fingerprint(
+            ("backend", "formal.autoformalize_prompt", "formal.n_formalizations",
+             "formal.temperature", "formal.max_tokens", "formal.seed",
+             "formal.use_given_statement"), model=res.model_id, prompt_hash=self.template.hash)
 
     def process(self, items: list[Item]) -> list[Outcome]:
         """Generate ``n_formalizations`` statements per problem; keep the distinct parsable ones."""
@@ -291,8 +320,9 @@ class CompileStage(_ModelStage):
 
     def __init__(self, cfg: DatagenConfig, res: FormalResources) -> None:
         super().__init__(cfg, res)
-        p = cfg.formal.prover
-        self.fingerprint = fingerprint("compile", p.backend, p.project_dir)
+        self.fingerprint = self._fingerprint(("formal.prover.backend",
+                                              "formal.prover.project_dir"),
+                                             checker=res.checker_provenance)
 
     def process(self, items: list[Item]) -> list[Outcome]:
         """``check_statement`` each item (a few in parallel)."""
@@ -307,7 +337,8 @@ class CompileStage(_ModelStage):
             status = str(c.status)
             v = Verdict(VerdictStatus.CORRECT if c.compiles else (
                 VerdictStatus.WRONG if status in ("error", "rejected") else VerdictStatus.ERROR),
-                reason="; ".join(c.errors[:2]) or status, detail=scrub_timing(c.to_dict()))
+                reason="; ".join(c.errors[:2]) or status,
+                detail={**scrub_timing(c.to_dict()), "checker": checker_provenance(checker)})
             if c.compiles:
                 kept = {**it, "verdicts": {**it["verdicts"], "compile": v.to_dict()}}
                 outs.append(Outcome(kept=[kept]))
@@ -316,7 +347,8 @@ class CompileStage(_ModelStage):
                     it, f"does_not_compile: {v.reason[:300]}", self.unit_in)]))
             else:
                 outs.append(Outcome(rejected=[reject(
-                    it, f"compile_check_failed: {status}: {v.reason[:300]}", self.unit_in)]))
+                    it, f"compile_check_failed: {status}: {v.reason[:300]}", self.unit_in)],
+                    unjudged=["compile_check_failed"]))
         return outs
 
 
@@ -328,8 +360,9 @@ class BacktranslateStage(_ModelStage):
     def __init__(self, cfg: DatagenConfig, res: FormalResources) -> None:
         super().__init__(cfg, res)
         self.template = load_template(cfg.formal.prompt_path("backtranslate"), ("statement",))
-        self.fingerprint = fingerprint("backtranslate", res.model_id, self.template.hash,
-                                       asdict(self.params(1, 0.0)))
+        self.fingerprint = self._fingerprint(
+            ("backend", "formal.backtranslate_prompt", "formal.max_tokens", "formal.seed"),
+            model=res.model_id, prompt_hash=self.template.hash)
 
     def process(self, items: list[Item]) -> list[Outcome]:
         """One greedy back-translation per statement."""
@@ -355,8 +388,9 @@ class JudgeStage(_ModelStage):
         super().__init__(cfg, res)
         self.template = load_template(cfg.formal.prompt_path("judge"),
                                       ("original", "back_translation"))
-        self.fingerprint = fingerprint("judge", res.judge_id, self.template.hash,
-                                       asdict(self.params(1, 0.0)))
+        self.fingerprint = self._fingerprint(
+            ("backend", "formal.judge_model", "formal.judge_prompt", "formal.max_tokens",
+             "formal.seed"), judge=res.judge_id, prompt_hash=self.template.hash)
 
     def process(self, items: list[Item]) -> list[Outcome]:
         """Greedy judgment per statement; disagreements and unclear answers go to review."""
@@ -397,10 +431,11 @@ class ProveStage(_ModelStage):
 
     def __init__(self, cfg: DatagenConfig, res: FormalResources) -> None:
         super().__init__(cfg, res)
-        p = cfg.formal.prover
         self.template = load_template(cfg.formal.prompt_path("prove"), ("statement",))
-        self.fingerprint = fingerprint("prove", res.model_id, self.template.hash,
-                                       asdict(self.params(max(1, p.attempts))), asdict(p))
+        self.fingerprint = self._fingerprint(
+            ("backend", "formal.prove_prompt", "formal.temperature", "formal.max_tokens",
+             "formal.seed", "formal.prover"), model=res.model_id, prompt_hash=self.template.hash,
+            checker=res.checker_provenance)
 
     def _targets(self, it: Item) -> list[tuple[str, str]]:
         """``[("statement", text), ("negation", text)]`` (negation when it can be built)."""
@@ -450,16 +485,18 @@ class ProveStage(_ModelStage):
         found: list[dict[str, tuple[str, Verdict] | None]] = [
             {"statement": None, "negation": None} for _ in items]
         fails: list[Counter[str]] = [Counter() for _ in items]
+        unjudged = [0] * len(items)
         for (i, kind, _), task, v in zip(where, tasks, verdicts, strict=True):
             if v.correct and found[i][kind] is None:
                 found[i][kind] = (task.proof, v)
             elif not v.correct:
                 fails[i][f"{kind}:{v.status}"] += 1
-        return [self._decide(it, f, c, getattr(checker, "lean", None))
-                for it, f, c in zip(items, found, fails, strict=True)]
+                unjudged[i] += not v.status.judged
+        return [self._decide(it, f, c, getattr(checker, "lean", None), n)
+                for it, f, c, n in zip(items, found, fails, unjudged, strict=True)]
 
     def _decide(self, it: Item, found: dict[str, tuple[str, Verdict] | None],
-                fails: Counter[str], lean: Any) -> Outcome:
+                fails: Counter[str], lean: Any, n_unjudged: int = 0) -> Outcome:
         proof, neg = found["statement"], found["negation"]
         summary = dict(fails)
         if proof and neg:
@@ -473,9 +510,14 @@ class ProveStage(_ModelStage):
                    "verdicts": {**it["verdicts"], "negation": neg[1].to_dict()}}
             return Outcome(rejected=[reject(rec, "false_formalization: negation proved",
                                             self.unit_in)])
+        if proof is None and n_unjudged:  # a timed-out / crashed check might have been the proof
+            return Outcome(rejected=[reject(
+                it, f"proof_check_unjudged: {n_unjudged} proof checks could not be judged",
+                self.unit_in)], unjudged=["proof_check_unjudged"])
         if proof is None:
             rec = {"problem": it["problem"], "statement": it["statement"],
-                   "header": it["header"], "verdicts": it["verdicts"], "attempts": summary}
+                   "header": it["header"], "verdicts": it["verdicts"], "attempts": summary,
+                   "checker": self.res.checker_provenance}
             return Outcome(rejected=[reject(it, "open: no proof or disproof within budget",
                                             self.unit_in)], side={"open": [rec]})
         return Outcome(kept=[self._row(it, proof[0], proof[1], lean)])
@@ -499,6 +541,7 @@ class ProveStage(_ModelStage):
             "prover": asdict(self.cfg.formal.prover),
             "lean": lean.to_dict() if hasattr(lean, "to_dict") else None,
             "back_translation": it.get("back_translation"),
+            "checker": self.res.checker_provenance,
             "stage_fingerprint": self.fingerprint,
         }
         traj = Trajectory(problem=problem,

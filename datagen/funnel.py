@@ -31,6 +31,8 @@ class StageCounts:
         produced: outputs passed to the next stage.
         rejected_out: reason -> sub-records (e.g. single attempts) dropped inside the stage.
         sub_unit: what ``rejected_out`` counts ("attempts", "statements").
+        unjudged: how many ``unit_in`` still have an infrastructure failure after the
+            retries (could not judge; their rejection reasons say which failure).
     """
 
     stage: str
@@ -42,6 +44,7 @@ class StageCounts:
     produced: int = 0
     rejected_out: dict[str, int] = field(default_factory=dict)
     sub_unit: str = ""
+    unjudged: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -80,6 +83,8 @@ class Funnel:
             sub = [f"{n} {r}" for r, n in sorted(s.rejected_out.items(), key=lambda kv: -kv[1])]
             if sub:
                 why.append(f"[dim]{s.sub_unit or 'sub-records'}: " + ", ".join(sub) + "[/dim]")
+            if s.unjudged:
+                why.insert(0, f"[bold red]{s.unjudged} could not be judged (infra)[/bold red]")
             out = f"{s.left} {s.unit_in}"
             if s.unit_out and s.unit_out != s.unit_in:
                 out += f" -> {s.produced} {s.unit_out}"

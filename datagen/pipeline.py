@@ -19,7 +19,8 @@ Stages (each resumable, each counted in the funnel):
 
 Output folder layout (``cfg.out``)::
 
-    stages/NN_<stage>.jsonl   append-only per-stage results (resume state)
+    stages/<stage>.jsonl      append-only per-stage results (resume state), named by stage
+    stages/<stage>.settings.json  the settings the stage's results depend on (resume check)
     data.jsonl / data.parquet / hf_dataset/   verified records (datagen.export)
     rejected.jsonl            everything dropped, with stage and reason
     review.jsonl / open.jsonl judge disagreements / statements neither proved nor refuted
@@ -32,11 +33,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datagen.config import DatagenConfig
+from datagen.config import DatagenConfig, config_dict
 from datagen.funnel import Funnel, StageCounts
 from datagen.runner import Item, Progress, StageResult, StageRunner
 from datagen.stages import DecontamStage, DedupStage, as_items
@@ -78,6 +79,7 @@ class Components:
     grader: Any = None
     checker: Any = None
     prover: Any = None
+    replay_only: bool = False
 
 
 def load_stage(cfg: DatagenConfig) -> tuple[list[Problem], list[dict[str, Any]], StageCounts]:
@@ -137,6 +139,10 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
         DatagenReport (also written as ``funnel.json``).
 
     Raises:
+        prover.types.LeanUnavailable: a formal mode with the ``repl`` prover (the default) and
+            no usable Lean; raised before anything runs, naming ``verimath doctor``.
+        ScriptedExportRefused: rows verified by a test double and no ``export.allow_scripted``.
+        verimath.jobs.SettingsMismatch: a stage's stored settings differ (keys named).
         FileNotFoundError: an input or a decontamination benchmark cannot be found.
         KeyboardInterrupt: passed on after closing everything; what was stored is kept and a
             re-run with the same ``out`` continues from there.
@@ -146,6 +152,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
 
     t_start = time.perf_counter()
     comps = components or Components()
+    if not comps.replay_only:
+        _preflight(cfg, comps)
     if cfg.torch_threads:
         import torch
 
@@ -153,7 +161,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     funnel = Funnel()
-    runner = StageRunner(out, funnel, progress, max_inflight=cfg.max_inflight)
+    runner = StageRunner(out, funnel, progress, max_inflight=cfg.max_inflight,
+                         retries=cfg.infra_retries, replay_only=comps.replay_only)
     problems, rejected, load_counts = load_stage(cfg)
     funnel.add(load_counts)
     items = as_items(problems)
@@ -172,6 +181,11 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     if cfg.decontam.enabled and cfg.decontam.benchmarks:
         d = cfg.decontam
         items = run(DecontamStage(d.benchmarks, d.ngram, d.min_overlap), items)
+    from verimath.jobs import select_shard, settings_of, shard_manifest
+
+    mine = select_shard([it["key"] for it in items], cfg.shard)
+    shard_info = shard_manifest(cfg.shard, [items[i]["key"] for i in mine], mine)
+    items = [items[i] for i in mine]
     rows: list[dict[str, Any]] = []
     owned: list[Any] = []
     extra_manifest: dict[str, Any] = {}
@@ -209,6 +223,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
         rejected = [r for r in rejected if r.get("unit") not in ("attempts", "proofs")]
     from datagen.export import export_all
 
+    _refuse_doubles(cfg, rows)
     t = time.perf_counter()
     paths = export_all(out, rows, rejected, side, formats=cfg.export.formats,
                        push_to_hub=cfg.export.push_to_hub, private=cfg.export.private)
@@ -219,9 +234,41 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
                       files=paths.files)
     funnel.write_png(out / "funnel.png", title=f"datagen funnel ({cfg.mode})")
     atomic_write_json(out / "manifest.json", build_manifest(
-        "datagen", _config_dict(cfg), counts=paths.counts, **extra_manifest))
+        "datagen", config_dict(cfg), settings=settings_of(config_dict(cfg)), counts=paths.counts,
+        **shard_info, **extra_manifest))
     return DatagenReport(out=out, funnel=funnel, counts=paths.counts, timing=timing,
                          files=paths.files)
+
+
+class ScriptedExportRefused(ValueError):
+    """Rows verified by a test double (the scripted prover) would be exported as verified data."""
+
+
+def _preflight(cfg: DatagenConfig, comps: Components) -> None:
+    """Stop before any work when the formal stages need Lean and there is none."""
+    if cfg.mode in ("formal", "both") and comps.checker is None \
+            and cfg.formal.prover.backend == "repl":
+        from prover.toolchain import require_lean
+
+        require_lean(cfg.formal.prover.project_dir)
+
+
+def _by_double(row: dict[str, Any]) -> bool:
+    """Whether a test double judged any verdict of ``row`` (its provenance names it)."""
+    if (row.get("provenance") or {}).get("checker", {}).get("test_double"):
+        return True
+    return any(((v or {}).get("detail") or {}).get("checker", {}).get("test_double")
+               for v in (row.get("verdicts") or {}).values())
+
+
+def _refuse_doubles(cfg: DatagenConfig, rows: list[dict[str, Any]]) -> None:
+    n = sum(_by_double(r) for r in rows)
+    if n and not cfg.export.allow_scripted:
+        raise ScriptedExportRefused(
+            f"{n} of {len(rows)} verified rows were judged by the scripted prover (a test "
+            "double: Lean never ran); nothing was exported. Use formal.prover.backend=repl "
+            "with a Lean project, or pass --allow-scripted (export.allow_scripted=true) to "
+            "export them anyway, marked as such in their provenance")
 
 
 def _timing(runner: StageRunner, owned: list[Any], total: float) -> dict[str, float]:
@@ -234,7 +281,3 @@ def _timing(runner: StageRunner, owned: list[Any], total: float) -> dict[str, fl
     return out
 
 
-def _config_dict(cfg: DatagenConfig) -> dict[str, Any]:
-    d = asdict(cfg)
-    d["rollout"]["strategy"] = str(cfg.rollout.strategy)
-    return d

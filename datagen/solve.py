@@ -10,7 +10,9 @@ An attempt is kept when a verifier accepts it:
   (``verified_by="self_consistency"``; the verdict says how many agreed).
 
 Everything else is rejected with a reason: ``wrong``, ``no_answer``, ``sandbox_error``
-(infrastructure: never counted wrong), ``grader_timeout`` / ``grader_error`` (could not judge),
+(infrastructure: never counted wrong), ``grader_timeout`` / ``grader_error`` (could not judge;
+a problem with any of these three is not final: a resume solves it again, see
+``DatagenConfig.infra_retries``),
 ``bad_gold``, ``truncated`` / ``tool_limit``, ``duplicate_attempt``, ``over_cap``, ``no_majority``.
 
 The stage is pipelined (see :mod:`datagen.runner`): ``generate`` runs the rollouts of a batch
@@ -27,10 +29,12 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
+from datagen.config import stage_settings
 from datagen.dedup import normalize_text
 from datagen.export import export_row
-from datagen.runner import Item, Outcome, fingerprint, reject
+from datagen.runner import Item, Outcome, reject
 from datagen.stages import item_problem
+from verimath.jobs import fingerprint_of
 from verimath.records import Attempt, Problem, Verdict, VerdictStatus, content_hash
 
 if TYPE_CHECKING:
@@ -48,6 +52,9 @@ _STATUS_REASON = {
     VerdictStatus.TIMEOUT: "grader_timeout",
     VerdictStatus.ERROR: "grader_error",
 }
+#: Attempt rejection reasons that are infrastructure failures (could not judge): a problem with
+#: any of them is not final and is solved again on resume (``DatagenConfig.infra_retries``).
+INFRA_REASONS = frozenset({"sandbox_error", "grader_timeout", "grader_error"})
 
 
 class TimedBackend:
@@ -111,12 +118,10 @@ class SolveStage:
         self.timing: defaultdict[str, float] = defaultdict(float)
         b = cfg.backend
         model = getattr(comps.backend, "model_id", None) or b.model
-        self.fingerprint = fingerprint(
-            "solve", b.backend, model, b.gguf_file, asdict(self.params),
-            str(cfg.rollout.strategy), cfg.rollout.max_tool_calls,
-            cfg.rollout.max_tool_output_chars, self.template.hash, GRADER_VERSION,
-            asdict(cfg.solve),
-        )
+        self.settings = stage_settings(
+            cfg, ("backend", "rollout", "sandbox", "grader", "solve"), model=model,
+            prompt_hash=self.template.hash, grader_version=GRADER_VERSION)
+        self.fingerprint = fingerprint_of(self.settings)
         self._provenance: dict[str, Any] | None = None
 
     def _params(self) -> SamplingParams:
@@ -252,7 +257,7 @@ class SolveStage:
                 voters.append((j, a))  # a truncated attempt still votes, it is not kept
             if pre is not None:
                 rejected.append((j, a, pre))
-        groups = self._group_answers([a.answer for _, a in voters])  # type: ignore[misc]
+        groups, unjudged = self._group_answers([a.answer for _, a in voters])  # type: ignore[misc]
         accepted: list[tuple[int, Attempt, dict[str, Verdict]]] = []
         ranked = sorted(groups, key=len, reverse=True)
         top = ranked[0] if ranked else []
@@ -275,16 +280,31 @@ class SolveStage:
             else:
                 rejected.append((j, a, "minority_answer" if ok else "no_majority"))
         rejected.sort(key=lambda r: r[0])
-        return self._outcome(it, p, accepted, rejected, "self_consistency", sc_answer=answer)
+        out = self._outcome(it, p, accepted, rejected, "self_consistency", sc_answer=answer)
+        if unjudged:
+            out.unjudged = sorted({*out.unjudged, "grader_unjudged_vote"})
+        return out
 
-    def _group_answers(self, answers: list[str]) -> list[list[int]]:
-        """Indices of ``answers`` grouped as maj@k groups them, with grader equivalence."""
+    def _group_answers(self, answers: list[str]) -> tuple[list[list[int]], int]:
+        """Indices of ``answers`` grouped as maj@k groups them, with grader equivalence.
+
+        Returns:
+            ``(groups, n)``: ``n`` equivalence checks the grader could not judge (timeout /
+            crash); their pairs are left apart, and the outcome is marked unjudged.
+        """
         from reasoning.metrics import group_answers
 
         assert self.grader is not None
         grader = self.grader
-        return group_answers(answers, equivalent=lambda pairs: [
-            v.correct for v in grader.grade_many(list(pairs), extract=False)])
+        n_unjudged = 0
+
+        def equivalent(pairs: object) -> list[bool]:
+            nonlocal n_unjudged
+            verdicts = grader.grade_many(list(pairs), extract=False)  # type: ignore[call-overload]
+            n_unjudged += sum(not v.status.judged for v in verdicts)
+            return [v.correct for v in verdicts]
+
+        return group_answers(answers, equivalent=equivalent), n_unjudged
 
     def _outcome(self, it: Item, p: Problem,
                  accepted: list[tuple[int, Attempt, dict[str, Verdict]]],
@@ -320,7 +340,8 @@ class SolveStage:
             why = ", ".join(f"{n} {r}" for r, n in counts.most_common())
             rej.append(reject({"key": it["key"], "problem": p.to_dict()},
                               f"no verified attempt: {why or 'no attempts'}", self.unit_in))
-        return Outcome(kept=kept, rejected=rej)
+        infra = sorted({reason for _, _, reason in rejected if reason in INFRA_REASONS})
+        return Outcome(kept=kept, rejected=rej, unjudged=infra)
 
     def _attempt_reject(self, it: Item, p: Problem, j: int, a: Attempt,
                         reason: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 A verdict is keyed by (statement hash, proof hash, Lean toolchain, Mathlib revision, audit
 version): the same proof of the same statement checked by the same Lean with the same audit
 gives the same verdict. Only judged verdicts (CORRECT / WRONG) are stored; TIMEOUT and ERROR
-are retried next time. Storage is :class:`verimath.store.ResultStore` (append-only JSONL,
-torn-line safe), guarded by a lock so parallel checks can share one cache.
+are retried next time. Storage is :class:`verimath.jobs.JobStore` (append-only JSONL under an
+``fcntl.flock``, torn-line safe), so concurrent jobs, in threads or separate processes, share one
+cache file: a verdict one job stores is seen by the others.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from prover.audit import AUDIT_VERSION
 from prover.types import LeanVersion, ProofTask
+from verimath.jobs import DuplicateKeyError, JobStore
 from verimath.records import Verdict, content_hash
-from verimath.store import ResultStore
 
 
 def cache_key(task: ProofTask, lean: LeanVersion) -> str:
@@ -34,7 +35,7 @@ class VerdictCache:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._store = ResultStore(self.path)
+        self._store = JobStore(self.path)
         self._lock = threading.Lock()
 
     def get(self, task: ProofTask, lean: LeanVersion) -> Verdict | None:
@@ -47,11 +48,19 @@ class VerdictCache:
         return Verdict(v.status, v.reason, {**v.detail, "cached": True})
 
     def put(self, task: ProofTask, lean: LeanVersion, verdict: Verdict) -> bool:
-        """Store a judged verdict; returns False (and stores nothing) for TIMEOUT / ERROR."""
+        """Store a judged verdict; returns False (and stores nothing) for TIMEOUT / ERROR.
+
+        Also False when the key is already stored (another job checked the same proof first:
+        the verdict of the same check is the same).
+        """
         if not verdict.status.judged:
             return False
         with self._lock:
-            return self._store.add(cache_key(task, lean), {"verdict": verdict.to_dict()})
+            try:
+                self._store.add(cache_key(task, lean), {"verdict": verdict.to_dict()})
+            except DuplicateKeyError:
+                return False
+            return True
 
     def __len__(self) -> int:
         return len(self._store)

@@ -24,6 +24,7 @@ from typing import Any
 
 from prover.envbase import ReplayingEnv, Step
 from prover.lean_text import parse_statement
+from prover.toolchain import DOCTOR_HINT
 from prover.types import (
     LeanCrash,
     LeanTimeout,
@@ -62,6 +63,21 @@ class DojoConfig:
             raise ValueError(f"file_path={self.file_path!r}: must name a .lean file")
         if self.timeout_s < 1 or self.memory_gb < 1 or self.cpus < 1:
             raise ValueError("timeout_s, memory_gb and cpus must be >= 1")
+
+
+def lean_dojo() -> Any:
+    """The ``lean_dojo`` module, imported on first use (an optional dependency).
+
+    Raises:
+        LeanUnavailable: ``lean-dojo`` is not installed (``pip install 'verimath[lean]'``).
+    """
+    try:
+        import lean_dojo as mod
+    except ImportError as e:
+        raise LeanUnavailable(
+            "LeanDojo is not installed (it is optional: pip install 'verimath[lean]', or use "
+            f"env=repl); {DOCTOR_HINT}") from e
+    return mod
 
 
 def _set_limits(cfg: DojoConfig) -> None:
@@ -130,16 +146,15 @@ def default_dojo_factory(cfg: DojoConfig, expected: LeanVersion | None = None,
         LeanUnavailable: the versions differ.
     """
     _set_limits(cfg)
-    from lean_dojo import Dojo, LeanGitRepo, Theorem
-
+    ld = lean_dojo()
     if repo is None:
-        repo = LeanGitRepo(cfg.repo_url, cfg.commit)
+        repo = ld.LeanGitRepo(cfg.repo_url, cfg.commit)
     if expected is not None:
         require_same_lean(dojo_repo_version(repo), expected)
 
     def make(task: ProofTask) -> Any:
         name = parse_statement(task.formal_statement).name or task.name
-        return Dojo(Theorem(repo, cfg.file_path, name), timeout=cfg.timeout_s)
+        return ld.Dojo(ld.Theorem(repo, cfg.file_path, name), timeout=cfg.timeout_s)
 
     return make
 
@@ -177,7 +192,9 @@ class DojoEnv(ReplayingEnv):
             self._factory = default_dojo_factory(self.cfg, self.expected_lean)
 
     def _open(self, task: ProofTask) -> tuple[Any, str, int]:
-        from lean_dojo import DojoCrashError, DojoInitError, TacticState
+        ld = lean_dojo()
+        DojoCrashError, DojoInitError, TacticState = (  # noqa: N806
+            ld.DojoCrashError, ld.DojoInitError, ld.TacticState)
 
         self.preflight()
         assert self._factory is not None

@@ -34,7 +34,7 @@ from prover.search import SearchConfig, SearchStatus, load_template
 from prover.types import LeanVersion, ProofChecker, ProofEnv
 from reasoning.metrics import check_ks
 from verimath.backends import BackendConfig
-from verimath.records import Problem, content_hash
+from verimath.records import Problem
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, SamplingParams
@@ -71,6 +71,11 @@ class ProveConfig:
         dojo: LeanDojo repo and limits (env ``dojo``).
         verdict_cache: cache judged verdicts on disk (free re-checks).
         cache_path: cache file; None uses ``$VERIMATH_CACHE/lean_verdicts.jsonl``.
+        infra_retries: how many more times a resume runs a problem with an attempt Lean could
+            not judge (timeout, crash); until then its record is provisional
+            (``retries.jsonl``). 0 makes the first record final.
+        shard: ``"I/N"``: only shard ``I`` (0-based) of ``N`` of the problems (split by
+            problem id); ``verimath merge`` joins shard folders. None runs every problem.
     """
 
     benchmark: str = "minif2f"
@@ -95,6 +100,8 @@ class ProveConfig:
     dojo: DojoConfig = field(default_factory=DojoConfig)
     verdict_cache: bool = True
     cache_path: str | None = None
+    infra_retries: int = 2
+    shard: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_ks(self.k, self.n))
@@ -106,6 +113,11 @@ class ProveConfig:
             raise ValueError("rounds must be >= 0 and batch_size >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1 or null")
+        if self.infra_retries < 0:
+            raise ValueError("infra_retries must be >= 0")
+        from verimath.jobs import parse_shard
+
+        parse_shard(self.shard)
 
 
 @dataclass(frozen=True)
@@ -180,24 +192,21 @@ def build_env(cfg: ProveConfig, pool: Any, lean: LeanVersion | None = None) -> P
     return ReplProofEnv(pool, timeout_s=cfg.repl.timeout_s)
 
 
-def _fingerprint(cfg: ProveConfig, prompt_hash: str, lean: dict[str, Any]) -> str:
-    """Hash of everything that changes results; resuming requires it to match."""
-    b = cfg.backend
-    return content_hash(cfg.benchmark, cfg.split, cfg.mode, cfg.n, cfg.rounds, cfg.chat,
-                        cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.seed, b.backend, b.model,
-                        b.gguf_file, asdict(cfg.search) if cfg.mode == "bfs" else None,
-                        cfg.env if cfg.mode == "bfs" else None, prompt_hash, lean,
-                        AUDIT_VERSION)
+def run_settings(cfg: ProveConfig, prompt_hash: str, lean: dict[str, Any]) -> dict[str, Any]:
+    """The settings results depend on (resume refuses a change to any of them).
 
+    The whole config minus ``verimath.jobs.NON_RESULT_KEYS`` (and, in ``whole`` mode, the
+    ``search`` / ``env`` / ``dojo`` settings only bfs reads), plus the prompt hash, the Lean
+    toolchain / Mathlib revision and the audit version; a flat ``{dotted_key: value}`` dict.
+    """
+    from verimath.jobs import settings_of
 
-def _check_fingerprint(out: Path, fp: str) -> None:
-    man = out / "manifest.json"
-    if not man.exists() or not (out / "records.jsonl").exists():
-        return
-    old = json.loads(man.read_text(encoding="utf-8")).get("fingerprint")
-    if old and old != fp:
-        raise ValueError(f"{out} holds a run with different settings (fingerprint {old} != {fp});"
-                         " use another --out, or delete the folder to start over")
+    d = asdict(cfg)
+    if cfg.mode == "whole":
+        for key in ("search", "env", "dojo"):
+            d.pop(key)
+    return settings_of(d, extra={"prompt_hash": prompt_hash, "lean": lean,
+                                 "audit_version": AUDIT_VERSION})
 
 
 def _record(p: Problem, mode: str, attempts: list[dict[str, Any]], seconds: float
@@ -281,13 +290,22 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     Raises:
         prover.types.LeanUnavailable: no usable Lean (raised before anything is loaded).
         FileNotFoundError: the benchmark cannot be found.
-        ValueError: ``cfg.out`` holds a run with a different fingerprint.
+        verimath.jobs.SettingsMismatch: ``cfg.out`` holds a run with different settings
+            (a ValueError; names the keys).
     """
     from verimath.backends import load_backend
     from verimath.datasets import load_problems
+    from verimath.jobs import (
+        JobRecords,
+        check_settings,
+        fingerprint_of,
+        has_results,
+        select_shard,
+        shard_manifest,
+    )
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
-    from verimath.store import ResultStore, atomic_write_json, atomic_write_text
+    from verimath.store import atomic_write_json, atomic_write_text
 
     owned: list[Any] = []
     if checker is None:
@@ -301,24 +319,30 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     out.mkdir(parents=True, exist_ok=True)
     lean = checker.lean.to_dict()
     prompt = load_template("tactic" if cfg.mode == "bfs" else "whole_proof")
-    fp = _fingerprint(cfg, prompt.hash, lean)
-    _check_fingerprint(out, fp)
+    settings = run_settings(cfg, prompt.hash, lean)
+    fp = fingerprint_of(settings)
+    check_settings(out / "manifest.json", settings, has_work=has_results(out))
     loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit)
     errors = [{"where": e.where, "field": e.field_name, "error": e.problem}
               for e in loaded.errors]
     atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
     problems = [p for p in loaded.problems if p.formal_statement]
-    store = ResultStore(out / "records.jsonl", key_field="id")
+    mine = select_shard([p.id for p in problems], cfg.shard)
+    shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
+    problems = [problems[i] for i in mine]
+    store = JobRecords(out, retries=cfg.infra_retries,
+                       unjudged=lambda rec: rec.get("n_infra", 0) > 0)
     todo = [p for p in problems if p.id not in store]
     try:
         if todo and backend is None:
             backend = load_backend(cfg.backend)
             owned.append(backend)
         manifest = build_manifest(
-            "prove", asdict(cfg), fingerprint=fp, benchmark_source=loaded.source,
+            "prove", asdict(cfg), fingerprint=fp, settings=settings, benchmark_source=loaded.source,
             model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=prompt.hash,
             lean=lean, audit_version=AUDIT_VERSION, seed=cfg.seed,
-            sampling=asdict(sampling_params(cfg)), n_problems=len(problems))
+            sampling=asdict(sampling_params(cfg)), n_problems=len(problems),
+            damaged_record_lines=store.final.damaged, **shard_info)
         atomic_write_json(out / "manifest.json", manifest)
         with StageBars(progress) as bar:
             bar.start("prove", len(problems), done=len(problems) - len(todo))
@@ -328,11 +352,22 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
         for o in reversed(owned):
             o.close()
     records = [r for p in problems if (r := store.get(p.id)) is not None]
-    summary = score(records, cfg.k)
-    summary.update(benchmark=cfg.benchmark, split=cfg.split, mode=cfg.mode,
-                   model=manifest["model"], lean=lean, audit_version=AUDIT_VERSION)
-    atomic_write_json(out / "summary.json", summary)
+    summary = finalize(out, records, manifest)
     return ProveReport(summary, out, len(problems), len(loaded.errors))
+
+
+def finalize(out: Path, records: list[dict[str, Any]], manifest: dict[str, Any]
+             ) -> dict[str, Any]:
+    """Score ``records`` and write ``summary.json`` (also ``verimath merge`` of shards)."""
+    from verimath.store import atomic_write_json
+
+    c = manifest["config"]
+    summary = score(records, tuple(c["k"]))
+    summary.update(benchmark=c["benchmark"], split=c["split"], mode=c["mode"],
+                   model=manifest["model"], lean=manifest["lean"],
+                   audit_version=manifest["audit_version"])
+    atomic_write_json(out / "summary.json", summary)
+    return summary
 
 
 def _run(cfg: ProveConfig, todo: list[Problem], backend: Any, checker: ProofChecker,

@@ -139,7 +139,14 @@ class ScriptedChecker:
         compiles: theorem name -> does the statement compile (compile filter); names not
             listed compile when they parse.
         lean: recorded toolchain / Mathlib revision.
+
+    Attributes:
+        test_double: always True: records judged by this checker say so in their provenance
+            and ``verimath datagen`` refuses to export rows it verified unless told to.
     """
+
+    name = "scripted"
+    test_double = True
 
     def __init__(self, proofs: Mapping[str, Iterable[str]] | None = None, *,
                  judge: Callable[[ProofTask], VerdictStatus] | None = None,

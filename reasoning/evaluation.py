@@ -11,8 +11,10 @@ Output folder ``out/``:
 * ``manifest.json`` – versions, model, sampling, prompt hash, grader version, isolation, seed;
 * ``pass_at_k.png`` – a bar chart of the summary.
 
-Re-running with the same ``out`` continues where an interrupted run stopped; a different model,
-strategy, sampling or prompt in the same folder is refused (it would mix runs).
+Re-running with the same ``out`` continues where an interrupted run stopped. Any setting that
+can change results (the whole config minus ``verimath.jobs.NON_RESULT_KEYS``, plus the prompt
+hash and grader version) that differs from the stored run is refused, naming the keys, before
+anything in the folder is written (it would mix runs).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from reasoning.metrics import check_ks
 from reasoning.rollout import RolloutConfig, Strategy, load_prompt
 from reasoning.service.factory import GraderSettings, SandboxSettings
 from verimath.backends import BackendConfig
-from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus, content_hash
+from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus
 
 if TYPE_CHECKING:
     from reasoning.grading import Grader
@@ -56,6 +58,12 @@ class EvalConfig:
         k: the k of pass@k and maj@k reported (each must be <= n).
         temperature / top_p / max_tokens: sampling; temperature 0 is greedy.
         seed: sampling seed (recorded in the manifest).
+        infra_retries: how many more times a resume runs a problem whose record has an
+            attempt that could not be judged (sandbox error, grader timeout); until then its
+            record is provisional (``retries.jsonl``). 0 makes the first record final.
+        shard: ``"I/N"``: run only shard ``I`` (0-based) of ``N``, a deterministic split by
+            problem id (``verimath.jobs.shard_of``); ``verimath merge`` joins the shard
+            folders into the files of one unsharded run. None runs every problem.
         backend / rollout / sandbox / grader: component configs.
     """
 
@@ -73,6 +81,8 @@ class EvalConfig:
     top_p: float = 1.0
     max_tokens: int = 384
     seed: int = 0
+    infra_retries: int = 2
+    shard: str | None = None
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     sandbox: SandboxSettings = field(default_factory=lambda: SandboxSettings(timeout_s=5.0))
@@ -84,6 +94,11 @@ class EvalConfig:
             log.warning("n=%d with temperature 0: samples will be near-identical", self.n)
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1 or null")
+        if self.infra_retries < 0:
+            raise ValueError("infra_retries must be >= 0")
+        from verimath.jobs import parse_shard
+
+        parse_shard(self.shard)
 
 
 @dataclass(frozen=True)
@@ -96,18 +111,16 @@ class EvalReport:
     n_bad_records: int
 
 
-def _fingerprint(cfg: EvalConfig, prompt_hash: str) -> str:
-    """Hash of everything that changes results; resuming requires it to match."""
-    b = cfg.backend
-    return content_hash(
-        cfg.benchmark, cfg.split, cfg.n, cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.seed,
-        b.backend, b.model, b.gguf_file, str(cfg.rollout.strategy), cfg.rollout.max_tool_calls,
-        prompt_hash, GRADER_VERSION,
-        # how records are read (appended only when set, so existing runs keep resuming)
-        *((cfg.question_field, cfg.answer_field, cfg.id_field, cfg.allow_missing_gold)
-          if (cfg.question_field or cfg.answer_field or cfg.id_field or cfg.allow_missing_gold)
-          else ()),
-    )
+def run_settings(cfg: EvalConfig, prompt_hash: str) -> dict[str, Any]:
+    """The settings results depend on (resume refuses a change to any of them).
+
+    The whole config minus ``verimath.jobs.NON_RESULT_KEYS``, plus the prompt-template hash
+    and the grader version; a flat ``{dotted_key: value}`` dict.
+    """
+    from verimath.jobs import settings_of
+
+    return settings_of(_config_dict(cfg), extra={"prompt_hash": prompt_hash,
+                                                 "grader_version": GRADER_VERSION})
 
 
 def _sample_correct(attempt: Attempt, verdict: Verdict) -> bool | None:
@@ -160,29 +173,45 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
 
     Raises:
         FileNotFoundError: the benchmark cannot be found (message says how to fix).
-        ValueError: ``cfg.out`` holds a run with a different fingerprint.
+        verimath.jobs.SettingsMismatch: ``cfg.out`` holds a run with different settings
+            (a ValueError; names the keys).
     """
     from reasoning.rollout import rollout
     from reasoning.service.factory import make_grader, make_sandbox
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
+    from verimath.jobs import (
+        JobRecords,
+        check_settings,
+        fingerprint_of,
+        has_results,
+        select_shard,
+        shard_manifest,
+    )
     from verimath.layouts import FieldMap
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
-    from verimath.store import ResultStore, atomic_write_json
+    from verimath.store import atomic_write_json
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     template = load_prompt(cfg.rollout.strategy, cfg.rollout.prompt_file)
-    fp = _fingerprint(cfg, template.hash)
-    _check_fingerprint(out, fp)
+    settings = run_settings(cfg, template.hash)
+    fp = fingerprint_of(settings)
+    check_settings(out / "manifest.json", settings, has_work=has_results(out))
     fields = FieldMap(cfg.question_field, cfg.answer_field, cfg.id_field)
     loaded = load_problems(cfg.benchmark, split=cfg.split, limit=cfg.limit, fields=fields,
                            allow_missing_gold=cfg.allow_missing_gold)
     _write_errors(out, loaded.errors)
     problems = [p for p in loaded.problems if p.informal]
-    store = ResultStore(out / "records.jsonl", key_field="id")
+    mine = select_shard([p.id for p in problems], cfg.shard)
+    shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
+    problems = [problems[i] for i in mine]
+    store = JobRecords(out, retries=cfg.infra_retries, unjudged=_unjudged)
     todo = [p for p in problems if p.id not in store]
+    retried = sum(store.tries(p.id)[0] > 0 for p in todo)
+    if retried:
+        log.info("%d problems retried after an infrastructure failure", retried)
     log.info("%d problems, %d already done, %d to run", len(problems), len(problems) - len(todo),
              len(todo))
     params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -193,12 +222,14 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         backend = load_backend(cfg.backend)
     sandbox = make_sandbox(cfg.sandbox) if needs_sandbox else None
     manifest = build_manifest(
-        "eval", _config_dict(cfg), fingerprint=fp, benchmark_source=loaded.source,
+        "eval", _config_dict(cfg), fingerprint=fp, settings=settings,
+        benchmark_source=loaded.source,
         model=getattr(backend, "model_id", cfg.backend.model), prompt_hash=template.hash,
         grader_version=GRADER_VERSION, isolation=sandbox.isolation if sandbox else None,
         seed=cfg.seed, sampling=asdict(params), n_problems=len(problems),
         n_bad_records=len(loaded.errors), n_duplicate_ids=len(loaded.duplicates),
-        n_problems_without_gold=loaded.missing_gold,
+        n_problems_without_gold=loaded.missing_gold, damaged_record_lines=store.final.damaged,
+        **shard_info,
     )
     atomic_write_json(out / "manifest.json", manifest)
     try:
@@ -223,11 +254,20 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
             sandbox.close()
         if owned and backend is not None:
             backend.close()
-    from reasoning.report import write_outputs
-
-    summary = write_outputs(out, [r for r in _ordered(store, problems)], cfg.k, manifest)
+    summary = finalize(out, _ordered(store, problems), manifest)
     return EvalReport(summary=summary, out=out, n_problems=len(problems),
                       n_bad_records=len(loaded.errors))
+
+
+def finalize(out: Path, records: list[dict[str, Any]], manifest: dict[str, Any]
+             ) -> dict[str, Any]:
+    """Write ``summary.json``, ``results.parquet`` and the chart from ``records``.
+
+    Also used by ``verimath merge`` on the merged records of shards. Returns the summary.
+    """
+    from reasoning.report import write_outputs
+
+    return write_outputs(out, records, tuple(manifest["config"]["k"]), manifest)
 
 
 def _ordered(store: Any, problems: list[Problem]) -> list[dict[str, Any]]:
@@ -241,16 +281,9 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
     return d
 
 
-def _check_fingerprint(out: Path, fp: str) -> None:
-    man = out / "manifest.json"
-    if not man.exists() or not (out / "records.jsonl").exists():
-        return
-    old = json.loads(man.read_text(encoding="utf-8")).get("fingerprint")
-    if old and old != fp:
-        raise ValueError(
-            f"{out} holds a run with different settings (fingerprint {old} != {fp}); "
-            "use another --out, or delete the folder to start over"
-        )
+def _unjudged(record: dict[str, Any]) -> bool:
+    """A record with an attempt that could not be judged (not final until retried)."""
+    return any(a.get("correct") is None for a in record["attempts"])
 
 
 def _write_errors(out: Path, errors: list[RecordError]) -> None:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "check": "check_cmd",
     "doctor": "doctor_cmd",
     "datagen": "datagen_cmd",
+    "merge": "merge_cmd",
     "sft": "sft_cmd",
     "grpo": "grpo_cmd",
     "serve": "serve_cmd",

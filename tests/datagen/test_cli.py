@@ -34,6 +34,15 @@ def test_bad_config_is_exit_code_2(capsys, tmp_path) -> None:
     assert cli(["datagen", "--mode", "informal", "nonsense_key=1"]) == 2
 
 
+def test_formal_preset_without_lean_stops_naming_doctor(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `lake` on PATH
+    rc = cli(["datagen", "--config", str(REPO / "configs/datagen/minif2f_formal.yaml"),
+              "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 2
+    assert "verimath doctor" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_help_lists_datagen(capsys) -> None:
     with pytest.raises(SystemExit):
         cli(["datagen", "--help"])
@@ -63,7 +72,7 @@ def test_formal_preset_with_the_embedded_model_and_the_prover_double(tmp_path,
     out = tmp_path / "formal"
     rc = cli(["datagen", "--config", str(REPO / "configs/datagen/minif2f_formal.yaml"),
               "--limit", "2", "--out", str(out), "--no-progress", "--torch-threads", "1",
-              "formal.max_tokens=96"])
+              "formal.max_tokens=96", "formal.prover.backend=scripted"])
     assert rc == 0
     funnel = json.loads((out / "funnel.json").read_text())
     assert [s["stage"] for s in funnel["stages"]][:4] == ["load", "dedup", "decontaminate",

@@ -6,9 +6,15 @@ import json
 
 import pytest
 
-from datagen.config import DatagenConfig, DecontamConfig, ExportConfig, FormalConfig
+from datagen.config import (
+    DatagenConfig,
+    DecontamConfig,
+    ExportConfig,
+    FormalConfig,
+    ProverSettings,
+)
 from datagen.formal import extract_statement, parse_judgment, theorem_name
-from datagen.pipeline import Components, main
+from datagen.pipeline import Components, ScriptedExportRefused, main
 from prover.scripted import ScriptedChecker
 from verimath.config import load_config
 from verimath.testing import ScriptedBackend, question_of
@@ -71,11 +77,15 @@ def _write_input(path) -> str:
     return str(path)
 
 
-def _cfg(tmp_path, **kw) -> DatagenConfig:
+SCRIPTED = ProverSettings(backend="scripted")  # the double, chosen explicitly
+
+
+def _cfg(tmp_path, allow_scripted: bool = True, **kw) -> DatagenConfig:
     return DatagenConfig(
         mode="formal", inputs=(_write_input(tmp_path / "in.jsonl"),), out=str(tmp_path / "out"),
-        decontam=DecontamConfig(enabled=False), export=ExportConfig(formats=("jsonl",)),
-        formal=FormalConfig(n_formalizations=2), **kw)
+        decontam=DecontamConfig(enabled=False),
+        export=ExportConfig(formats=("jsonl",), allow_scripted=allow_scripted),
+        formal=FormalConfig(n_formalizations=2, prover=SCRIPTED), **kw)
 
 
 def test_formal_pipeline_with_doubles(tmp_path) -> None:
@@ -91,6 +101,9 @@ def test_formal_pipeline_with_doubles(tmp_path) -> None:
     assert row["problem"]["formal_statement"].startswith(f"theorem {theorem_name('good')}")
     assert "subst h₀" in row["messages"][-1]["content"]
     assert row["provenance"]["lean"]["toolchain"] == "scripted"
+    double = {"name": "scripted", "test_double": True}
+    assert row["provenance"]["checker"] == double  # a double's verdicts say so
+    assert row["verdicts"]["compile"]["detail"]["checker"] == double
 
     reasons = {}
     for r in map(json.loads, (out / "rejected.jsonl").read_text().splitlines()):
@@ -103,6 +116,7 @@ def test_formal_pipeline_with_doubles(tmp_path) -> None:
     assert "VERDICT: DIFFERENT" in review[0]["judgment"]
     opened = [json.loads(x) for x in (out / "open.jsonl").read_text().splitlines()]
     assert [o["problem"]["id"] for o in opened] == ["open"]
+    assert opened[0]["checker"]["test_double"] is True
 
     f = {s.stage: s for s in report.funnel.stages}
     assert (f["load"].entered, f["load"].left) == (7, 6)
@@ -117,6 +131,26 @@ def test_formal_pipeline_with_doubles(tmp_path) -> None:
     assert json.loads((out / "funnel.json").read_text())["counts"]["open"] == 1
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["formal"]["prompt_hashes"]["autoformalize"]
+
+
+def test_export_refuses_rows_a_double_verified_unless_allowed(tmp_path) -> None:
+    with pytest.raises(ScriptedExportRefused, match="--allow-scripted"):
+        main(_cfg(tmp_path, allow_scripted=False),
+             components=Components(backend=ScriptedBackend(policy), checker=_checker()))
+    assert not (tmp_path / "out" / "data.jsonl").exists()
+
+
+def test_the_default_prover_is_lean_and_without_it_nothing_runs(tmp_path, monkeypatch) -> None:
+    from prover.types import LeanUnavailable
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `lake`
+    cfg = DatagenConfig(mode="formal", inputs=(_write_input(tmp_path / "in.jsonl"),),
+                        out=str(tmp_path / "out"), decontam=DecontamConfig(enabled=False))
+    assert cfg.formal.prover.backend == "repl"
+    backend = ScriptedBackend(policy)
+    with pytest.raises(LeanUnavailable, match="verimath doctor"):
+        main(cfg, components=Components(backend=backend))
+    assert backend.calls == [] and not (tmp_path / "out" / "stages").exists()
 
 
 def test_formal_resume_makes_no_new_model_calls(tmp_path) -> None:
@@ -138,8 +172,8 @@ def test_given_statements_skip_autoformalization(tmp_path) -> None:
     }) + "\n")
     cfg = DatagenConfig(mode="formal", inputs=(str(inp),), out=str(tmp_path / "o"),
                         decontam=DecontamConfig(enabled=False),
-                        export=ExportConfig(formats=("jsonl",)),
-                        formal=FormalConfig(use_given_statement=True))
+                        export=ExportConfig(formats=("jsonl",), allow_scripted=True),
+                        formal=FormalConfig(use_given_statement=True, prover=SCRIPTED))
     backend = ScriptedBackend(policy)
     report = main(cfg, components=Components(backend=backend, checker=_checker()))
     assert report.counts["verified"] == 1
@@ -174,5 +208,5 @@ def test_parse_judgment(text: str, expected: bool | None) -> None:
 
 def test_formal_preset_loads() -> None:
     cfg = load_config(DatagenConfig, "configs/datagen/minif2f_formal.yaml")
-    assert cfg.mode == "formal" and cfg.formal.prover.backend == "scripted"
+    assert cfg.mode == "formal" and cfg.formal.prover.backend == "repl"
     assert "minif2f:test" in cfg.decontam.benchmarks

@@ -11,6 +11,7 @@ import pytest
 
 from datagen.funnel import Funnel
 from datagen.runner import Outcome, StageRunner, reject
+from verimath.jobs import SettingsMismatch
 
 
 class Square:
@@ -73,7 +74,7 @@ def test_outputs_in_input_order_and_counted(tmp_path) -> None:
     c = funnel.get("square")
     assert c is not None
     assert (c.entered, c.left, c.dropped, c.produced) == (7, 4, {"odd": 3}, 4)
-    lines = (tmp_path / "stages" / "01_square.jsonl").read_text().splitlines()
+    lines = (tmp_path / "stages" / "square.jsonl").read_text().splitlines()
     assert len(lines) == 7 and json.loads(lines[0])["input"] == "k0"
 
 
@@ -94,7 +95,7 @@ def test_resume_skips_done_items_and_gives_identical_results(tmp_path) -> None:
 
 def test_torn_last_line_is_redone(tmp_path) -> None:
     StageRunner(tmp_path, Funnel()).run(Square(), items(4))
-    path = tmp_path / "stages" / "01_square.jsonl"
+    path = tmp_path / "stages" / "square.jsonl"
     text = path.read_text()
     path.write_text(text[: len(text) - 10])  # kill -9 in the middle of the last write
     again = Square()
@@ -104,11 +105,55 @@ def test_torn_last_line_is_redone(tmp_path) -> None:
     assert len(path.read_text().splitlines()) == 4
 
 
-def test_changed_fingerprint_reruns_the_stage(tmp_path) -> None:
-    StageRunner(tmp_path, Funnel()).run(Square("v1"), items(3))
+def test_changed_settings_are_refused_naming_the_key(tmp_path) -> None:
+    first = Square("v1")
+    first.settings = {"solve.n": 4, "@prompt_hash": "abc"}
+    StageRunner(tmp_path, Funnel()).run(first, items(3))
     changed = Square("v2")
-    StageRunner(tmp_path, Funnel()).run(changed, items(3))
-    assert changed.seen == [0, 1, 2]
+    changed.settings = {"solve.n": 8, "@prompt_hash": "abc"}
+    with pytest.raises(SettingsMismatch, match="solve.n") as e:
+        StageRunner(tmp_path, Funnel()).run(changed, items(3))
+    assert e.value.keys == ["solve.n"] and changed.seen == []
+    plain = Square("v3")  # a stage without settings is checked on its fingerprint
+    with pytest.raises(SettingsMismatch):
+        StageRunner(tmp_path, Funnel()).run(plain, items(3))
+
+
+class Flaky(Square):
+    """Square whose items in ``broken`` hit an infrastructure failure (could not judge)."""
+
+    def __init__(self, broken: set[int]) -> None:
+        super().__init__()
+        self.broken = broken
+
+    def process(self, items: list[dict[str, Any]]) -> list[Outcome]:
+        outs = super().process(items)
+        for it, o in zip(items, outs, strict=True):
+            if it["x"] in self.broken:
+                outs[outs.index(o)] = Outcome(
+                    rejected=[reject(it, "sandbox_error: lost interpreter", self.unit_in)],
+                    unjudged=["sandbox_error"])
+        return outs
+
+
+def test_unjudged_outcomes_are_retried_on_resume_a_bounded_number_of_times(tmp_path) -> None:
+    funnel = Funnel()
+    res = StageRunner(tmp_path, funnel, retries=2).run(Flaky({2, 4}), items(5))
+    assert [it["y"] for it in res.kept] == [0] and funnel.get("square").unjudged == 2
+    again = Flaky({4})  # 2 works now; 4 is still broken
+    res = StageRunner(tmp_path, funnel, retries=2).run(again, items(5))
+    assert again.seen == [2, 4]
+    assert [it["y"] for it in res.kept] == [0, 4] and funnel.get("square").unjudged == 1
+    third = Flaky({4})
+    StageRunner(tmp_path, funnel, retries=2).run(third, items(5))
+    assert third.seen == [4]  # third and last try of item 4
+    last = Flaky(set())
+    res = StageRunner(tmp_path, funnel, retries=2).run(last, items(5))
+    assert last.seen == [] and funnel.get("square").unjudged == 1  # retries spent: reported
+    assert [r["reason"] for r in res.rejected].count("sandbox_error: lost interpreter") == 1
+    more = Flaky(set())  # a larger retry budget picks it up again
+    res = StageRunner(tmp_path, funnel, retries=3).run(more, items(5))
+    assert more.seen == [4] and [it["y"] for it in res.kept] == [0, 4, 16]
 
 
 def test_more_items_later_only_runs_the_new_ones(tmp_path) -> None:

@@ -92,7 +92,7 @@ def test_kill_9_mid_run_then_resume_equals_uninterrupted_run(tmp_path) -> None:
         [sys.executable, "-m", "tests.datagen.helpers", str(killed), inp, "0.4"],
         cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(REPO)})
-    stage_file = killed / "stages" / "02_solve.jsonl"
+    stage_file = killed / "stages" / "solve.jsonl"
     try:
         _wait_for_lines(stage_file, 4, proc, timeout_s=90)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole group: sandbox and grader workers too
@@ -114,7 +114,7 @@ def test_kill_9_mid_run_then_resume_equals_uninterrupted_run(tmp_path) -> None:
 
     for name in ("data.jsonl", "rejected.jsonl"):
         assert (killed / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
-    a = _lines(killed / "stages" / "02_solve.jsonl")
+    a = _lines(killed / "stages" / "solve.jsonl")
     assert len(a) == 14 and len({r["key"] for r in a}) == 14  # nothing duplicated
     assert [s.to_dict() for s in resumed.funnel.stages] == [s.to_dict() for s in
                                                             full.funnel.stages]

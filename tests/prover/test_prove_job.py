@@ -268,3 +268,44 @@ def test_doctor_reads_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     checks = {c.name: c for c in collect(str(tmp_path))}
     assert checks["Mathlib"].ok and "abc123def" in checks["Mathlib"].found
     assert not checks["project built"].ok and "lake build" in checks["project built"].fix
+
+
+def test_prove_shards_merge_into_the_unsharded_run(tmp_path: Path, shared_data: Path) -> None:
+    import dataclasses
+
+    first = [json.loads(x)["name"] for x in
+             (shared_data / "minif2f" / "minif2f.jsonl").open()][:4]
+    checker = ScriptedChecker({first[0]: ["by\n  nlinarith [h₂]"]})
+    cfg = ProveConfig(benchmark="minif2f", split="valid", limit=4, n=2, k=(1, 2),
+                      out=str(tmp_path / "whole"))
+    whole = main(cfg, progress=False, backend=ScriptedBackend(_policy_solving({first[0]})),
+                 checker=checker)
+    outs = []
+    for i in range(2):
+        c = dataclasses.replace(cfg, out=str(tmp_path / f"s{i}"), shard=f"{i}/2")
+        main(c, progress=False, backend=ScriptedBackend(_policy_solving({first[0]})),
+             checker=checker)
+        outs.append(c.out)
+    assert cli(["merge", *outs, "--out", str(tmp_path / "m")]) == 0
+    assert json.loads((tmp_path / "m" / "summary.json").read_text()) == whole.summary
+
+    def ids(d: Path) -> list[str]:
+        return [json.loads(x)["id"] for x in (d / "records.jsonl").read_text().splitlines()]
+
+    assert ids(tmp_path / "m") == ids(tmp_path / "whole") == first
+
+
+def test_prove_retries_problems_lean_could_not_judge(tmp_path: Path, shared_data: Path) -> None:
+    cfg = ProveConfig(benchmark="minif2f", split="valid", limit=2, n=1, k=(1,),
+                      out=str(tmp_path), infra_retries=1)
+    first = [json.loads(x)["name"] for x in
+             (shared_data / "minif2f" / "minif2f.jsonl").open()][:2]
+    flaky = ScriptedChecker(judge=lambda t: VerdictStatus.TIMEOUT)
+    rep = main(cfg, progress=False, backend=ScriptedBackend(_policy_solving({first[0]})),
+               checker=flaky)
+    assert rep.summary["n_infra_failures"] == 2 and rep.summary["n_judged"] == 0
+    be = ScriptedBackend(_policy_solving({first[0]}))
+    works = ScriptedChecker({first[0]: ["by\n  nlinarith [h₂]"]})
+    again = main(cfg, progress=False, backend=be, checker=works)
+    assert sum(len(p) for p, _ in be.calls) == 2  # both problems run again
+    assert again.summary["n_infra_failures"] == 0 and again.summary["n_solved"] == 1

@@ -112,6 +112,27 @@ def test_different_settings_in_same_out_are_refused(tmp_path, shared_data):
              backend=ScriptedBackend(gold_policy(shared_data)))
 
 
+@pytest.mark.parametrize("change,key", [
+    ({"sandbox": {"timeout_s": 2.0, "workers": 2}}, "sandbox.timeout_s"),  # the README example
+    ({"grader": {"float_rounding": 3}}, "grader.float_rounding"),
+])
+def test_a_changed_setting_is_refused_naming_it_and_manifest_is_kept(tmp_path, shared_data,
+                                                                     change, key):
+    cot = {"strategy": "cot"}  # no sandbox needed: the check is on the settings
+    main(make_cfg(tmp_path, shared_data, limit=2, rollout=cot), progress=False,
+         backend=ScriptedBackend(gold_policy(shared_data)))
+    man = (tmp_path / "o" / "manifest.json").read_bytes()
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        main(make_cfg(tmp_path, shared_data, limit=2, rollout=cot, **change), progress=False,
+             backend=ScriptedBackend(gold_policy(shared_data)))
+    assert (tmp_path / "o" / "manifest.json").read_bytes() == man
+    # settings that cannot change results (worker counts, a larger limit) resume fine
+    rep = main(make_cfg(tmp_path, shared_data, limit=3, rollout=cot,
+                        sandbox={"timeout_s": 3.0, "workers": 1}),
+               progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+    assert rep.n_problems == 3
+
+
 def test_bad_records_reported_not_fatal(tmp_path):
     data = tmp_path / "in.jsonl"
     data.write_text('{"question": "What is 2+2?", "answer": "4"}\n{"question": 7}\nnot json\n')
@@ -155,8 +176,140 @@ def test_infra_failures_are_excluded_not_wrong(tmp_path):
     s = rep.summary
     assert s["n_infra_failures"] == 1 and s["n_judged"] == 1
     assert s["accuracy"] == 0.0  # only the judged problem (3+3 answered 4) counts
+    assert len((rep.out / "records.jsonl").read_text().splitlines()) == 1  # one is final
+    # a resume runs the unjudged problem again (the sandbox works now), only that one
+    backend = ScriptedBackend(BrokenSandboxPolicy())
+    again = main(cfg, progress=False, backend=backend)
+    assert sum(len(p) for p, _ in backend.calls) == 1
+    assert again.summary["n_infra_failures"] == 0 and again.summary["accuracy"] == 0.5
+    assert len((rep.out / "records.jsonl").read_text().splitlines()) == 2
+
+
+def test_unjudged_records_are_final_once_the_retries_are_spent(tmp_path, monkeypatch):
+    import reasoning.sandbox as sbmod
+    from reasoning.sandbox import ExecResult, ExecStatus
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"question": "What is 2+2?", "answer": "4"}\n')
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'o'}",
+                                         "rollout.strategy=pot", "infra_retries=1"])
+    monkeypatch.setattr(sbmod.Sandbox, "run", lambda self, code, **kw: ExecResult(
+        ExecStatus.SANDBOX_ERROR, "", "worker died", None, 0.0, 0.0, "test"))
+    asked = []
+    for _ in range(3):
+        backend = ScriptedBackend(lambda p, j, s: "```python\nprint(4)\n```")
+        rep = main(cfg, progress=False, backend=backend)
+        asked.append(sum(len(p) for p, _ in backend.calls))
+        assert rep.summary["n_infra_failures"] == 1  # reported, never scored
+    assert asked == [1, 1, 0]
 
 
 def test_config_rejects_k_above_n():
     with pytest.raises(ConfigError, match="k="):
         load_config(EvalConfig, None, ["n=2", "k=[1, 8]"])
+
+
+def test_cli_refuses_a_changed_sandbox_timeout_naming_it(tmp_path, shared_data, capsys):
+    from verimath.cli import main as cli
+
+    cfg = make_cfg(tmp_path, shared_data, limit=2)
+    main(cfg, progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+    man = (tmp_path / "o" / "manifest.json").read_bytes()
+    recs = (tmp_path / "o" / "records.jsonl").read_bytes()
+    argv = ["eval", "--benchmark", cfg.benchmark, "--limit", "2", "--out", cfg.out,
+            "--no-progress", "rollout.strategy=pot", "rollout.batch_problems=2",
+            "sandbox.workers=2"]
+    assert cli([*argv, "sandbox.timeout_s=2"]) == 2  # the README's example: a 2 s limit
+    err = capsys.readouterr().err
+    assert "sandbox.timeout_s: stored 3.0, now 2.0" in err
+    assert (tmp_path / "o" / "manifest.json").read_bytes() == man
+    assert (tmp_path / "o" / "records.jsonl").read_bytes() == recs
+
+
+def test_three_shards_merged_equal_one_unsharded_run(tmp_path, shared_data):
+    import pyarrow.parquet as pq
+
+    from verimath.cli import main as cli
+    from verimath.jobs import shard_of
+
+    small = {"timeout_s": 3.0, "workers": 1}  # 4 runs: one sandbox worker each is enough
+    whole = main(make_cfg(tmp_path / "whole", shared_data, sandbox=small), progress=False,
+                 backend=ScriptedBackend(gold_policy(shared_data)))
+    outs = []
+    for i in range(3):
+        cfg = make_cfg(tmp_path / f"s{i}", shared_data, shard=f"{i}/3", sandbox=small)
+        rep = main(cfg, progress=False, backend=ScriptedBackend(gold_policy(shared_data)))
+        ids = [json.loads(x)["id"] for x in (rep.out / "records.jsonl").read_text().splitlines()]
+        assert all(shard_of(x, 3) == i for x in ids)
+        outs.append(str(rep.out))
+    merged = tmp_path / "merged"
+    assert cli(["merge", *outs, "--out", str(merged)]) == 0
+    got = [strip_timing(json.loads(x)) for x in (merged / "records.jsonl").read_text().splitlines()]
+    ref = [strip_timing(json.loads(x)) for x in
+           (whole.out / "records.jsonl").read_text().splitlines()]
+    assert got == ref  # same records, in the same (benchmark) order
+    assert json.loads((merged / "summary.json").read_text()) == whole.summary
+    assert (merged / "errors.jsonl").read_bytes() == (whole.out / "errors.jsonl").read_bytes()
+    cols = ["id", "sample", "gold", "answer", "status", "correct", "text"]
+    a, b = (pq.read_table(d / "results.parquet").to_pandas()[cols] for d in (merged, whole.out))
+    assert a.equals(b) and len(a) == 6
+    assert (merged / "pass_at_k.png").exists()
+
+
+def _cot_shards(tmp_path, shared_data, specs, **kw):
+    """Small CoT shard runs (no sandbox): the merge checks do not need real results."""
+    outs = {}
+    for spec in specs:
+        cfg = make_cfg(tmp_path / spec.replace("/", "of"), shared_data, limit=3, shard=spec,
+                       rollout={"strategy": "cot"}, **kw)
+        main(cfg, progress=False, backend=ScriptedBackend(lambda p, j, s: "\\boxed{1}"))
+        outs[spec] = cfg.out
+    return outs
+
+
+def test_merge_refuses_gaps_overlaps_and_unsharded_folders(tmp_path, shared_data, capsys):
+    from verimath.cli import main as cli
+
+    o = _cot_shards(tmp_path, shared_data, ["0/3", "1/3"])
+    for args, message in [([o["0/3"], o["1/3"]], "missing: [2]"),
+                          ([o["0/3"], o["1/3"], o["1/3"]], "given twice: [1]")]:
+        assert cli(["merge", *args, "--out", str(tmp_path / "m")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m" / "records.jsonl").exists()
+
+
+def test_merge_refuses_shards_with_different_settings(tmp_path, shared_data, capsys):
+    from verimath.cli import main as cli
+
+    a = _cot_shards(tmp_path / "a", shared_data, ["0/2"])
+    b = _cot_shards(tmp_path / "b", shared_data, ["1/2"], temperature=0.5)
+    assert cli(["merge", a["0/2"], b["1/2"], "--out", str(tmp_path / "m")]) == 2
+    assert "different settings: temperature" in capsys.readouterr().err
+
+
+def test_bad_shard_spec_is_a_config_error():
+    with pytest.raises(ConfigError, match="0 <= I < N"):
+        load_config(EvalConfig, None, ["shard=3/3"])
+
+
+def test_a_damaged_middle_record_is_redone_and_the_rest_kept_byte_for_byte(tmp_path):
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i}+{i}?", "answer": str(2 * i)})
+                            + "\n" for i in range(4)))
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'o'}",
+                                         "rollout.strategy=cot"])
+    policy = lambda p, j, s: "\\boxed{" + str(2 * int(question_of(p).split("+")[1][:-1])) + "}"  # noqa: E731
+    main(cfg, progress=False, backend=ScriptedBackend(policy))
+    recs = tmp_path / "o" / "records.jsonl"
+    lines = recs.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1][: len(lines[1]) // 2] + b"\n"  # line 2 damaged, 3 and 4 intact
+    damaged = b"".join(lines)
+    recs.write_bytes(damaged)
+    backend = ScriptedBackend(policy)
+    rep = main(cfg, progress=False, backend=backend)
+    assert sum(len(p) for p, _ in backend.calls) == 1  # only the damaged problem is redone
+    after = recs.read_bytes()
+    assert after.startswith(damaged)  # nothing cut, records 3 and 4 kept byte for byte
+    assert rep.summary["n_problems"] == 4 and rep.summary["accuracy"] == 1.0
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["damaged_record_lines"] == [2]  # reported with its line number

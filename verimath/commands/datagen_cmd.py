@@ -9,11 +9,12 @@ from verimath.commands import MODEL_FLAGS, add_model_arguments
 HELP = ("generate verified PoT/TIR or Lean data: load, dedup, decontaminate, solve / "
         "autoformalize + prove, export (resumable)")
 
-# flag -> config key (dotted); values are parsed with YAML rules by verimath.config
+# flag -> config key (dotted); values keep their argparse type (never re-read as YAML)
 _FLAGS = {**MODEL_FLAGS,
     "mode": "mode", "split": "split", "limit": "limit", "out": "out",
     "strategy": "rollout.strategy", "n": "solve.n", "push_to_hub": "export.push_to_hub",
-    "torch_threads": "torch_threads",
+    "torch_threads": "torch_threads", "allow_scripted": "export.allow_scripted",
+    "shard": "shard",
 }
 
 
@@ -33,6 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--torch-threads", dest="torch_threads", type=int,
                    help="CPU threads for torch (1 is often fastest on a small shared CPU)")
     p.add_argument("--out", help="output folder (re-run with the same --out to resume)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="solve / prove shard I (0-based) of N of the problems; join the shard "
+                        "folders with `verimath merge`")
+    p.add_argument("--allow-scripted", dest="allow_scripted", action="store_true", default=None,
+                   help="export rows verified by the scripted prover double (tests, demos)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", help="dotted key=value config overrides")
 
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from datagen.pipeline import main
+    from prover.types import LeanUnavailable
     from verimath.progress import StageBars
 
     console = Console()  # the funnel is the command's result: stdout
@@ -65,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; everything finished so far is stored in {cfg.out}/stages/. "
               "Re-run the same command to continue.", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, LeanUnavailable) as e:
         print(f"verimath datagen: {e}", file=sys.stderr)
         return 2
     console.print(report.funnel.table(f"datagen funnel ({cfg.mode})"))

@@ -8,9 +8,10 @@ from verimath.commands import MODEL_FLAGS, add_model_arguments
 
 HELP = "evaluate a model on GSM8K / MATH-500 / a JSONL set (pass@k, maj@k) with CoT, PoT or TIR"
 
-# flag -> config key (dotted); values are parsed with YAML rules by verimath.config
+# flag -> config key (dotted); values keep their argparse type (never re-read as YAML)
 _FLAGS = {**MODEL_FLAGS,
     "benchmark": "benchmark", "split": "split", "limit": "limit", "out": "out", "n": "n",
+    "shard": "shard",
     "temperature": "temperature", "max_tokens": "max_tokens", "seed": "seed",
     "strategy": "rollout.strategy", "allow_missing_gold": "allow_missing_gold",
 }
@@ -46,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", dest="max_tokens", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="output folder (an interrupted run resumes there)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run shard I (0-based) of N, split by problem id; join the shard "
+                        "folders with `verimath merge`")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="dotted key=value config overrides")
 

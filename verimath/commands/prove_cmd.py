@@ -8,9 +8,10 @@ from verimath.commands import MODEL_FLAGS, add_model_arguments
 
 HELP = "prove a formal benchmark (miniF2F, ProofNet, JSONL) in Lean and report pass@k"
 
-# flag -> config key (dotted); values are parsed with YAML rules by verimath.config
+# flag -> config key (dotted); values keep their argparse type (never re-read as YAML)
 _FLAGS = {**MODEL_FLAGS,
     "benchmark": "benchmark", "split": "split", "limit": "limit", "out": "out", "n": "n",
+    "shard": "shard",
     "mode": "mode", "rounds": "rounds", "temperature": "temperature",
     "max_tokens": "max_tokens", "seed": "seed", "env": "env",
     "lean_project": "repl.project_dir", "workers": "repl.workers", "timeout_s": "repl.timeout_s",
@@ -37,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="Lean REPL processes")
     p.add_argument("--timeout-s", dest="timeout_s", type=float, help="seconds per Lean check")
     p.add_argument("--out", help="output folder (an interrupted run resumes there)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run shard I (0-based) of N, split by problem id; join the shard "
+                        "folders with `verimath merge`")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="dotted key=value config overrides")
 
