@@ -251,7 +251,7 @@ def test_doctor_reports_missing_lean_with_fixes(no_lean: Path,
     assert "LeanDojo cache" in checks and "embedded model" in checks
     assert cli(["doctor", "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert {d["name"] for d in data} >= {"lake", "lean", "Mathlib", "bwrap (sandbox)",
+    assert {d["name"] for d in data} >= {"lake", "lean", "Mathlib", "bwrap", "sandbox",
                                          "torch / CUDA"}
 
 
