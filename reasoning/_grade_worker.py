@@ -1,14 +1,24 @@
-"""Grader worker process: math-verify behind a JSON-lines pipe.
+r"""Grader worker process: math-verify behind a JSON-lines pipe.
 
 Started by :class:`reasoning.grading.Grader` as ``python -m reasoning._grade_worker CONFIG``
 (CONFIG is a JSON object: ``memory_mb``, ``float_rounding``, ``numeric_precision``,
-``strict``). Protocol, one JSON object per line:
+``strict``, ``allow_set_relation_comp``). Protocol, one JSON object per line:
 
-* worker -> parent, once at start: ``{"ready": true, "pid", "math_verify"}``;
-* parent -> worker: ``{"items": [[gold, pred], ...]}`` (already extracted and cleaned answers);
+* worker -> parent, once at start: ``{"ready": true, "pid", "math_verify"}``, or
+  ``{"ready": false, "error"}`` when the installed math-verify fails a known-false-positive
+  check (:data:`KNOWN_FALSE_POSITIVES`, e.g. ``1-\frac{1}{e}`` vs ``1+\frac{1}{e}``);
+* parent -> worker: ``{"items": [[gold, pred, gold_raw, pred_raw], ...]}``: ``gold``/``pred``
+  are our extracted, cleaned answers; ``gold_raw``/``pred_raw`` the raw texts (a whole
+  solution) or null. A raw text goes through math-verify's own extraction (``parse`` with its
+  LaTeX and expression configs, boxed answers first), whose candidates come *before* ours:
+  whatever math-verify alone would call equivalent on the raw texts, we call equivalent too;
 * worker -> parent, one line per item as soon as it is judged, in order:
   ``{"status", "reason", "gold_parsed", "pred_parsed"}`` with status one of ``correct``,
   ``wrong``, ``bad_gold``, ``error``. The parent times each item from the previous reply.
+
+Candidates: gold = [ours] + [math-verify's on gold_raw]; pred = [math-verify's on pred_raw]
++ [ours]; CORRECT when any pair verifies. When *every* comparison raised, nothing was judged:
+the status is ``error`` (never ``wrong``).
 
 math-verify's own ``signal.alarm`` timeouts are switched off (they would turn a hang into a
 silent ``False``, and cannot interrupt C code such as big-integer powers); the parent enforces
@@ -22,10 +32,19 @@ import json
 import logging
 import os
 import sys
+from functools import lru_cache
 from itertools import product
 from typing import Any
 
 _STR_LIMIT = 200
+
+#: (gold, pred) pairs math-verify must call *not* equivalent; checked when a worker starts.
+#: ``1-\frac{1}{e}`` vs ``1+\frac{1}{e}`` was a reported false positive of math-verify.
+KNOWN_FALSE_POSITIVES: tuple[tuple[str, str], ...] = (
+    ("1+\\frac{1}{e}", "1-\\frac{1}{e}"),
+    ("1-\\frac{1}{e}", "1+\\frac{1}{e}"),
+    ("\\frac{1}{e}", "-\\frac{1}{e}"),
+)
 
 
 def _short(x: object) -> str:
@@ -39,7 +58,7 @@ class _Judge:
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         import math_verify
-        from math_verify import LatexExtractionConfig, parse, verify
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
         # the parent kills us on a hang; math-verify's signal-based timeout is off on purpose
         for modname in ("math_verify.grader", "math_verify.parser"):
@@ -47,14 +66,21 @@ class _Judge:
         self.parse_fn = parse
         self.verify_fn = verify
         self.extraction = [LatexExtractionConfig(boxed_match_priority=0)]
+        self.raw_extraction = [
+            LatexExtractionConfig(boxed_match_priority=0),
+            ExprExtractionConfig(),
+        ]
         self.float_rounding = int(cfg.get("float_rounding", 6))
         self.numeric_precision = int(cfg.get("numeric_precision", 15))
         self.strict = bool(cfg.get("strict", True))
+        self.set_relation = bool(cfg.get("allow_set_relation_comp", False))
         self.version = getattr(math_verify, "__version__", None) or _dist_version()
+        self.parse = lru_cache(maxsize=2048)(self._parse)  # type: ignore[method-assign]
+        self.parse_raw = lru_cache(maxsize=512)(self._parse_raw)  # type: ignore[method-assign]
 
-    def parse(self, answer: str) -> list[Any]:
+    def _parse(self, answer: str) -> tuple[Any, ...]:
         r"""math-verify's parse of ``\boxed{answer}``: sympy objects only, no string fallback."""
-        return list(
+        return tuple(
             self.parse_fn(
                 "\\boxed{" + answer + "}",
                 extraction_config=self.extraction,
@@ -63,12 +89,35 @@ class _Judge:
             )
         )
 
-    def judge(self, gold: str, pred: str) -> dict[str, Any]:
-        """Parse both answers and compare every pair of parses (math-verify semantics)."""
-        g = self.parse(gold)
+    def _parse_raw(self, text: str) -> tuple[Any, ...]:
+        """math-verify's own extraction on a raw text (boxed first, then LaTeX, expressions)."""
+        return tuple(
+            self.parse_fn(
+                text,
+                extraction_config=self.raw_extraction,
+                parsing_timeout=None,  # type: ignore[arg-type]
+            )
+        )
+
+    def self_check(self) -> str | None:
+        """Why this math-verify must not be used (a known false positive holds), or None."""
+        for gold, pred in KNOWN_FALSE_POSITIVES:
+            res = self.judge(gold, pred)
+            if res["status"] == "correct":
+                return (f"math-verify {self.version} calls {gold!r} and {pred!r} equivalent "
+                        "(known false positive); install another math-verify version")
+        return None
+
+    def judge(self, gold: str, pred: str, gold_raw: str | None = None,
+              pred_raw: str | None = None) -> dict[str, Any]:
+        """Compare every gold candidate with every prediction candidate (see module docstring)."""
+        g = list(self.parse(gold))
+        if gold_raw:
+            g += [x for x in self.parse_raw(gold_raw) if x not in g]
         if not g:
             return {"status": "bad_gold", "reason": "math-verify could not parse the gold answer"}
-        p = self.parse(pred)
+        p = list(self.parse_raw(pred_raw)) if pred_raw else []
+        p += [x for x in self.parse(pred) if x not in p]
         out: dict[str, Any] = {"gold_parsed": _short(g[0])}
         if not p:
             out.update(status="wrong", reason="prediction did not parse as math")
@@ -83,21 +132,26 @@ class _Judge:
                     float_rounding=self.float_rounding,
                     numeric_precision=self.numeric_precision,
                     strict=self.strict,
+                    allow_set_relation_comp=self.set_relation,
                     timeout_seconds=None,
                     raise_on_error=True,
                 )
             except (MemoryError, RecursionError) as e:
                 out.update(status="error", reason=f"math-verify: {type(e).__name__}")
                 return out
-            except Exception as e:  # noqa: BLE001 - math-verify treats these as "not equal"
+            except Exception as e:  # noqa: BLE001 - one comparison that could not be made
                 errors.append(type(e).__name__)
                 continue
             if ok:
                 out.update(status="correct", reason="math-verify: equivalent")
                 return out
+        raised = ", ".join(sorted(set(errors)))
+        if len(errors) == len(g) * len(p):  # nothing was compared: could not judge
+            out.update(status="error", reason=f"math-verify: every comparison raised ({raised})")
+            return out
         reason = "math-verify: not equivalent"
         if errors:
-            reason += f" (comparison raised {', '.join(sorted(set(errors)))})"
+            reason += f" (some comparisons raised {raised})"
         out.update(status="wrong", reason=reason)
         return out
 
@@ -129,19 +183,26 @@ def main(argv: list[str]) -> int:
     _limit_memory(cfg.get("memory_mb"))
     judge = _Judge(cfg)
     out = sys.stdout
-    out.write(json.dumps({"ready": True, "pid": os.getpid(), "math_verify": judge.version}) + "\n")
+    problem = judge.self_check()
+    hello = {"ready": problem is None, "pid": os.getpid(), "math_verify": judge.version}
+    if problem:
+        hello["error"] = problem
+    out.write(json.dumps(hello) + "\n")
     out.flush()
+    if problem:
+        return 3
     for line in sys.stdin:
         items = json.loads(line)["items"]
-        for gold, pred in items:
-            out.write(json.dumps(_judge_one(judge, str(gold), str(pred))) + "\n")
+        for item in items:
+            out.write(json.dumps(_judge_one(judge, *item)) + "\n")
             out.flush()
     return 0
 
 
-def _judge_one(judge: _Judge, gold: str, pred: str) -> dict[str, Any]:
+def _judge_one(judge: _Judge, gold: str, pred: str, gold_raw: str | None = None,
+               pred_raw: str | None = None) -> dict[str, Any]:
     try:
-        return judge.judge(gold, pred)
+        return judge.judge(str(gold), str(pred), gold_raw, pred_raw)
     except MemoryError:
         return {"status": "error", "reason": "math-verify: MemoryError"}
     except Exception as e:  # noqa: BLE001 - reported to the parent, worker stays up

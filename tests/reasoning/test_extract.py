@@ -60,7 +60,7 @@ def test_extract_boxed(text, expected):
         ("The answer is $18.", "18"),
         (r"The answer is \(\frac{1}{2}\).", r"\frac{1}{2}"),
         # GSM8K ####
-        ("blah blah\n#### 1,000", "1,000"),
+        ("blah blah\n#### 1,000", "1000"),  # thousands separators go
         ("#### 72\n", "72"),
         # bare answers stay whole
         (r"\frac{1}{2}", r"\frac{1}{2}"),
