@@ -40,6 +40,7 @@ __all__ = [
     "extract_boxed",
     "extract_gold",
     "extract_program_output",
+    "find_choice",
     "is_bare_answer",
     "last_number",
     "mc_choice",
@@ -84,6 +85,10 @@ _SINGLE_LETTER_CMD_RE = re.compile(
 _MC_RE = re.compile(r"^\(?([A-E])(?:\)|(?=[.:]\s|[.:]?$))[.:]?(?:\s+(.*))?$", re.DOTALL)
 _MC_WRAP_RE = re.compile(
     r"^\\(?:textbf|text|mathrm|mathbf|mathcal|textrm|mbox)\s*\{\s*(\(?[A-E]\)?[.:]?)\s*\}\s*"
+)
+_CHOICE_RE = re.compile(
+    r"\(([A-E])\)|\\text(?:bf)?\{\s*([A-E])\s*\}"
+    r"|\b(?:option|choice|answer)\s+(?:is\s+)?\(?([A-E])\)?(?![A-Za-z])"
 )
 _MIXED_RE = re.compile(r"^([-+]?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
 _MIXED_TEX_RE = re.compile(r"^([-+]?)(\d+)\s*\\[dt]?frac\s*\{(\d+)\}\s*\{(\d+)\}$")
@@ -397,6 +402,18 @@ def _clean_numbers(s: str) -> str:
     if mc and not mc.group(2):
         s = mc.group(1)
     return s
+
+
+def find_choice(text: str) -> str | None:
+    r"""The last multiple-choice letter a solution commits to, or None.
+
+    Looks for ``(C)``, ``\textbf{(C)}`` and "option/choice/answer (is) C" anywhere in the
+    text (one regex pass, linear); for use when the gold answer is a choice letter.
+    """
+    last = None
+    for m in _CHOICE_RE.finditer(text):
+        last = next(g for g in m.groups() if g)
+    return last
 
 
 def mc_choice(ans: str | None) -> tuple[str, str | None] | None:

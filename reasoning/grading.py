@@ -48,6 +48,7 @@ from reasoning.extract import (
     extract_answer,
     extract_box_run,
     extract_gold,
+    find_choice,
     mc_choice,
     normalize_answer,
 )
@@ -490,12 +491,16 @@ class Grader:
         problem = _gold_problem(g)
         if problem:
             return done(VerdictStatus.BAD_GOLD, problem)
+        gmc = mc_choice(g)
+        if gmc is not None and extract and isinstance(pred, str) and mc_choice(p) is None:
+            letter = find_choice(pred)  # "The correct option is (B)." commits to a letter
+            if letter is not None:
+                p = item.pred = item.detail["pred"] = letter
         if p is None:
             empty = not isinstance(pred, str) or not pred.strip()
             return done(VerdictStatus.NO_ANSWER, "empty prediction" if empty else "no answer found")
         if self.config.string_fast_path and normalize_answer(g) == normalize_answer(p):
             return done(VerdictStatus.CORRECT, "identical after normalization")
-        gmc = mc_choice(g)
         if gmc is not None:
             pmc = mc_choice(p)
             if pmc is not None:
