@@ -365,8 +365,8 @@ def clean_answer(ans: str) -> str:
         for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
             if len(s) > len(open_) + len(close) and s.startswith(open_) and s.endswith(close):
                 inner = s[len(open_) : -len(close)]
-                if open_ == "$" and "$" in inner:
-                    continue  # "$1$ and $2$": two groups, not one
+                if "$" in open_ and "$" in inner:
+                    continue  # "$1$ and $2$": two groups, not one (and "$$$$...": linear)
                 s = inner.strip()
                 changed = True
         if s.endswith("."):
