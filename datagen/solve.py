@@ -254,18 +254,25 @@ class SolveStage:
                 voters.append((j, a))  # a truncated attempt still votes, it is not kept
             if pre is not None:
                 rejected.append((j, a, pre))
-        groups = self._group_answers([a.answer for _, a in voters])  # type: ignore[misc]
+        groupings = self._group_answers([a.answer for _, a in voters])  # type: ignore[misc]
+        votes_of = [_vote(g, s.n, s.majority, s.min_votes) for g in groupings]
+        ok, top, votes, share = votes_of[0]
+        unjudged: set[int] = set()  # voters whose fate hangs on a grader TIMEOUT/ERROR
+        if len(votes_of) > 1:
+            if any(v[0] != ok for v in votes_of):
+                ok, top = False, []  # an unjudged comparison decides the vote: no verdict
+                unjudged = set(range(len(voters)))
+            else:
+                common = set.intersection(*(set(v[1]) for v in votes_of))
+                unjudged = set().union(*(set(v[1]) for v in votes_of)) - common
+                top = sorted(common)
+                ok = ok and bool(top)
+                votes, share = len(top), len(top) / s.n
         accepted: list[tuple[int, Attempt, dict[str, Verdict]]] = []
-        ranked = sorted(groups, key=len, reverse=True)
-        top = ranked[0] if ranked else []
-        votes = len(top)
-        share = votes / s.n
-        tie = len(ranked) > 1 and len(ranked[1]) == votes
-        ok = bool(top) and share >= s.majority and votes >= s.min_votes and not tie
         winners = {voters[i][0] for i in top} if ok else set()
         answer = voters[top[0]][1].answer if top else None
         done = {j for j, _, _ in rejected}
-        for j, a in voters:
+        for i, (j, a) in enumerate(voters):
             if j in done:
                 continue
             if j in winners:
@@ -274,38 +281,40 @@ class SolveStage:
                             detail={"answer": answer, "votes": votes, "n": s.n,
                                     "share": round(share, 4), "threshold": s.majority})
                 accepted.append((j, a, {"self_consistency": v}))
+            elif i in unjudged:
+                rejected.append((j, a, "grader_unjudged"))
             else:
                 rejected.append((j, a, "minority_answer" if ok else "no_majority"))
         rejected.sort(key=lambda r: r[0])
         return self._outcome(it, p, accepted, rejected, "self_consistency", sc_answer=answer)
 
-    def _group_answers(self, answers: list[str]) -> list[list[int]]:
-        """Indices of ``answers`` grouped by equivalence (exact text, then grader-equivalent)."""
+    def _group_answers(self, answers: list[str]) -> list[list[list[int]]]:
+        """Groupings of ``answers`` by equivalence (exact text, then grader-equivalent).
+
+        One grouping when every comparison was judged. A comparison the grader could not
+        judge (TIMEOUT, ERROR) is neither "equal" nor "not equal": one grouping is
+        returned per way of settling the unjudged comparisons (all of them when there are at
+        most :data:`_MAX_UNJUDGED`, else only the two extremes), and the vote counts only what
+        all of them agree on.
+        """
         exact: dict[str, list[int]] = {}
         for i, a in enumerate(answers):
             exact.setdefault(normalize_text(a), []).append(i)
         groups = list(exact.values())
         if len(groups) < 2:
-            return groups
+            return [groups]
         reps = [answers[g[0]] for g in groups]
-        pairs = [(reps[i], reps[j]) for i in range(len(reps)) for j in range(i + 1, len(reps))]
+        pairs = [(i, j) for i in range(len(reps)) for j in range(i + 1, len(reps))]
         assert self.grader is not None
-        verdicts = iter(self.grader.grade_many(pairs, extract=False))
-        parent = list(range(len(groups)))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                x = parent[x]
-            return x
-
-        for i in range(len(reps)):
-            for j in range(i + 1, len(reps)):
-                if next(verdicts).correct:
-                    parent[find(j)] = find(i)
-        merged: dict[int, list[int]] = {}
-        for gi, g in enumerate(groups):
-            merged.setdefault(find(gi), []).extend(g)
-        return [sorted(g) for g in merged.values()]
+        verdicts = self.grader.grade_many([(reps[i], reps[j]) for i, j in pairs], extract=False)
+        equal = [pr for pr, v in zip(pairs, verdicts, strict=True) if v.correct]
+        open_ = [pr for pr, v in zip(pairs, verdicts, strict=True) if v.status in _UNJUDGED]
+        if len(open_) <= _MAX_UNJUDGED:
+            settle = [[pr for b, pr in enumerate(open_) if mask >> b & 1]
+                      for mask in range(1 << len(open_))]
+        else:
+            settle = [[], open_]
+        return [_merge(groups, equal + extra) for extra in settle]
 
     def _outcome(self, it: Item, p: Problem,
                  accepted: list[tuple[int, Attempt, dict[str, Verdict]]],
@@ -348,6 +357,40 @@ class SolveStage:
         rec = {"key": content_hash(it["key"], self.fingerprint, j, a.text),
                "problem_id": p.id, "sample_index": j, "attempt": a.to_dict()}
         return reject(rec, reason, "attempts")
+
+
+#: grader outcomes of a pairwise comparison that say nothing about equivalence (BAD_GOLD
+#: here means the first answer does not parse: the two differ as texts and as math)
+_UNJUDGED = frozenset({VerdictStatus.TIMEOUT, VerdictStatus.ERROR})
+_MAX_UNJUDGED = 6  # unjudged comparisons settled exhaustively (2**6 groupings) in a vote
+
+
+def _merge(groups: list[list[int]], equal: list[tuple[int, int]]) -> list[list[int]]:
+    """Union of ``groups`` along the ``equal`` pairs of group indices."""
+    parent = list(range(len(groups)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for i, j in equal:
+        parent[find(j)] = find(i)
+    merged: dict[int, list[int]] = {}
+    for gi, g in enumerate(groups):
+        merged.setdefault(find(gi), []).extend(g)
+    return [sorted(g) for g in merged.values()]
+
+
+def _vote(groups: list[list[int]], n: int, majority: float,
+          min_votes: int) -> tuple[bool, list[int], int, float]:
+    """``(passed, top group, votes, share)`` of one grouping (ties and thresholds as configured)."""
+    ranked = sorted(groups, key=len, reverse=True)
+    top = ranked[0] if ranked else []
+    votes = len(top)
+    share = votes / n
+    tie = len(ranked) > 1 and len(ranked[1]) == votes
+    return bool(top) and share >= majority and votes >= min_votes and not tie, top, votes, share
 
 
 def _gradable(a: Attempt) -> bool:
