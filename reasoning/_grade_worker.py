@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from functools import lru_cache
 from itertools import product
@@ -44,7 +45,18 @@ KNOWN_FALSE_POSITIVES: tuple[tuple[str, str], ...] = (
     ("1+\\frac{1}{e}", "1-\\frac{1}{e}"),
     ("1-\\frac{1}{e}", "1+\\frac{1}{e}"),
     ("\\frac{1}{e}", "-\\frac{1}{e}"),
+    # math-verify 0.9.0 cuts "\frac{1}{\mathrm{e}}" to "\frac{1}{" and reads both sides as 1
+    ("$1 - \\frac{1}{\\mathrm{e}}$", "$1 + \\frac{1}{\\mathrm{e}}$"),
+    ("1 - \\frac{1}{\\mathrm{e}}", "1 + \\frac{1}{\\mathrm{e}}"),
 )
+#: upright single letters (``\mathrm{e}``, ``\operatorname{i}``) math-verify mis-parses; they are
+#: rewritten to the plain letter (``e`` is Euler's number, ``i`` the imaginary unit) first
+_UPRIGHT_RE = re.compile(r"\\(?:mathrm|operatorname|text|textrm|rm)\s*\{\s*([A-Za-z])\s*\}")
+
+
+def _pre(text: str) -> str:
+    """What every text goes through before math-verify (see :data:`_UPRIGHT_RE`)."""
+    return _UPRIGHT_RE.sub(r"\1", text) if "\\" in text else text
 
 
 def _short(x: object) -> str:
@@ -82,7 +94,7 @@ class _Judge:
         r"""math-verify's parse of ``\boxed{answer}``: sympy objects only, no string fallback."""
         return tuple(
             self.parse_fn(
-                "\\boxed{" + answer + "}",
+                "\\boxed{" + _pre(answer) + "}",
                 extraction_config=self.extraction,
                 fallback_mode="no_fallback",
                 parsing_timeout=None,  # type: ignore[arg-type]
@@ -93,7 +105,7 @@ class _Judge:
         """math-verify's own extraction on a raw text (boxed first, then LaTeX, expressions)."""
         return tuple(
             self.parse_fn(
-                text,
+                _pre(text),
                 extraction_config=self.raw_extraction,
                 parsing_timeout=None,  # type: ignore[arg-type]
             )
@@ -101,8 +113,12 @@ class _Judge:
 
     def self_check(self) -> str | None:
         """Why this math-verify must not be used (a known false positive holds), or None."""
+        from reasoning.extract import clean_answer
+
         for gold, pred in KNOWN_FALSE_POSITIVES:
-            res = self.judge(gold, pred)
+            g, p = clean_answer(gold), clean_answer(pred)  # as the grader sends them
+            res = self.judge(g, p, gold_raw=gold if g != gold else None,
+                             pred_raw=pred if p != pred else None)
             if res["status"] == "correct":
                 return (f"math-verify {self.version} calls {gold!r} and {pred!r} equivalent "
                         "(known false positive); install another math-verify version")

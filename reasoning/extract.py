@@ -83,6 +83,7 @@ _SINGLE_LETTER_CMD_RE = re.compile(
     r"^\\(?:mathcal|mathbf|mathrm|mathbb|textbf|text|textrm|mbox|mathit)\s*\{\s*(\(?[A-Za-z]\)?)\s*\}$"
 )
 _MC_RE = re.compile(r"^\(?([A-E])(?:\)|(?=[.:]\s|[.:]?$))[.:]?(?:\s+(.*))?$", re.DOTALL)
+_ENV_RE = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
 _MC_WRAP_RE = re.compile(
     r"^\\(?:textbf|text|mathrm|mathbf|mathcal|textrm|mbox)\s*\{\s*(\(?[A-E]\)?[.:]?)\s*\}\s*"
 )
@@ -288,10 +289,21 @@ def _last_math_group(text: str) -> tuple[str, int] | None:
                 open_tok, open_end = tok, m.end()
         elif tok == _CLOSE[open_tok]:
             content = text[open_end : m.start()].strip()
-            if content and len(content) <= _MAX_PHRASE and is_bare_answer(content):
+            if content and len(content) <= _MAX_PHRASE and _is_math(content):
                 last = (content, m.end())
             open_tok = None
     return last
+
+
+def _is_math(content: str) -> bool:
+    r"""Whether a ``$..$`` group reads as math, not prose.
+
+    Its plain words are short, math words or "and"/"or" (``19, 46, and 82``); ``$18 and gets
+    $5`` (two currency signs) is prose.
+    """
+    words = _WORD_RE.findall(_ENV_RE.sub(" ", _TEXT_CMD_RE.sub(" ", content)))
+    return len(words) <= 6 and all(
+        len(w) <= 2 or w.lower() in _MATH_WORDS or w.lower() in ("and", "or") for w in words)
 
 
 def _arith_rhs(group: str) -> str:

@@ -266,7 +266,12 @@ def _gold_answer(gold: str) -> str | None:
         run = extract_box_run(gold)
         if len(run) > 1:
             return ", ".join(run)
-    return extract_gold(gold, "auto")
+    ans = extract_gold(gold, "auto")
+    if ans is None:  # "$19, 46, and 82$": one math group that is not a "bare" line
+        inner = clean_answer(gold)
+        if inner != gold.strip() and "\n" not in inner and len(inner) <= 300:
+            return inner or None
+    return ans
 
 
 def _gold_problem(gold: str) -> str | None:
