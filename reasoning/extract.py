@@ -83,6 +83,7 @@ _SINGLE_LETTER_CMD_RE = re.compile(
     r"^\\(?:mathcal|mathbf|mathrm|mathbb|textbf|text|textrm|mbox|mathit)\s*\{\s*(\(?[A-Za-z]\)?)\s*\}$"
 )
 _MC_RE = re.compile(r"^\(?([A-E])(?:\)|(?=[.:]\s|[.:]?$))[.:]?(?:\s+(.*))?$", re.DOTALL)
+_OPERATORS = frozenset("+-*/^=_<>")
 _ENV_RE = re.compile(r"\\(?:begin|end)\s*\{[A-Za-z*]*\}")
 _MC_WRAP_RE = re.compile(
     r"^\\(?:textbf|text|mathrm|mathbf|mathcal|textrm|mbox)\s*\{\s*(\(?[A-E]\)?[.:]?)\s*\}\s*"
@@ -447,6 +448,8 @@ def mc_choice(ans: str | None) -> tuple[str, str | None] | None:
     if not m:
         return None
     text = (m.group(2) or "").strip().rstrip(".").strip()
+    if text[:1] in _OPERATORS:  # "(C)+1", "C = 5": an expression, not an option's text
+        return None
     return m.group(1), (text or None)
 
 

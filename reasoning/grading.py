@@ -497,8 +497,8 @@ class Grader:
         if problem:
             return done(VerdictStatus.BAD_GOLD, problem)
         gmc = mc_choice(g)
-        if gmc is not None and extract and isinstance(pred, str) and mc_choice(p) is None:
-            letter = find_choice(pred)  # "The correct option is (B)." commits to a letter
+        if gmc is not None and extract and isinstance(pred, str) and p is None:
+            letter = find_choice(pred)  # "The correct option is (B).": no other answer found
             if letter is not None:
                 p = item.pred = item.detail["pred"] = letter
         if p is None:

@@ -226,6 +226,8 @@ def test_extract_answer_keeps_structure(text, expected):
         ("x = 42", None),
         ("F", None),
         ("A = 5", None),
+        ("(C)+1", None),  # an expression, not a choice
+        (r"\text{(C)}+1", None),
         ("", None),
     ],
 )
