@@ -127,7 +127,7 @@ class _Judge:
     def judge(self, gold: str, pred: str, gold_raw: str | None = None,
               pred_raw: str | None = None) -> dict[str, Any]:
         """Compare every gold candidate with every prediction candidate (see module docstring)."""
-        g = list(self.parse(gold))
+        g = list(self.parse(gold)) if gold else []  # "": no answer of ours, raw text only
         if gold_raw:
             g += [x for x in self.parse_raw(gold_raw) if x not in g]
         if not g:

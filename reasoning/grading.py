@@ -274,6 +274,11 @@ def _gold_answer(gold: str) -> str | None:
     return ans
 
 
+def _has_math(text: str) -> bool:
+    """Whether a text has LaTeX math delimiters or a box math-verify can extract from."""
+    return "$" in text or "\\(" in text or "\\[" in text or "\\boxed" in text
+
+
 def _gold_problem(gold: str) -> str | None:
     """Why a gold answer is unusable before any parsing, or None when it looks fine."""
     depth = 0
@@ -492,7 +497,10 @@ class Grader:
             return item
 
         if g is None:
-            return done(VerdictStatus.BAD_GOLD, "no gold answer")
+            if item.gold_raw is None or not _has_math(item.gold_raw) or p is None:
+                return done(VerdictStatus.BAD_GOLD, "no gold answer")
+            item.gold = ""  # "$12$ and $13$": only math-verify's extraction of the raw gold
+            return item
         problem = _gold_problem(g)
         if problem:
             return done(VerdictStatus.BAD_GOLD, problem)
