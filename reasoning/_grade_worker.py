@@ -126,21 +126,54 @@ class _Judge:
 
     def judge(self, gold: str, pred: str, gold_raw: str | None = None,
               pred_raw: str | None = None) -> dict[str, Any]:
-        """Compare every gold candidate with every prediction candidate (see module docstring)."""
+        """Compare every gold candidate with every prediction candidate (see module docstring).
+
+        Our candidates are compared first; math-verify's own extraction of the raw texts only
+        runs when they do not already agree (same verdict as comparing all pairs, less work).
+        """
         g = list(self.parse(gold)) if gold else []  # "": no answer of ours, raw text only
-        if gold_raw:
-            g += [x for x in self.parse_raw(gold_raw) if x not in g]
-        if not g:
+        p = list(self.parse(pred))
+        if g and p:
+            first = self._compare(list(product(g, p)))
+            if first[0] is not None:
+                return first[0]
+        else:
+            first = (None, 0, list[str]())
+        g_raw = [x for x in self.parse_raw(gold_raw) if x not in g] if gold_raw else []
+        p_raw = [x for x in self.parse_raw(pred_raw) if x not in p] if pred_raw else []
+        g_all, p_all = g + g_raw, p_raw + p
+        if not g_all:
             return {"status": "bad_gold", "reason": "math-verify could not parse the gold answer"}
-        p = list(self.parse_raw(pred_raw)) if pred_raw else []
-        p += [x for x in self.parse(pred) if x not in p]
-        out: dict[str, Any] = {"gold_parsed": _short(g[0])}
-        if not p:
+        out: dict[str, Any] = {"gold_parsed": _short(g_all[0])}
+        if not p_all:
             out.update(status="wrong", reason="prediction did not parse as math")
             return out
-        out["pred_parsed"] = _short(p[0])
-        errors: list[str] = []
-        for gi, pi in product(g, p):
+        out["pred_parsed"] = _short(p_all[0])
+        rest = [(gi, pi) for gi, pi in product(g_all, p_all) if gi in g_raw or pi in p_raw]
+        res, done, errors = self._compare(rest)
+        if res is not None:
+            return {**out, **res}
+        done += first[1]
+        errors += first[2]
+        raised = ", ".join(sorted(set(errors)))
+        if not done:  # nothing was compared: could not judge
+            out.update(status="error", reason=f"math-verify: every comparison raised ({raised})")
+            return out
+        reason = "math-verify: not equivalent"
+        if errors:
+            reason += f" (some comparisons raised {raised})"
+        out.update(status="wrong", reason=reason)
+        return out
+
+    def _compare(self, pairs: list[tuple[Any, Any]]
+                 ) -> tuple[dict[str, Any] | None, int, list[str]]:
+        """Verify ``(gold, pred)`` pairs in order until one holds.
+
+        Returns ``(final result or None, comparisons completed, exception names)``; the
+        result is set on the first equivalent pair or on MemoryError/RecursionError.
+        """
+        done, errors = 0, list[str]()
+        for gi, pi in pairs:
             try:
                 ok = self.verify_fn(
                     gi,
@@ -153,23 +186,16 @@ class _Judge:
                     raise_on_error=True,
                 )
             except (MemoryError, RecursionError) as e:
-                out.update(status="error", reason=f"math-verify: {type(e).__name__}")
-                return out
+                why = f"math-verify: {type(e).__name__}"
+                return {"status": "error", "reason": why}, done, errors
             except Exception as e:  # noqa: BLE001 - one comparison that could not be made
                 errors.append(type(e).__name__)
                 continue
+            done += 1
             if ok:
-                out.update(status="correct", reason="math-verify: equivalent")
-                return out
-        raised = ", ".join(sorted(set(errors)))
-        if len(errors) == len(g) * len(p):  # nothing was compared: could not judge
-            out.update(status="error", reason=f"math-verify: every comparison raised ({raised})")
-            return out
-        reason = "math-verify: not equivalent"
-        if errors:
-            reason += f" (some comparisons raised {raised})"
-        out.update(status="wrong", reason=reason)
-        return out
+                return ({"status": "correct", "reason": "math-verify: equivalent",
+                         "gold_parsed": _short(gi), "pred_parsed": _short(pi)}, done, errors)
+        return None, done, errors
 
 
 def _dist_version() -> str:
