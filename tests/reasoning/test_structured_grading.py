@@ -128,6 +128,14 @@ def test_every_comparison_raising_is_error_not_wrong(monkeypatch):
     assert res["status"] == "error" and "every comparison raised" in res["reason"]
 
 
+def test_real_all_raising_comparison_is_error(grader):
+    # math-verify reads "12:00" as 12/0 (complex infinity); comparing two of them raises:
+    # nothing was judged, so the verdict is ERROR (math-verify alone would say False)
+    v = grader.grade("12:00", "1:00", extract=False)
+    assert v.status is VerdictStatus.ERROR and "every comparison raised" in v.reason
+    assert grader.grade("12:00", "12:00", extract=False).status is VerdictStatus.CORRECT
+
+
 def test_some_comparisons_raising_still_judges(monkeypatch):
     j = _Judge({})
     real = j.verify_fn
