@@ -145,11 +145,11 @@ def _box_run(text: str) -> list[str] | None:
             continue  # unclosed brace: try an earlier box
         if end < 0:
             continue
-        if run and not _BOX_SEP_RE.fullmatch(text[end:stop]):
-            break
+        if run and (not content or not _BOX_SEP_RE.fullmatch(text[end:stop])):
+            break  # an empty box before the run is not part of the answer
         run.insert(0, (m.start(), content))
         if not content:
-            break  # an empty box ends the run (a committed empty answer when it is last)
+            break  # the last box is empty: a committed empty answer
         if len(run) >= _MAX_BOXES:
             break
     if not run:

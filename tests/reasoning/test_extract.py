@@ -241,6 +241,7 @@ def test_find_choice_and_box_run():
     assert find_choice("no letter here") is None
     assert extract_box_run(r"\boxed{1} and \boxed{2}") == ["1", "2"]
     assert extract_box_run(r"\boxed{}") == []
+    assert extract_box_run(r"\boxed{}, \boxed{2}") == ["2"]  # an empty box is not a member
 
 
 def test_clean_answer_keeps_math():
