@@ -262,7 +262,7 @@ class SolveStage:
             if any(v[0] != ok for v in votes_of):
                 ok, top = False, []  # an unjudged comparison decides the vote: no verdict
                 unjudged = set(range(len(voters)))
-            else:
+            elif ok:  # passes whichever way: keep what every settlement agrees on
                 common = set.intersection(*(set(v[1]) for v in votes_of))
                 unjudged = set().union(*(set(v[1]) for v in votes_of)) - common
                 top = sorted(common)
