@@ -13,7 +13,14 @@ predictions: the same answer, a reformatting (fraction <-> decimal, ``\\dfrac``,
 Prints verdicts/s of each (best of ``--repeat`` runs), the ratio to the baseline, and the
 agreement (ours CORRECT == baseline True) overall and per perturbation.
 
-Run: ``python benchmarks/grading.py [--workers 1,2] [--repeat 3] [--limit L]``.
+``--raw`` grades the *raw texts* instead: the whole MATH-500 gold solution against a whole
+prediction (the gold solution with its last box replaced by the perturbed answer and the
+trailing "The answer is:" line dropped). Baseline: math-verify's own ``verify(parse(gold_text),
+parse(pred_text))`` (default configs) in one process; ours: ``grade_many(pairs)`` with
+extraction. It reports the agreement where math-verify decides (it extracted something from
+both texts; target 100%) and how often ours is worse (math-verify True, ours not CORRECT).
+
+Run: ``python benchmarks/grading.py [--workers 1,2] [--repeat 3] [--limit L] [--raw]``.
 """
 
 from __future__ import annotations
@@ -93,18 +100,50 @@ def build_pairs(limit: int | None) -> list[tuple[str, str, str]]:
     return out
 
 
-def run_baseline(pairs: list[tuple[str, str, str]]) -> tuple[list[bool], float]:
-    """math-verify directly, one process, its default configs and timeouts."""
+_TRAILER = re.compile(r"\s*The answer is:.*\Z", re.DOTALL)
+
+
+def build_raw_pairs(limit: int | None) -> list[tuple[str, str, str]]:
+    """(gold solution, whole predicted solution, perturbation) over the MATH-500 solutions."""
+    rows = [json.loads(line) for line in open(DATA / "math500" / "test.jsonl", encoding="utf-8")]
+    out = []
+    for r in rows[:limit]:
+        sol = r["answer"]
+        gold = extract_gold(sol, "math500")
+        assert gold
+        body = _TRAILER.sub("", sol)
+        box = "\\boxed{" + gold + "}"
+        cut = body.rfind(box)
+        for pred, kind in ((gold, "same"), (_reformat(gold), "reformat"),
+                           (_plus_one(gold), "plus_one"), (_wrong_symbol(gold), "wrong_symbol")):
+            new_box = "\\boxed{" + pred + "}"
+            text = (body[:cut] + new_box + body[cut + len(box):] if cut >= 0
+                    else body + f"\n\nSo the answer is ${new_box}$.")
+            out.append((sol, text, kind))
+    return out
+
+
+def run_baseline(pairs: list[tuple[str, str, str]], raw: bool = False
+                 ) -> tuple[list[bool], list[bool], float]:
+    """math-verify directly, one process, its default configs and timeouts.
+
+    Returns (verdicts, decided: math-verify extracted something from both sides, seconds).
+    """
     from math_verify import parse, verify
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     t0 = time.perf_counter()
-    res = [bool(verify(parse(rf"\boxed{{{g}}}"), parse(rf"\boxed{{{p}}}"))) for g, p, _ in pairs]
-    return res, time.perf_counter() - t0
+    res, decided = [], []
+    for g, p, _ in pairs:
+        gp = parse(g) if raw else parse(rf"\boxed{{{g}}}")
+        pp = parse(p) if raw else parse(rf"\boxed{{{p}}}")
+        res.append(bool(verify(gp, pp)))
+        decided.append(bool(gp) and bool(pp))
+    return res, decided, time.perf_counter() - t0
 
 
 def run_ours(pairs: list[tuple[str, str, str]], workers: int, fast_path: bool,
-             timeout_s: float) -> tuple[list[str], float, float]:
+             timeout_s: float, raw: bool = False) -> tuple[list[str], float, float]:
     """Our grader; returns statuses, grading seconds, start-up seconds."""
     t0 = time.perf_counter()
     with Grader(GraderConfig(workers=workers, timeout_s=timeout_s,
@@ -113,7 +152,7 @@ def run_ours(pairs: list[tuple[str, str, str]], workers: int, fast_path: bool,
         g.grade_many([(r"\frac{1}{2}", "0.5")] * workers * 2, extract=False)
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
-        verdicts = g.grade_many([(gd, p) for gd, p, _ in pairs], extract=False)
+        verdicts = g.grade_many([(gd, p) for gd, p, _ in pairs], extract=raw)
         elapsed = time.perf_counter() - t1
     return [str(v.status) for v in verdicts], elapsed, startup
 
@@ -124,23 +163,27 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first L MATH-500 problems")
     ap.add_argument("--timeout-s", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=3, help="best of R timed runs per setting")
+    ap.add_argument("--raw", action="store_true",
+                    help="whole solutions (raw texts) instead of extracted answers")
     args = ap.parse_args()
 
-    pairs = build_pairs(args.limit)
+    pairs = build_raw_pairs(args.limit) if args.raw else build_pairs(args.limit)
     n = len(pairs)
     kinds = [k for _, _, k in pairs]
-    print(f"pairs: {n} ({n // 4} MATH-500 golds x same/reformat/plus_one/wrong_symbol); "
-          f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}")
+    what = "whole solutions (raw texts)" if args.raw else "answers"
+    print(f"pairs: {n} ({n // 4} MATH-500 golds x same/reformat/plus_one/wrong_symbol), "
+          f"{what}; cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}")
     settings = [(int(w), fast) for w in args.workers.split(",") for fast in (True, False)]
     best: dict[object, float] = {}
     statuses: dict[object, list[str]] = {}
     startup: dict[object, float] = {}
     base: list[bool] = []
+    decided: list[bool] = []
     for _ in range(args.repeat):  # interleaved, best of R: load drift hits every setting alike
-        base, secs = run_baseline(pairs)
+        base, decided, secs = run_baseline(pairs, args.raw)
         best["base"] = min(best.get("base", secs), secs)
         for key in settings:
-            st, secs, start = run_ours(pairs, key[0], key[1], args.timeout_s)
+            st, secs, start = run_ours(pairs, key[0], key[1], args.timeout_s, args.raw)
             statuses[key], startup[key] = st, start
             best[key] = min(best.get(key, secs), secs)
     base_rate = n / best["base"]
@@ -157,6 +200,12 @@ def main() -> None:
         per = Counter(k for k, s, b in zip(kinds, st, base, strict=True) if (s == "correct") != b)
         if per:
             print(f"    disagreements by perturbation: {dict(per)}")
+        dec = [(s, b) for s, b, d in zip(st, base, decided, strict=True) if d]
+        agree_dec = sum((s == "correct") == b for s, b in dec)
+        worse = sum(b and s != "correct" for s, b in dec)
+        print(f"    where math-verify decides ({len(dec)}/{n}): agreement {agree_dec}/{len(dec)} "
+              f"({100 * agree_dec / max(1, len(dec)):.1f}%), ours worse (math-verify True, ours "
+              f"not correct) {worse}")
     print("baseline CORRECT by perturbation:",
           {k: sum(b for b, kk in zip(base, kinds, strict=True) if kk == k) for k in
            ("same", "reformat", "plus_one", "wrong_symbol")}, f"of {n // 4} each")

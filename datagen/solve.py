@@ -257,18 +257,25 @@ class SolveStage:
                 voters.append((j, a))  # a truncated attempt still votes, it is not kept
             if pre is not None:
                 rejected.append((j, a, pre))
-        groups, unjudged = self._group_answers([a.answer for _, a in voters])  # type: ignore[misc]
+        groupings = self._group_answers([a.answer for _, a in voters])  # type: ignore[misc]
+        votes_of = [_vote(g, s.n, s.majority, s.min_votes) for g in groupings]
+        ok, top, votes, share = votes_of[0]
+        unjudged: set[int] = set()  # voters whose fate hangs on a grader TIMEOUT/ERROR
+        if len(votes_of) > 1:
+            if any(v[0] != ok for v in votes_of):
+                ok, top = False, []  # an unjudged comparison decides the vote: no verdict
+                unjudged = set(range(len(voters)))
+            elif ok:  # passes whichever way: keep what every settlement agrees on
+                common = set.intersection(*(set(v[1]) for v in votes_of))
+                unjudged = set().union(*(set(v[1]) for v in votes_of)) - common
+                top = sorted(common)
+                ok = ok and bool(top)
+                votes, share = len(top), len(top) / s.n
         accepted: list[tuple[int, Attempt, dict[str, Verdict]]] = []
-        ranked = sorted(groups, key=len, reverse=True)
-        top = ranked[0] if ranked else []
-        votes = len(top)
-        share = votes / s.n
-        tie = len(ranked) > 1 and len(ranked[1]) == votes
-        ok = bool(top) and share >= s.majority and votes >= s.min_votes and not tie
         winners = {voters[i][0] for i in top} if ok else set()
         answer = voters[top[0]][1].answer if top else None
         done = {j for j, _, _ in rejected}
-        for j, a in voters:
+        for i, (j, a) in enumerate(voters):
             if j in done:
                 continue
             if j in winners:
@@ -277,6 +284,8 @@ class SolveStage:
                             detail={"answer": answer, "votes": votes, "n": s.n,
                                     "share": round(share, 4), "threshold": s.majority})
                 accepted.append((j, a, {"self_consistency": v}))
+            elif i in unjudged:
+                rejected.append((j, a, "grader_unjudged"))
             else:
                 rejected.append((j, a, "minority_answer" if ok else "no_majority"))
         rejected.sort(key=lambda r: r[0])
@@ -285,26 +294,39 @@ class SolveStage:
             out.unjudged = sorted({*out.unjudged, "grader_unjudged_vote"})
         return out
 
-    def _group_answers(self, answers: list[str]) -> tuple[list[list[int]], int]:
-        """Indices of ``answers`` grouped as maj@k groups them, with grader equivalence.
+    def _group_answers(self, answers: list[str]) -> list[list[list[int]]]:
+        """Groupings of ``answers`` as maj@k groups them, with grader equivalence.
 
-        Returns:
-            ``(groups, n)``: ``n`` equivalence checks the grader could not judge (timeout /
-            crash); their pairs are left apart, and the outcome is marked unjudged.
+        One grouping when every comparison was judged. A comparison the grader could not
+        judge (TIMEOUT, ERROR) is neither "equal" nor "not equal": one grouping is returned
+        per way of settling the unjudged comparisons (all of them when there are at most
+        :data:`_MAX_UNJUDGED`, else only the two extremes), and the vote counts only what all
+        of them agree on.
         """
         from reasoning.metrics import group_answers
 
         assert self.grader is not None
         grader = self.grader
-        n_unjudged = 0
+        verdicts: dict[tuple[str, str], Verdict] = {}
 
-        def equivalent(pairs: object) -> list[bool]:
-            nonlocal n_unjudged
-            verdicts = grader.grade_many(list(pairs), extract=False)  # type: ignore[call-overload]
-            n_unjudged += sum(not v.status.judged for v in verdicts)
-            return [v.correct for v in verdicts]
+        def ask(pairs: object) -> list[bool]:
+            asked = list(pairs)  # type: ignore[call-overload]
+            todo = [pr for pr in dict.fromkeys(asked) if pr not in verdicts]
+            for pr, v in zip(todo, grader.grade_many(todo, extract=False), strict=True):
+                verdicts[pr] = v
+            return [verdicts[pr].correct for pr in asked]
 
-        return group_answers(answers, equivalent=equivalent), n_unjudged
+        first = group_answers(answers, equivalent=ask)  # unjudged pairs count as "not equal"
+        open_ = [pr for pr, v in verdicts.items() if v.status in _UNJUDGED]
+        if not open_:
+            return [first]
+        if len(open_) <= _MAX_UNJUDGED:
+            settle = [{pr for b, pr in enumerate(open_) if mask >> b & 1}
+                      for mask in range(1 << len(open_))]
+        else:
+            settle = [set(), set(open_)]
+        return [group_answers(answers, equivalent=lambda pairs, extra=extra: [
+            verdicts[pr].correct or pr in extra for pr in pairs]) for extra in settle]
 
     def _outcome(self, it: Item, p: Problem,
                  accepted: list[tuple[int, Attempt, dict[str, Verdict]]],
@@ -348,6 +370,23 @@ class SolveStage:
         rec = {"key": content_hash(it["key"], self.fingerprint, j, a.text),
                "problem_id": p.id, "sample_index": j, "attempt": a.to_dict()}
         return reject(rec, reason, "attempts")
+
+
+#: grader outcomes of a pairwise comparison that say nothing about equivalence (BAD_GOLD
+#: here means the first answer does not parse: the two differ as texts and as math)
+_UNJUDGED = frozenset({VerdictStatus.TIMEOUT, VerdictStatus.ERROR})
+_MAX_UNJUDGED = 6  # unjudged comparisons settled exhaustively (2**6 groupings) in a vote
+
+
+def _vote(groups: list[list[int]], n: int, majority: float,
+          min_votes: int) -> tuple[bool, list[int], int, float]:
+    """``(passed, top group, votes, share)`` of one grouping (ties and thresholds as configured)."""
+    ranked = sorted(groups, key=len, reverse=True)
+    top = ranked[0] if ranked else []
+    votes = len(top)
+    share = votes / n
+    tie = len(ranked) > 1 and len(ranked[1]) == votes
+    return bool(top) and share >= majority and votes >= min_votes and not tie, top, votes, share
 
 
 def _gradable(a: Attempt) -> bool:

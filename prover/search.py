@@ -7,6 +7,11 @@ path), runs every proposed tactic in the :class:`prover.types.ProofEnv`, and sto
 spent. States whose goals were already seen are not queued twice. Tactics that fail the
 forbidden-construct screen (``sorry``, ``native_decide``, ...) are never sent to Lean.
 
+A tactic whose Lean run timed out or crashed (``TacticStatus.TIMEOUT`` / ``CRASHED``) is an
+infrastructure failure, not a failed expansion: it is counted in
+:attr:`SearchResult.infra_failures`, and a search that then ends without a proof is unjudged
+(status ``INFRA_ERROR``, never "no proof"): the subtree behind that tactic was never explored.
+
 The proof found is a tactic script; it must still pass the whole-proof audit
 (:class:`prover.types.ProofChecker`), which the prove job runs.
 """
@@ -137,7 +142,8 @@ class SearchStatus(StrEnum):
     EXHAUSTED = "exhausted"  # no open state left
     EXPANSION_BUDGET = "expansion_budget"
     WALL_BUDGET = "wall_budget"
-    INFRA_ERROR = "infra_error"  # the env could not go on (never a judgment)
+    INFRA_ERROR = "infra_error"  # the env could not go on, or Lean timeouts/crashes cut the
+    # search short (never a judgment)
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ class SearchResult:
         outcomes: count of each :class:`TacticStatus` seen.
         wall_s: seconds spent.
         message: the infrastructure error, when status is INFRA_ERROR.
+        infra_failures: tactics whose Lean run timed out or crashed (not judgments).
     """
 
     status: SearchStatus
@@ -163,6 +170,12 @@ class SearchResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     message: str = ""
+    infra_failures: int = 0
+
+    @property
+    def judged(self) -> bool:
+        """True when the search decided (a proof, or none within budget with no infra failure)."""
+        return self.status is not SearchStatus.INFRA_ERROR
 
     @property
     def proof(self) -> str | None:
@@ -176,7 +189,11 @@ class SearchResult:
             "expansions": self.expansions, "nodes": self.nodes,
             "tactic_calls": self.tactic_calls, "outcomes": self.outcomes,
             "wall_s": round(self.wall_s, 3), "message": self.message,
+            "infra_failures": self.infra_failures,
         }
+
+
+_INFRA_TACTIC = (TacticStatus.TIMEOUT, TacticStatus.CRASHED)
 
 
 def tactics_to_proof(tactics: tuple[str, ...] | list[str]) -> str:
@@ -199,7 +216,8 @@ def best_first_search(task: ProofTask, env: ProofEnv, policy: TacticPolicy,
 
     Returns:
         A SearchResult. An env failure that cannot be recovered from ends the search with
-        status INFRA_ERROR (never reported as "no proof").
+        status INFRA_ERROR (never reported as "no proof"); so does a search that ends without
+        a proof after any Lean timeout/crash (its budget status goes into ``message``).
     """
     t0 = clock()
     counts: Counter[str] = Counter()
@@ -213,8 +231,13 @@ def best_first_search(task: ProofTask, env: ProofEnv, policy: TacticPolicy,
     seen = {root.pp}
 
     def done(status: SearchStatus, tactics: tuple[str, ...] = (), msg: str = "") -> SearchResult:
+        infra = sum(counts[str(s)] for s in _INFRA_TACTIC)
+        if infra and status not in (SearchStatus.PROVED, SearchStatus.INFRA_ERROR):
+            msg = (f"search ended ({status}) after {infra} Lean timeout/crash(es) on tactics "
+                   "whose subtrees were never explored: unjudged")
+            status = SearchStatus.INFRA_ERROR
         return SearchResult(status, tactics, expansions, len(seen), calls, dict(counts),
-                            clock() - t0, msg)
+                            clock() - t0, msg, infra)
 
     while frontier:
         if expansions >= cfg.max_expansions:

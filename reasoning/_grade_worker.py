@@ -1,14 +1,24 @@
-"""Grader worker process: math-verify behind a JSON-lines pipe.
+r"""Grader worker process: math-verify behind a JSON-lines pipe.
 
 Started by :class:`reasoning.grading.Grader` as ``python -m reasoning._grade_worker CONFIG``
 (CONFIG is a JSON object: ``memory_mb``, ``float_rounding``, ``numeric_precision``,
-``strict``). Protocol, one JSON object per line:
+``strict``, ``allow_set_relation_comp``). Protocol, one JSON object per line:
 
-* worker -> parent, once at start: ``{"ready": true, "pid", "math_verify"}``;
-* parent -> worker: ``{"items": [[gold, pred], ...]}`` (already extracted and cleaned answers);
+* worker -> parent, once at start: ``{"ready": true, "pid", "math_verify"}``, or
+  ``{"ready": false, "error"}`` when the installed math-verify fails a known-false-positive
+  check (:data:`KNOWN_FALSE_POSITIVES`, e.g. ``1-\frac{1}{e}`` vs ``1+\frac{1}{e}``);
+* parent -> worker: ``{"items": [[gold, pred, gold_raw, pred_raw], ...]}``: ``gold``/``pred``
+  are our extracted, cleaned answers; ``gold_raw``/``pred_raw`` the raw texts (a whole
+  solution) or null. A raw text goes through math-verify's own extraction (``parse`` with its
+  LaTeX and expression configs, boxed answers first), whose candidates come *before* ours:
+  whatever math-verify alone would call equivalent on the raw texts, we call equivalent too;
 * worker -> parent, one line per item as soon as it is judged, in order:
   ``{"status", "reason", "gold_parsed", "pred_parsed"}`` with status one of ``correct``,
   ``wrong``, ``bad_gold``, ``error``. The parent times each item from the previous reply.
+
+Candidates: gold = [ours] + [math-verify's on gold_raw]; pred = [math-verify's on pred_raw]
++ [ours]; CORRECT when any pair verifies. When *every* comparison raised, nothing was judged:
+the status is ``error`` (never ``wrong``).
 
 math-verify's own ``signal.alarm`` timeouts are switched off (they would turn a hang into a
 silent ``False``, and cannot interrupt C code such as big-integer powers); the parent enforces
@@ -21,11 +31,32 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
+from functools import lru_cache
 from itertools import product
 from typing import Any
 
 _STR_LIMIT = 200
+
+#: (gold, pred) pairs math-verify must call *not* equivalent; checked when a worker starts.
+#: ``1-\frac{1}{e}`` vs ``1+\frac{1}{e}`` was a reported false positive of math-verify.
+KNOWN_FALSE_POSITIVES: tuple[tuple[str, str], ...] = (
+    ("1+\\frac{1}{e}", "1-\\frac{1}{e}"),
+    ("1-\\frac{1}{e}", "1+\\frac{1}{e}"),
+    ("\\frac{1}{e}", "-\\frac{1}{e}"),
+    # math-verify 0.9.0 cuts "\frac{1}{\mathrm{e}}" to "\frac{1}{" and reads both sides as 1
+    ("$1 - \\frac{1}{\\mathrm{e}}$", "$1 + \\frac{1}{\\mathrm{e}}$"),
+    ("1 - \\frac{1}{\\mathrm{e}}", "1 + \\frac{1}{\\mathrm{e}}"),
+)
+#: upright single letters (``\mathrm{e}``, ``\operatorname{i}``) math-verify mis-parses; they are
+#: rewritten to the plain letter (``e`` is Euler's number, ``i`` the imaginary unit) first
+_UPRIGHT_RE = re.compile(r"\\(?:mathrm|operatorname|text|textrm|rm)\s*\{\s*([A-Za-z])\s*\}")
+
+
+def _pre(text: str) -> str:
+    """What every text goes through before math-verify (see :data:`_UPRIGHT_RE`)."""
+    return _UPRIGHT_RE.sub(r"\1", text) if "\\" in text else text
 
 
 def _short(x: object) -> str:
@@ -39,7 +70,7 @@ class _Judge:
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         import math_verify
-        from math_verify import LatexExtractionConfig, parse, verify
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
         # the parent kills us on a hang; math-verify's signal-based timeout is off on purpose
         for modname in ("math_verify.grader", "math_verify.parser"):
@@ -47,35 +78,102 @@ class _Judge:
         self.parse_fn = parse
         self.verify_fn = verify
         self.extraction = [LatexExtractionConfig(boxed_match_priority=0)]
+        self.raw_extraction = [
+            LatexExtractionConfig(boxed_match_priority=0),
+            ExprExtractionConfig(),
+        ]
         self.float_rounding = int(cfg.get("float_rounding", 6))
         self.numeric_precision = int(cfg.get("numeric_precision", 15))
         self.strict = bool(cfg.get("strict", True))
+        self.set_relation = bool(cfg.get("allow_set_relation_comp", False))
         self.version = getattr(math_verify, "__version__", None) or _dist_version()
+        self.parse = lru_cache(maxsize=2048)(self._parse)  # type: ignore[method-assign]
+        self.parse_raw = lru_cache(maxsize=512)(self._parse_raw)  # type: ignore[method-assign]
 
-    def parse(self, answer: str) -> list[Any]:
+    def _parse(self, answer: str) -> tuple[Any, ...]:
         r"""math-verify's parse of ``\boxed{answer}``: sympy objects only, no string fallback."""
-        return list(
+        return tuple(
             self.parse_fn(
-                "\\boxed{" + answer + "}",
+                "\\boxed{" + _pre(answer) + "}",
                 extraction_config=self.extraction,
                 fallback_mode="no_fallback",
                 parsing_timeout=None,  # type: ignore[arg-type]
             )
         )
 
-    def judge(self, gold: str, pred: str) -> dict[str, Any]:
-        """Parse both answers and compare every pair of parses (math-verify semantics)."""
-        g = self.parse(gold)
-        if not g:
+    def _parse_raw(self, text: str) -> tuple[Any, ...]:
+        """math-verify's own extraction on a raw text (boxed first, then LaTeX, expressions)."""
+        return tuple(
+            self.parse_fn(
+                _pre(text),
+                extraction_config=self.raw_extraction,
+                parsing_timeout=None,  # type: ignore[arg-type]
+            )
+        )
+
+    def self_check(self) -> str | None:
+        """Why this math-verify must not be used (a known false positive holds), or None."""
+        from reasoning.extract import clean_answer
+
+        for gold, pred in KNOWN_FALSE_POSITIVES:
+            g, p = clean_answer(gold), clean_answer(pred)  # as the grader sends them
+            res = self.judge(g, p, gold_raw=gold if g != gold else None,
+                             pred_raw=pred if p != pred else None)
+            if res["status"] == "correct":
+                return (f"math-verify {self.version} calls {gold!r} and {pred!r} equivalent "
+                        "(known false positive); install another math-verify version")
+        return None
+
+    def judge(self, gold: str, pred: str, gold_raw: str | None = None,
+              pred_raw: str | None = None) -> dict[str, Any]:
+        """Compare every gold candidate with every prediction candidate (see module docstring).
+
+        Our candidates are compared first; math-verify's own extraction of the raw texts only
+        runs when they do not already agree (same verdict as comparing all pairs, less work).
+        """
+        g = list(self.parse(gold)) if gold else []  # "": no answer of ours, raw text only
+        p = list(self.parse(pred))
+        if g and p:
+            first = self._compare(list(product(g, p)))
+            if first[0] is not None:
+                return first[0]
+        else:
+            first = (None, 0, list[str]())
+        g_raw = [x for x in self.parse_raw(gold_raw) if x not in g] if gold_raw else []
+        p_raw = [x for x in self.parse_raw(pred_raw) if x not in p] if pred_raw else []
+        g_all, p_all = g + g_raw, p_raw + p
+        if not g_all:
             return {"status": "bad_gold", "reason": "math-verify could not parse the gold answer"}
-        p = self.parse(pred)
-        out: dict[str, Any] = {"gold_parsed": _short(g[0])}
-        if not p:
+        out: dict[str, Any] = {"gold_parsed": _short(g_all[0])}
+        if not p_all:
             out.update(status="wrong", reason="prediction did not parse as math")
             return out
-        out["pred_parsed"] = _short(p[0])
-        errors: list[str] = []
-        for gi, pi in product(g, p):
+        out["pred_parsed"] = _short(p_all[0])
+        rest = [(gi, pi) for gi, pi in product(g_all, p_all) if gi in g_raw or pi in p_raw]
+        res, done, errors = self._compare(rest)
+        if res is not None:
+            return {**out, **res}
+        done += first[1]
+        errors += first[2]
+        raised = ", ".join(sorted(set(errors)))
+        if not done:  # nothing was compared: could not judge
+            out.update(status="error", reason=f"math-verify: every comparison raised ({raised})")
+            return out
+        reason = "math-verify: not equivalent"
+        if errors:
+            reason += f" (some comparisons raised {raised})"
+        out.update(status="wrong", reason=reason)
+        return out
+
+    def _compare(self, pairs: list[tuple[Any, Any]]
+                 ) -> tuple[dict[str, Any] | None, int, list[str]]:
+        """Verify ``(gold, pred)`` pairs in order until one holds.
+
+        Returns ``(final result or None, comparisons completed, exception names)``; the
+        result is set on the first equivalent pair or on MemoryError/RecursionError.
+        """
+        done, errors = 0, list[str]()
+        for gi, pi in pairs:
             try:
                 ok = self.verify_fn(
                     gi,
@@ -83,23 +181,21 @@ class _Judge:
                     float_rounding=self.float_rounding,
                     numeric_precision=self.numeric_precision,
                     strict=self.strict,
+                    allow_set_relation_comp=self.set_relation,
                     timeout_seconds=None,
                     raise_on_error=True,
                 )
             except (MemoryError, RecursionError) as e:
-                out.update(status="error", reason=f"math-verify: {type(e).__name__}")
-                return out
-            except Exception as e:  # noqa: BLE001 - math-verify treats these as "not equal"
+                why = f"math-verify: {type(e).__name__}"
+                return {"status": "error", "reason": why}, done, errors
+            except Exception as e:  # noqa: BLE001 - one comparison that could not be made
                 errors.append(type(e).__name__)
                 continue
+            done += 1
             if ok:
-                out.update(status="correct", reason="math-verify: equivalent")
-                return out
-        reason = "math-verify: not equivalent"
-        if errors:
-            reason += f" (comparison raised {', '.join(sorted(set(errors)))})"
-        out.update(status="wrong", reason=reason)
-        return out
+                return ({"status": "correct", "reason": "math-verify: equivalent",
+                         "gold_parsed": _short(gi), "pred_parsed": _short(pi)}, done, errors)
+        return None, done, errors
 
 
 def _dist_version() -> str:
@@ -129,19 +225,26 @@ def main(argv: list[str]) -> int:
     _limit_memory(cfg.get("memory_mb"))
     judge = _Judge(cfg)
     out = sys.stdout
-    out.write(json.dumps({"ready": True, "pid": os.getpid(), "math_verify": judge.version}) + "\n")
+    problem = judge.self_check()
+    hello = {"ready": problem is None, "pid": os.getpid(), "math_verify": judge.version}
+    if problem:
+        hello["error"] = problem
+    out.write(json.dumps(hello) + "\n")
     out.flush()
+    if problem:
+        return 3
     for line in sys.stdin:
         items = json.loads(line)["items"]
-        for gold, pred in items:
-            out.write(json.dumps(_judge_one(judge, str(gold), str(pred))) + "\n")
+        for item in items:
+            out.write(json.dumps(_judge_one(judge, *item)) + "\n")
             out.flush()
     return 0
 
 
-def _judge_one(judge: _Judge, gold: str, pred: str) -> dict[str, Any]:
+def _judge_one(judge: _Judge, gold: str, pred: str, gold_raw: str | None = None,
+               pred_raw: str | None = None) -> dict[str, Any]:
     try:
-        return judge.judge(gold, pred)
+        return judge.judge(str(gold), str(pred), gold_raw, pred_raw)
     except MemoryError:
         return {"status": "error", "reason": "math-verify: MemoryError"}
     except Exception as e:  # noqa: BLE001 - reported to the parent, worker stays up

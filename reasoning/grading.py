@@ -43,7 +43,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from reasoning.extract import clean_answer, extract_answer, extract_gold, normalize_answer
+from reasoning.extract import (
+    clean_answer,
+    extract_answer,
+    extract_box_run,
+    extract_gold,
+    find_choice,
+    mc_choice,
+    normalize_answer,
+)
 from verimath.records import Verdict, VerdictStatus
 
 __all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable"]
@@ -51,7 +59,7 @@ __all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable"]
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever extraction or equivalence semantics change; recorded in every verdict.
-GRADER_VERSION = "verimath-grader/2"  # 2: one gold extractor (verimath.gold)
+GRADER_VERSION = "verimath-grader/3"  # 2: one gold extractor (verimath.gold); 3: structure-keeping extraction
 
 
 class GraderUnavailable(RuntimeError):
@@ -60,7 +68,7 @@ class GraderUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class GraderConfig:
-    """Settings of a :class:`Grader`.
+    r"""Settings of a :class:`Grader`.
 
     Attributes:
         timeout_s: wall-clock seconds one comparison (both parses and the verify) may take;
@@ -68,9 +76,17 @@ class GraderConfig:
         workers: worker processes, i.e. comparisons run in parallel.
         memory_mb: address-space limit of each worker (RLIMIT_AS); None for no limit.
         start_timeout_s: seconds a new worker may take to import math-verify and report ready.
-        float_rounding: math-verify ``float_rounding`` (decimal places floats are rounded to).
-        numeric_precision: math-verify ``numeric_precision`` (digits for numeric comparison).
-        strict: math-verify ``strict`` (variables matter; sets are not tuples).
+        float_rounding: math-verify ``float_rounding``: decimal places floats are rounded to
+            before comparing (``2`` makes ``(0.6,2.6667]`` equal ``(\frac{3}{5},\frac{8}{3}]``).
+        numeric_precision: math-verify ``numeric_precision`` (significant digits of the
+            numeric comparison).
+        strict: math-verify ``strict``: variables matter and sets are not tuples; False
+            matches variables by position and lets a set equal a tuple.
+        allow_set_relation_comp: math-verify ``allow_set_relation_comp``: True lets a gold
+            relation equal a set in either direction (``1 < x < 2`` vs ``(1, 2)``); False (the
+            math-verify default) allows it only when the prediction is the set.
+        raw_extraction: also run math-verify's own extraction on the raw texts (whole
+            solutions) in the worker, ahead of ours; False grades only our extracted strings.
         batch_size: pairs :meth:`Grader.grade_many` sends to a worker per round trip (each
             still has its own ``timeout_s``).
         string_fast_path: call two answers with the same
@@ -84,6 +100,8 @@ class GraderConfig:
     float_rounding: int = 6
     numeric_precision: int = 15
     strict: bool = True
+    allow_set_relation_comp: bool = False
+    raw_extraction: bool = True
     batch_size: int = 8
     string_fast_path: bool = True
 
@@ -123,6 +141,7 @@ class _Worker:
             "float_rounding": config.float_rounding,
             "numeric_precision": config.numeric_precision,
             "strict": config.strict,
+            "allow_set_relation_comp": config.allow_set_relation_comp,
         }
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[1])
@@ -184,12 +203,15 @@ class _Worker:
         """
         if self.info is None:
             try:
-                self.info = self._get(timeout_s)
+                info = self._get(timeout_s)
             except _Timeout as e:
                 raise GraderUnavailable(f"grader worker not ready after {timeout_s:g} s") from e
+            if not info.get("ready"):
+                raise GraderUnavailable(str(info.get("error", "grader worker refused to start")))
+            self.info = info
         return self.info
 
-    def send(self, items: list[tuple[str, str]]) -> None:
+    def send(self, items: list[tuple[str, str, str | None, str | None]]) -> None:
         """Write one request (a batch of pairs); raises _WorkerDied when the pipe is closed."""
         data = memoryview((json.dumps({"items": items}) + "\n").encode("ascii"))
         try:
@@ -234,6 +256,29 @@ def _kill_all(procs: set[subprocess.Popen[bytes]]) -> None:
     procs.clear()
 
 
+def _gold_answer(gold: str) -> str | None:
+    r"""The gold answer of a gold text: all its joined boxes, else :func:`extract_gold` "auto".
+
+    ``\boxed{1}\boxed{2}`` -> ``1, 2`` (one answer, as :func:`extract_answer` reads a
+    prediction); a GSM8K ``#### N`` solution and box-free texts go to ``extract_gold``.
+    """
+    if "####" not in gold:
+        run = extract_box_run(gold)
+        if len(run) > 1:
+            return ", ".join(run)
+    ans = extract_gold(gold, "auto")
+    if ans is None:  # "$19, 46, and 82$": one math group that is not a "bare" line
+        inner = clean_answer(gold)
+        if inner != gold.strip() and "\n" not in inner and len(inner) <= 300:
+            return inner or None
+    return ans
+
+
+def _has_math(text: str) -> bool:
+    """Whether a text has LaTeX math delimiters or a box math-verify can extract from."""
+    return "$" in text or "\\(" in text or "\\[" in text or "\\boxed" in text
+
+
 def _gold_problem(gold: str) -> str | None:
     """Why a gold answer is unusable before any parsing, or None when it looks fine."""
     depth = 0
@@ -262,6 +307,8 @@ class _Item:
     pred: str | None  # extracted prediction
     detail: dict[str, Any]
     verdict: Verdict | None = None  # set when decided
+    gold_raw: str | None = None  # whole gold solution for math-verify's own extraction
+    pred_raw: str | None = None  # whole completion for math-verify's own extraction
 
     def finish(self, status: VerdictStatus, reason: str, elapsed_s: float, **extra: Any) -> None:
         self.detail.update(extra)
@@ -434,27 +481,48 @@ class Grader:
     def _prepare(self, gold: str | None, pred: str | None, extract: bool) -> _Item:
         """Extract both answers and decide what needs no worker (bad gold, no answer, equal)."""
         t0 = time.perf_counter()
-        g = extract_gold(gold, "auto") if isinstance(gold, str) else None
+        g = _gold_answer(gold) if isinstance(gold, str) else None
         if not isinstance(pred, str) or not pred.strip():
             p = None
         else:
             p = extract_answer(pred) if extract else (clean_answer(pred) or None)
         item = _Item(g, p, {"gold": g, "pred": p, "grader": GRADER_VERSION})
+        if self.config.raw_extraction:
+            item.gold_raw = gold if isinstance(gold, str) and gold.strip() != g else None
+            raw_pred = extract and isinstance(pred, str) and pred.strip() != p
+            item.pred_raw = pred if raw_pred else None
 
         def done(status: VerdictStatus, reason: str) -> _Item:
             item.finish(status, reason, time.perf_counter() - t0)
             return item
 
         if g is None:
-            return done(VerdictStatus.BAD_GOLD, "no gold answer")
+            if item.gold_raw is None or not _has_math(item.gold_raw) or p is None:
+                return done(VerdictStatus.BAD_GOLD, "no gold answer")
+            item.gold = ""  # "$12$ and $13$": only math-verify's extraction of the raw gold
+            return item
         problem = _gold_problem(g)
         if problem:
             return done(VerdictStatus.BAD_GOLD, problem)
+        gmc = mc_choice(g)
+        if gmc is not None and extract and isinstance(pred, str) and p is None:
+            letter = find_choice(pred)  # "The correct option is (B).": no other answer found
+            if letter is not None:
+                p = item.pred = item.detail["pred"] = letter
         if p is None:
             empty = not isinstance(pred, str) or not pred.strip()
             return done(VerdictStatus.NO_ANSWER, "empty prediction" if empty else "no answer found")
         if self.config.string_fast_path and normalize_answer(g) == normalize_answer(p):
             return done(VerdictStatus.CORRECT, "identical after normalization")
+        if gmc is not None:
+            pmc = mc_choice(p)
+            if pmc is not None:
+                same = pmc[0] == gmc[0]
+                return done(VerdictStatus.CORRECT if same else VerdictStatus.WRONG,
+                            f"multiple choice: {pmc[0]} vs gold {gmc[0]}")
+            if gmc[1]:  # "C. x = 42" vs "x = 42": compare with the option text
+                item.gold, item.gold_raw = gmc[1], None
+                item.detail["gold_option"] = gmc[1]
         return item
 
     def _run_batch(self, items: list[_Item]) -> None:
@@ -469,7 +537,7 @@ class Grader:
         Stops after the first item that times out or kills the worker (that item gets TIMEOUT
         or ERROR; the worker is replaced); the caller re-sends the remaining items.
         """
-        payload = [(str(it.gold), str(it.pred)) for it in items]
+        payload = [(str(it.gold), str(it.pred), it.gold_raw, it.pred_raw) for it in items]
         w: _Worker | None = self._acquire()
         replace = False
         try:
@@ -496,7 +564,9 @@ class Grader:
             if w is not None:
                 self._release(w, replace=replace)
 
-    def _ready_send(self, w: _Worker, payload: list[tuple[str, str]]) -> dict[str, Any]:
+    def _ready_send(
+        self, w: _Worker, payload: list[tuple[str, str, str | None, str | None]]
+    ) -> dict[str, Any]:
         """Wait until ``w`` has started, send ``payload``; returns its hello message."""
         info = w.wait_ready(self.config.start_timeout_s)
         w.send(payload)

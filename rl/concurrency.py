@@ -29,11 +29,13 @@ class Outcome(Generic[R]):
         value: the function's result (None when ``error`` or ``timed_out``).
         error: ``repr`` of the exception the function raised, or "".
         timed_out: True when the item was still running at the deadline.
+        exception: the exception the function raised, or None.
     """
 
     value: R | None = None
     error: str = ""
     timed_out: bool = False
+    exception: BaseException | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,7 +80,7 @@ def map_with_deadline(
                     out[i] = Outcome(value=fut.result())
                 else:
                     log.warning("verifier call %d raised %r", i, exc, exc_info=exc)
-                    out[i] = Outcome(error=repr(exc))
+                    out[i] = Outcome(error=repr(exc), exception=exc)
         if pending:
             log.warning("%d of %d verifier calls still running after %.1fs: skipped",
                         len(pending), len(items), timeout_s)

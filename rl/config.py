@@ -221,6 +221,9 @@ class GRPOAlgoConfig:
         mask_truncated_completions: leave completions cut by the length limit out of the loss.
         use_vllm / vllm_mode / vllm_server_base_url / vllm_gpu_memory_utilization: generation
             with vLLM ("colocate" in the training process, or "server" for ``trl vllm-serve``).
+        max_infra_failure_steps: stop training with a clear error when one reward could judge
+            no sample at all (infra-failure rate 100%: dead sandbox / grader / Lean, or a gold
+            column that is empty) for this many consecutive reward steps; 0 never stops.
     """
 
     loss_type: str = "grpo"
@@ -238,8 +241,11 @@ class GRPOAlgoConfig:
     vllm_mode: str = "colocate"
     vllm_server_base_url: str | None = None
     vllm_gpu_memory_utilization: float = 0.3
+    max_infra_failure_steps: int = 3
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_infra_failure_steps, int) or self.max_infra_failure_steps < 0:
+            raise ValueError("grpo.max_infra_failure_steps must be an int >= 0 (0: never stop)")
         if self.num_generations < 2:
             raise ValueError("grpo.num_generations must be >= 2 (advantages are group-relative)")
         if self.scale_rewards not in ("group", "batch", "none"):

@@ -209,7 +209,8 @@ def build_grpo_trainer(
     return VerifierGRPOTrainer(
         model=model, reward_funcs=reward_funcs, args=args,
         train_dataset=Dataset.from_list(prompt_rows(train, cfg)), processing_class=tokenizer,
-        peft_config=cfg.lora.to_peft(), verifier_columns=verifier_columns, **extra)
+        peft_config=cfg.lora.to_peft(), verifier_columns=verifier_columns,
+        max_infra_failure_steps=cfg.grpo.max_infra_failure_steps, **extra)
 
 
 def run_grpo(cfg: GRPOJobConfig) -> TrainReport:

@@ -10,7 +10,11 @@ Every reward function has TRL's calling convention and our one signature (DESIGN
   turns included); :func:`completion_text` accepts both.
 * return: shape (B*G,); ``None`` means "could not judge" (sandbox ``SANDBOX_ERROR``, grader
   ``TIMEOUT``/``ERROR``/``BAD_GOLD``, a dead Lean process, a verifier call that hung past
-  ``timeout_s``). TRL turns ``None`` into NaN and leaves the sample out of the group baseline;
+  ``timeout_s``). Only these known infrastructure failures become None: the verdict statuses
+  above and the exceptions of :func:`infra_exceptions` (``SandboxError``, ``GraderUnavailable``,
+  ``ProverInfraError`` and its ``LeanTimeout``/``LeanCrash``). Any other exception (a code
+  bug, a wrong dataset column) propagates and stops training. TRL turns ``None`` into NaN
+  and leaves the sample out of the group baseline;
   :class:`rl.trainers.VerifierGRPOTrainer` additionally skips the sample's shaping terms. An
   infrastructure failure is never scored 0.0 or 1.0. Each call logs its failure rate through
   TRL's ``log_metric`` as ``rewards/<name>/infra_failure_rate``.
@@ -136,9 +140,27 @@ class VerifierPool:
     timeout_s: float = 60.0
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """``fn`` over ``items`` concurrently; None for an item that raised or hung."""
+        """``fn`` over ``items`` concurrently; None for an item that hung or hit an infra error.
+
+        Raises:
+            Exception: the first exception of an item that is not an infrastructure failure
+                (:func:`infra_exceptions`): a bug is not "could not judge".
+        """
         outs = map_with_deadline(fn, items, workers=self.workers, timeout_s=self.timeout_s)
+        infra = infra_exceptions()
+        for o in outs:
+            if o.exception is not None and not isinstance(o.exception, infra):
+                raise o.exception
         return [o.value if o.ok else None for o in outs]
+
+
+def infra_exceptions() -> tuple[type[BaseException], ...]:
+    """The exception types a reward maps to None: the verifier, not the sample, failed."""
+    from prover.types import ProverInfraError
+    from reasoning.grading import GraderUnavailable
+    from reasoning.sandbox.result import SandboxError
+
+    return (SandboxError, GraderUnavailable, ProverInfraError)
 
 
 @dataclass

@@ -120,9 +120,14 @@ def test_env_failure_is_infra_error_not_failure() -> None:
 
 
 def test_max_depth() -> None:
-    res = best_first_search(TASK, ScriptedEnv(TREE, ROOT), TablePolicy(GOOD_POLICY),
+    no_timeout = {**GOOD_POLICY, LEFT: [("rfl", -0.3), ("exact h.symm", -0.4)]}
+    res = best_first_search(TASK, ScriptedEnv(TREE, ROOT), TablePolicy(no_timeout),
                             SearchConfig(width=4, max_depth=2))
     assert res.status is SearchStatus.EXHAUSTED  # RIGHT is at depth 2: never expanded
+    # with the "omega" timeout on the way the same search is unjudged, not "no proof"
+    res = best_first_search(TASK, ScriptedEnv(TREE, ROOT), TablePolicy(GOOD_POLICY),
+                            SearchConfig(width=4, max_depth=2))
+    assert res.status is SearchStatus.INFRA_ERROR and res.infra_failures == 1
 
 
 class LogprobBackend:
@@ -194,3 +199,49 @@ def test_search_config_validation() -> None:
         SearchConfig(width=0)
     with pytest.raises(ValueError, match="wall_s"):
         SearchConfig(wall_s=0)
+
+
+# -- Lean timeouts / crashes are infrastructure, not failed expansions ----------------------
+
+
+@pytest.mark.parametrize("bad", [TacticStatus.TIMEOUT, TacticStatus.CRASHED])
+def test_search_that_ran_out_after_lean_failures_is_unjudged(bad: TacticStatus) -> None:
+    tree = {ROOT: {"simp": TacticStatus.ERROR, "omega": bad}}
+    res = best_first_search(TASK, ScriptedEnv(tree, ROOT),
+                            TablePolicy({ROOT: [("simp", -0.1), ("omega", -0.2)]}),
+                            SearchConfig())
+    assert res.status is SearchStatus.INFRA_ERROR and not res.judged
+    assert res.infra_failures == 1 and res.outcomes[str(bad)] == 1
+    assert "exhausted" in res.message and res.proof is None
+    assert res.to_dict()["infra_failures"] == 1
+
+
+def test_a_proof_found_despite_a_lean_timeout_is_judged() -> None:
+    res = best_first_search(TASK, ScriptedEnv(TREE, {"t": ROOT}), TablePolicy(GOOD_POLICY),
+                            SearchConfig(width=4))
+    assert res.status is SearchStatus.PROVED and res.judged and res.infra_failures == 1
+
+
+def test_search_without_lean_failures_stays_a_judgment() -> None:
+    res = best_first_search(TASK, ScriptedEnv(TREE, ROOT),
+                            TablePolicy({ROOT: [("simp", -0.1)]}), SearchConfig())
+    assert res.status is SearchStatus.EXHAUSTED and res.judged and res.infra_failures == 0
+
+
+def test_dojo_crash_in_search_is_unjudged() -> None:
+    # the real DojoEnv over a lean_dojo-shaped process that crashes (DojoCrashError, OOM) on
+    # "omega": the env replaces the process, the search must not call the attempt wrong
+    from prover.dojo import DojoConfig, DojoEnv
+    from tests.prover.test_envs import DJ, FakeDojo
+    from tests.prover.test_envs import TASK as DJ_TASK
+
+    FakeDojo.instances = []
+    env = DojoEnv(DojoConfig(), dojo_factory=lambda task: FakeDojo())
+    policy = TablePolicy({DJ["init"]["pp"]: [("linarith", -0.1), ("omega", -0.2)]})
+    try:
+        res = best_first_search(DJ_TASK, env, policy, SearchConfig(width=2))
+    finally:
+        env.close()
+    assert res.outcomes == {"error": 1, "crashed": 1}
+    assert res.status is SearchStatus.INFRA_ERROR and not res.judged
+    assert len(FakeDojo.instances) == 2  # the crashed process was replaced

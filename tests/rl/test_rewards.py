@@ -272,3 +272,72 @@ def test_answer_reward_pot_sandbox_failure_is_none():
 
     fn = AnswerReward(VerifierPool(grader=FakeGrader(), sandbox=DeadSandbox()), "pot")
     assert fn(["```python\nprint(42)\n```"], answer=["42"]) == [None]
+
+
+# -- only known infrastructure failures become None; bugs raise -----------------------------
+
+
+def test_answer_reward_with_a_real_grader_timeout_is_none():
+    from reasoning.grading import Grader, GraderConfig
+
+    hang = r"\boxed{9^{9^{9^9}}}"  # the worker hangs in a C big-integer power and is killed
+    with Grader(GraderConfig(timeout_s=1.0, workers=1)) as g:
+        fn = AnswerReward(VerifierPool(grader=g, workers=2), strategy="cot")
+        assert fn([hang, r"\boxed{7}"], answer=["5", "7"]) == [None, 1.0]
+
+
+def test_answer_reward_with_a_dead_grader_is_none():
+    from reasoning.grading import Grader, GraderConfig
+
+    g = Grader(GraderConfig(workers=1))
+    g.close()  # the grader service is gone: GraderUnavailable, an infra failure
+    fn = AnswerReward(VerifierPool(grader=g), strategy="cot")
+    assert fn([r"\boxed{0.5}"], answer=[r"\frac{1}{2}"]) == [None]  # needs a worker
+
+
+@pytest.mark.parametrize("exc", ["LeanTimeout", "LeanCrash", "LeanUnavailable"])
+def test_proof_reward_lean_infra_errors_are_none(exc):
+    import prover.types as pt
+
+    class Dying:
+        def check(self, task):
+            raise getattr(pt, exc)("lean went away")
+
+    fn = ProofReward(VerifierPool(checker=Dying()))
+    assert fn([f"```lean4\n{STMT}\n  simp\n```"], formal_statement=[STMT]) == [None]
+
+
+def test_a_code_bug_inside_a_reward_raises():
+    class Buggy(FakeGrader):
+        def grade(self, gold, pred, *, extract=True):
+            return {"status": "correct"}["verdict"]  # KeyError: a bug, not an infra failure
+
+    fn = AnswerReward(VerifierPool(grader=Buggy()), strategy="cot")
+    with pytest.raises(KeyError):
+        fn([r"\boxed{7}"], answer=["7"])
+
+
+def test_a_reward_fed_a_wrong_column_raises():
+    from prover.scripted import ScriptedChecker
+
+    fn = ProofReward(VerifierPool(checker=ScriptedChecker({"t1": ["simp"]})))
+    wrong = [{"name": "t1", "statement": STMT}]  # a record where a statement string belongs
+    with pytest.raises((TypeError, AttributeError, KeyError)):
+        fn([f"```lean4\n{STMT}\n  simp\n```"], formal_statement=wrong)
+    with pytest.raises(TypeError):  # a column under the wrong name
+        AnswerReward(VerifierPool(grader=FakeGrader()))([r"\boxed{7}"], solution=["7"])
+
+
+def test_infra_failure_watch_stops_after_n_all_unjudged_steps():
+    from rl.trainer import InfraFailureWatch, RewardInfraFailure
+
+    nan = float("nan")
+    watch = InfraFailureWatch(["answer", "format"], max_steps=2)
+    watch.update(torch.tensor([[nan, 1.0], [nan, 0.0]]))
+    watch.update(torch.tensor([[1.0, 1.0], [nan, 0.0]]))  # one judged sample resets the streak
+    watch.update(torch.tensor([[nan, 1.0], [nan, 0.0]]))
+    with pytest.raises(RewardInfraFailure, match="'answer' could not judge any sample for 2"):
+        watch.update(torch.tensor([[nan, 1.0], [nan, 0.0]]))
+    never = InfraFailureWatch(["answer"], max_steps=0)
+    for _ in range(5):
+        never.update(torch.tensor([[nan]]))

@@ -105,6 +105,24 @@ def test_grpo_infra_failures_are_skipped_not_scored(tmp_path):
     assert _changed(before, trainer.model) == 0  # length_reward did not stand in for a verdict
 
 
+def test_grpo_stops_when_a_reward_judges_nothing_for_n_steps(tmp_path):
+    """A grader that always times out: with max_infra_failure_steps=1 GRPO stops, clearly."""
+    from rl.grpo import build_grpo_trainer
+    from rl.trainer import RewardInfraFailure
+
+    class TimeoutGrader(FakeGrader):
+        def grade(self, gold, pred, *, extract=True):
+            return super().grade(gold, "<timeout>", extract=extract)
+
+    cfg = grpo_cfg(tmp_path, "grpo.max_infra_failure_steps=1", "train.max_steps=3")
+    answer = AnswerReward(VerifierPool(grader=TimeoutGrader()))
+    trainer = build_grpo_trainer(cfg, VerifierPool(), reward_funcs=[answer, length_reward],
+                                 weights=[1.0, 1.0], verifier_columns=[True, False])
+    with pytest.raises(RewardInfraFailure, match="reward 'answer' could not judge any sample"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
 def test_grpo_config_validation_names_the_key():
     from verimath.config import ConfigError
 

@@ -21,6 +21,10 @@ gives a line with ``verdict.status == "error"`` and a reason naming the line and
 message on stderr, and grading goes on. A summary table (counts per status, accuracy over
 judged records with a Wilson 95% interval) and a progress bar go to stderr.
 
+math-verify settings (``--float-rounding``, ``--numeric-precision``, ``--no-strict``,
+``--set-relation``, ``--no-raw-extraction``) are :class:`reasoning.grading.GraderConfig`
+fields; ``--manifest PATH`` records them with the versions and the summary.
+
 Exit codes: 0 when grading worked (bad records included), 1 when the grader could not run,
 2 on a usage error (missing file, conflicting flags).
 """
@@ -47,6 +51,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds per comparison before TIMEOUT (default 5)")
     p.add_argument("--no-extract", dest="extract", action="store_false",
                    help="predictions are already final answers (do not extract)")
+    g = p.add_argument_group("math-verify comparison (recorded in --manifest)")
+    g.add_argument("--float-rounding", dest="float_rounding", type=int, default=6,
+                   help="decimal places floats are rounded to before comparing (default 6)")
+    g.add_argument("--numeric-precision", dest="numeric_precision", type=int, default=15,
+                   help="significant digits of numeric comparison (default 15)")
+    g.add_argument("--no-strict", dest="strict", action="store_false",
+                   help="non-strict: variables matched by position, a set may equal a tuple")
+    g.add_argument("--set-relation", dest="allow_set_relation_comp", action="store_true",
+                   help="a gold relation may equal a set both ways (1 < x < 2 vs (1, 2))")
+    g.add_argument("--no-raw-extraction", dest="raw_extraction", action="store_false",
+                   help="grade only our extracted answers, not math-verify's own extraction")
+    p.add_argument("--manifest", help="file mode: write a JSON manifest (grader settings, "
+                   "versions, summary) to this path")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -64,20 +81,45 @@ def run(args: argparse.Namespace) -> int:
     from reasoning.grading import GraderConfig, GraderUnavailable
 
     try:
-        cfg = GraderConfig(timeout_s=args.timeout_s, workers=max(1, args.workers))
+        cfg = GraderConfig(
+            timeout_s=args.timeout_s, workers=max(1, args.workers),
+            float_rounding=args.float_rounding, numeric_precision=args.numeric_precision,
+            strict=args.strict, allow_set_relation_comp=args.allow_set_relation_comp,
+            raw_extraction=args.raw_extraction,
+        )
     except ValueError as e:
         print(f"verimath grade: {e}", file=sys.stderr)
         return 2
     try:
         if single:
             return _grade_pair(args.gold, args.pred, cfg, extract=args.extract)
-        return grade_file(
+        report = grade_file(
             args.file, args.gold_field, args.pred_field, cfg,
             extract=args.extract, progress=not args.no_progress,
-        ).exit_code
+        )
+        if args.manifest and report.exit_code == 0:
+            write_manifest(args.manifest, cfg, report, args)
+        return report.exit_code
     except GraderUnavailable as e:
         print(f"verimath grade: grader unavailable: {e}", file=sys.stderr)
         return 1
+
+
+def write_manifest(path: str, cfg: Any, report: GradeReport, args: argparse.Namespace) -> None:
+    """Write the run manifest of a file grading: grader settings and version, input, summary."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from reasoning.grading import GRADER_VERSION
+    from verimath.manifest import build_manifest
+    from verimath.store import atomic_write_json
+
+    manifest = build_manifest(
+        "grade", {"grader": asdict(cfg), "file": args.file, "gold_field": args.gold_field,
+                  "pred_field": args.pred_field, "extract": args.extract},
+        grader_version=GRADER_VERSION, summary=report.summary(),
+    )
+    atomic_write_json(Path(path), manifest)
 
 
 def _grade_pair(gold: str, pred: str, cfg: Any, *, extract: bool) -> int:
