@@ -59,7 +59,8 @@ __all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable"]
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever extraction or equivalence semantics change; recorded in every verdict.
-GRADER_VERSION = "verimath-grader/3"  # 2: one gold extractor (verimath.gold); 3: structure-keeping extraction
+#: 2: one gold extractor (verimath.gold); 3: structure-keeping answer extraction.
+GRADER_VERSION = "verimath-grader/3"
 
 
 class GraderUnavailable(RuntimeError):
