@@ -165,7 +165,8 @@ def test_interpreter_killed_between_cells_is_unjudged_not_wrong(tmp_path, monkey
         return f"So \\boxed{{{outs[-1].strip()}}}."
 
     cfg = load_config(EvalConfig, None, [f"benchmark={bench}", f"out={tmp_path / 'o'}",
-                                         "rollout.strategy=tir", "sandbox.timeout_s=5"])
+                                         "rollout.strategy=tir", "sandbox.timeout_s=5",
+                                         "infra_retries=0"])  # final at once
     import reasoning.sandbox as sbmod
 
     monkeypatch.setattr(sbmod, "Sandbox", lambda *_a, **_k: box)  # main() builds it by name
