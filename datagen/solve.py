@@ -34,6 +34,7 @@ from datagen.dedup import normalize_text
 from datagen.export import export_row
 from datagen.runner import Item, Outcome, reject
 from datagen.stages import item_problem
+from reasoning.grading import grade_attempts
 from verimath.jobs import fingerprint_of
 from verimath.records import Attempt, Problem, Verdict, VerdictStatus, content_hash
 
@@ -207,10 +208,10 @@ class SolveStage:
         """Grade every attempt and turn the accepted ones into trajectories."""
         t = time.perf_counter()
         problems = [item_problem(it) for it in items]
-        gold_pairs = [(p.answer, a.answer) for p, per in zip(problems, attempts, strict=True)
+        gold_pairs = [(p.answer, a) for p, per in zip(problems, attempts, strict=True)
                       if p.answer is not None for a in per if _gradable(a)]
         assert self.grader is not None
-        verdicts = iter(self.grader.grade_many(gold_pairs, extract=False) if gold_pairs else [])
+        verdicts = iter(grade_attempts(self.grader, gold_pairs) if gold_pairs else [])
         outs = []
         for it, p, per in zip(items, problems, attempts, strict=True):
             if p.answer is not None:

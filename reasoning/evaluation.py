@@ -133,9 +133,11 @@ def _sample_correct(attempt: Attempt, verdict: Verdict) -> bool | None:
 def _grade_batch(
     grader: Grader, problems: list[Problem], attempts: list[list[Attempt]]
 ) -> list[list[Verdict]]:
-    """Grade every attempt (already-extracted answers) against each problem's gold."""
-    pairs = [(p.answer, a.answer) for p, per in zip(problems, attempts, strict=True) for a in per]
-    flat = grader.grade_many(pairs, extract=False)
+    """Grade each attempt against its problem's gold (``reasoning.grading.grade_attempts``)."""
+    from reasoning.grading import grade_attempts
+
+    pairs = [(p.answer, a) for p, per in zip(problems, attempts, strict=True) for a in per]
+    flat = grade_attempts(grader, pairs)
     out, i = [], 0
     for per in attempts:
         out.append(flat[i:i + len(per)])

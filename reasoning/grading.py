@@ -52,9 +52,9 @@ from reasoning.extract import (
     mc_choice,
     normalize_answer,
 )
-from verimath.records import Verdict, VerdictStatus
+from verimath.records import Attempt, Verdict, VerdictStatus
 
-__all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable"]
+__all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable", "grade_attempts"]
 
 logger = logging.getLogger(__name__)
 
@@ -601,3 +601,37 @@ class Grader:
                         now - t_prev, **extra)
             t_prev = now
         return len(items), False
+
+
+def grade_attempts(grader: Any, pairs: list[tuple[str | None, Attempt]]) -> list[Verdict]:
+    """Grade rollout attempts against gold answers: the one rule eval and datagen share.
+
+    A chain-of-thought attempt (no tool calls) is graded from its whole completion text with
+    extraction on, so math-verify's own extraction sees the raw text (relations, matrices,
+    several boxes) exactly as :meth:`Grader.grade` does for a whole solution; its answer is
+    the same ``extract_answer`` result the rollout stored. A program-of-thought / TIR attempt
+    is graded from its stored ``answer`` (program output or written answer) with extraction
+    off: its raw text holds tool output, whose numbers must not stand in for an answer.
+
+    Args:
+        grader: a :class:`Grader` or anything with its ``grade_many(pairs, extract=)``
+            (e.g. ``reasoning.service.client.RemoteGrader``).
+        pairs: ``(gold, attempt)`` in order; gold None gives BAD_GOLD as in ``grade``.
+
+    Returns:
+        One Verdict per pair, in input order.
+
+    Raises:
+        GraderUnavailable: the grader is closed or a worker cannot start.
+    """
+    raw = [i for i, (_, a) in enumerate(pairs) if not a.tool_calls]
+    raw_set = set(raw)
+    given = [i for i in range(len(pairs)) if i not in raw_set]
+    out: list[Verdict | None] = [None] * len(pairs)
+    for idx, extract in ((raw, True), (given, False)):
+        if not idx:
+            continue
+        texts = [(pairs[i][0], pairs[i][1].text if extract else pairs[i][1].answer) for i in idx]
+        for i, v in zip(idx, grader.grade_many(texts, extract=extract), strict=True):
+            out[i] = v
+    return [v for v in out if v is not None]

@@ -268,3 +268,23 @@ def test_gsm8k_golds_grade_against_model_style_answers(shared_data, grader):
     pairs = [(r["answer"], f"Let me compute.\nThe answer is {extract_gold(r['answer'], 'gsm8k')}.")
              for r in rows]
     assert all(v.correct for v in grader.grade_many(pairs))
+
+
+def test_grade_attempts_cot_from_text_pot_tir_from_stored_answer(grader):
+    """CoT attempts are graded from their whole text (math-verify sees it raw); attempts with
+    tool calls from their stored answer, so numbers in tool output never become an answer."""
+    from reasoning.grading import grade_attempts
+    from verimath.records import Attempt, ToolCall
+
+    call = ToolCall(code="print(41)", status="ok", output="41\n", wall_time_s=0.0)
+    cot_text = "So $x \\geq 5$ is the solution."
+    pairs = [
+        ("x >= 5", Attempt(text=cot_text, answer=None)),                 # text is what counts
+        ("42", Attempt(text="```python\nprint(41)\n```\n\\boxed{42}", tool_calls=(call,),
+                       answer="41")),                                    # the program said 41
+        ("41", Attempt(text="```output\n41\n```", tool_calls=(call,), answer=None)),
+        ("7", Attempt(text="The answer is 7.", answer="7")),
+    ]
+    got = [v.status for v in grade_attempts(grader, pairs)]
+    assert got == [VerdictStatus.CORRECT, VerdictStatus.WRONG, VerdictStatus.NO_ANSWER,
+                   VerdictStatus.CORRECT]
