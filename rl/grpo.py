@@ -11,6 +11,7 @@ from typing import Any
 
 from rl.common import (
     TrainReport,
+    check_resume_settings,
     load_causal_lm,
     load_tokenizer,
     resolve_model_path,
@@ -216,9 +217,10 @@ def build_grpo_trainer(
 def run_grpo(cfg: GRPOJobConfig) -> TrainReport:
     """Train with verifier rewards (resuming when a checkpoint exists) and save ``final/``."""
     started = time.monotonic()
+    settings = check_resume_settings(cfg)
     with contextlib.ExitStack() as stack:
         pool = build_verifiers(cfg, stack)
         trainer = build_grpo_trainer(cfg, pool)
-        write_manifest("grpo", cfg, cfg.output_dir, model=cfg.model,
+        write_manifest("grpo", cfg, cfg.output_dir, model=cfg.model, settings=settings,
                        grpo=grpo_choices(trainer.args, trainer.reward_func_names))
         return run_trainer(trainer, cfg, trainer.processing_class, started)

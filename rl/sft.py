@@ -8,6 +8,7 @@ from typing import Any
 
 from rl.common import (
     TrainReport,
+    check_resume_settings,
     load_causal_lm,
     load_tokenizer,
     resolve_model_path,
@@ -55,7 +56,8 @@ def build_sft_trainer(cfg: SFTJobConfig, model: Any = None, tokenizer: Any = Non
 def run_sft(cfg: SFTJobConfig) -> TrainReport:
     """Train, checkpoint (resuming when a checkpoint exists), save ``final/``; see TrainReport."""
     started = time.monotonic()
+    settings = check_resume_settings(cfg)
     trainer = build_sft_trainer(cfg)
-    write_manifest("sft", cfg, cfg.output_dir, model=cfg.model,
+    write_manifest("sft", cfg, cfg.output_dir, model=cfg.model, settings=settings,
                    examples=len(trainer.train_dataset))
     return run_trainer(trainer, cfg, trainer.processing_class, started)

@@ -46,9 +46,24 @@ def test_sft_step_changes_weights_then_resumes_from_checkpoint(tmp_path):
     assert (tmp_path / "sft" / "checkpoint-1").is_dir()
     assert (tmp_path / "sft" / "final" / "config.json").is_file()
 
+    from rl.common import training_settings, write_manifest
     from rl.sft import run_sft
+    from verimath.jobs import SettingsMismatch
 
-    resumed = run_sft(sft_cfg(tmp_path, steps=2))
+    write_manifest("sft", cfg, cfg.output_dir, settings=training_settings(cfg))
+    # a changed setting is refused before anything loads; the stored manifest is kept
+    stored = (tmp_path / "sft" / "manifest.json").read_text()
+    changed = load_config(SFTJobConfig, None, [
+        f"model={tiny_model_dir()}", f"output_dir={tmp_path / 'sft'}", "max_length=512",
+        "data.strategy=tir", "data.arithmetic.n=16", "train.max_steps=2",
+        "train.per_device_train_batch_size=4", "train.learning_rate=0.01"])
+    with pytest.raises(SettingsMismatch, match="train.learning_rate") as e:
+        run_sft(changed)
+    assert e.value.keys == ["train.learning_rate"]  # max_steps / save_* may differ
+    assert (tmp_path / "sft" / "manifest.json").read_text() == stored
+    assert not (tmp_path / "sft" / "checkpoint-2").exists()
+
+    resumed = run_sft(sft_cfg(tmp_path, steps=2))  # a longer run continues the same one
     assert resumed.resumed_from is not None and resumed.resumed_from.endswith("checkpoint-1")
     assert resumed.global_step == 2
     assert (tmp_path / "sft" / "manifest.json").is_file()
