@@ -273,6 +273,10 @@ class VerifierConfig:
         lean_workers: Lean REPL processes (several GB of memory each).
         sandbox_endpoints / grader_endpoints: ``verimath serve`` URLs to run programs / grade
             on instead of locally (token from ``$VERIMATH_API_KEY``); empty: local.
+        grader_float_rounding / grader_numeric_precision / grader_strict /
+            grader_set_relation: the answer reward's math-verify options
+            (``reasoning.grading.GraderConfig`` ``float_rounding``, ``numeric_precision``,
+            ``strict``, ``allow_set_relation_comp``), the same as eval's and datagen's.
     """
 
     workers: int = 4
@@ -285,6 +289,10 @@ class VerifierConfig:
     lean_workers: int = 1
     sandbox_endpoints: tuple[str, ...] = ()
     grader_endpoints: tuple[str, ...] = ()
+    grader_float_rounding: int = 6
+    grader_numeric_precision: int = 15
+    grader_strict: bool = True
+    grader_set_relation: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -95,6 +95,8 @@ def build_verifiers(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Verifier
 
         pool.grader = stack.enter_context(make_grader(GraderSettings(
             timeout_s=v.grader_timeout_s, workers=min(v.workers, 4),
+            float_rounding=v.grader_float_rounding, numeric_precision=v.grader_numeric_precision,
+            strict=v.grader_strict, allow_set_relation_comp=v.grader_set_relation,
             endpoints=v.grader_endpoints)))
     if "sandbox" in need:
         from reasoning.service.factory import SandboxSettings, make_sandbox

@@ -200,3 +200,17 @@ def test_proof_prompts_and_missing_lean_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("VERIMATH_LEAN_PROJECT", raising=False)
     with contextlib.ExitStack() as stack, pytest.raises(ValueError, match="Lean 4 project"):
         build_verifiers(cfg, stack)
+
+
+def test_grpo_grader_options_reach_the_grader(tmp_path):
+    """The answer reward's math-verify options are the grpo config's, like eval's and datagen's."""
+    from rl.grpo import build_verifiers
+
+    cfg = grpo_cfg(tmp_path, "verifier.grader_float_rounding=2", "verifier.grader_strict=false",
+                   "verifier.grader_set_relation=true")
+    with contextlib.ExitStack() as stack:
+        pool = build_verifiers(cfg, stack)
+        gc = pool.grader.config
+        assert (gc.float_rounding, gc.strict, gc.allow_set_relation_comp) == (2, False, True)
+        # rounding to 2 places makes 0.6 and 0.6049 equal; the default (6) does not
+        assert pool.grader.grade("0.6", "0.6049", extract=False).correct
