@@ -97,6 +97,10 @@ class ProverSettings:
         timeout_s: wall-clock limit per check, in seconds.
         prove_negation: also try to prove the negation (drops false formalizations).
         project_dir: Lean project with Mathlib (``repl``); None reads ``$VERIMATH_LEAN_PROJECT``.
+        url: a kimina-lean-server base URL (``kimina``: whole-proof checks over ``POST
+            /verify``, see :mod:`prover.kimina`; the same audit runs on top).
+        api_key_env: environment variable holding the kimina server's API key (never stored
+            in a config or manifest).
     """
 
     backend: str = "repl"
@@ -105,10 +109,15 @@ class ProverSettings:
     timeout_s: float = 60.0
     prove_negation: bool = True
     project_dir: str | None = None
+    url: str | None = None
+    api_key_env: str = "KIMINA_API_KEY"
 
     def __post_init__(self) -> None:
-        if self.backend not in ("scripted", "repl"):
-            raise ValueError(f"prover.backend must be 'repl' or 'scripted' (got {self.backend!r})")
+        if self.backend not in ("scripted", "repl", "kimina"):
+            raise ValueError("prover.backend must be 'repl', 'kimina' or 'scripted' "
+                             f"(got {self.backend!r})")
+        if self.backend == "kimina" and not self.url:
+            raise ValueError("prover.backend 'kimina' needs prover.url (http://host:port)")
         if self.attempts < 0:
             raise ValueError("prover.attempts must be >= 0")
         if self.workers < 1:

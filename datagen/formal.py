@@ -194,7 +194,7 @@ def checker_provenance(checker: Any) -> dict[str, Any]:
 
 
 def build_checker(cfg: DatagenConfig) -> Any:
-    """The ProofChecker named by ``cfg.formal.prover`` (``scripted`` double, ``repl``).
+    """The ProofChecker named by ``cfg.formal.prover`` (``repl``, ``kimina``, ``scripted`` double).
 
     Raises:
         ValueError: an unknown backend name.
@@ -214,7 +214,14 @@ def build_checker(cfg: DatagenConfig) -> Any:
         pool = ReplPool(ReplConfig(project_dir=str(project.path), workers=s.workers,
                                    timeout_s=s.timeout_s), project.version)
         return LeanChecker(pool, timeout_s=s.timeout_s)
-    raise ValueError(f"formal.prover.backend must be 'scripted' or 'repl' (got {s.backend!r})")
+    if s.backend == "kimina":
+        from prover.checker import LeanBackendConfig, LeanChecker
+
+        lean = LeanBackendConfig(backend="kimina", url=s.url, api_key_env=s.api_key_env,
+                                 concurrency=s.workers)
+        return LeanChecker(lean.kimina_runner(s.timeout_s), timeout_s=s.timeout_s)
+    raise ValueError("formal.prover.backend must be 'scripted', 'repl' or 'kimina' "
+                     f"(got {s.backend!r})")
 
 
 class _ModelStage:

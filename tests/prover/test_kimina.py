@@ -193,3 +193,24 @@ def test_prove_config_selects_kimina(monkeypatch: pytest.MonkeyPatch) -> None:
             "backend": "kimina", "url": "http://127.0.0.1:1"}}))
     with pytest.raises(Exception, match="prover.url"):
         build_config(ProveConfig, {"prover": {"backend": "kimina"}})
+
+
+@needs_transcripts
+def test_datagen_formal_prover_selects_kimina() -> None:
+    """datagen's compile filter runs on a kimina-lean-server (`formal.prover.backend: kimina`)."""
+    from datagen.config import DatagenConfig
+    from datagen.formal import build_checker as datagen_checker
+    from verimath.config import load_config
+
+    with KiminaStandIn(_transcript_answer("mathlib/exact")) as srv:
+        cfg = load_config(DatagenConfig, None, [
+            "mode=formal", "formal.prover.backend=kimina", f"formal.prover.url={srv.url}"])
+        checker = datagen_checker(cfg)
+        try:
+            ok = checker.check_statement("theorem test : 0 < 1 := by", "import Mathlib")
+        finally:
+            checker.close()
+    assert isinstance(checker, LeanChecker) and ok.status is CompileStatus.OK
+    assert len(srv.requests) == 1
+    with pytest.raises(Exception, match="prover.url"):
+        load_config(DatagenConfig, None, ["formal.prover.backend=kimina"])
