@@ -33,6 +33,14 @@ $(STAMP): pyproject.toml setup.py Makefile
 
 demo: $(STAMP)
 	$(BIN)/verimath eval --config configs/eval/demo.yaml
+	@echo ""
+	@echo "What to expect: the embedded SmolLM2-135M-Instruct writes runnable programs but rarely"
+	@echo "correct ones, so pass@1 on GSM8K is near 0 (the number is real: every program ran in"
+	@echo "the sandbox and every answer was graded). Records, summary and plot: runs/demo/."
+	@echo "A real model:  $(BIN)/verimath eval --config configs/eval/demo.yaml --model Qwen/Qwen2.5-Math-1.5B-Instruct"
+	@echo "  (a hub id or local folder, needs the model on disk or network), or any OpenAI-compatible"
+	@echo "  server: --backend openai --base-url http://HOST:PORT/v1 --model NAME (vLLM: --backend vllm)."
+	@echo "Verified training data without a model: $(BIN)/verimath datagen --config configs/datagen/gsm8k_reference.yaml --limit 200"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not gpu and not vllm" -p no:cacheprovider
