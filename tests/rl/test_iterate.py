@@ -1,0 +1,166 @@
+"""`verimath iterate`: one tiny round end to end (real SFT on the tiny model), resume, refusals.
+
+Generation (eval and model datagen) is a scripted policy that knows the gold answers, so the
+expected numbers are exact: eval accuracy 1/3, verified yield 3/6. Seed synthesis, the sandbox,
+the grader, decontamination and SFT (LoRA, merged final/) are the real code paths.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import rl.iterate as it
+from tests.verimath.tiny_model import tiny_model_dir
+from verimath.config import ConfigError, load_config
+from verimath.jobs import SettingsMismatch
+
+PRESET = "configs/iterate/gsm8k_pot.yaml"
+
+
+def cfg_for(out: Path, *extra: str) -> it.IterateConfig:
+    """The shipped preset shrunk to 3 eval problems, 2 seed / 3 datagen problems, 1 SFT step."""
+    return load_config(it.IterateConfig, PRESET, [
+        f"model={tiny_model_dir()}", f"out={out}", "rounds=1", "self_samples_from=1",
+        "eval.limit=3", "seed.limit=2", "datagen.limit=3", "datagen.solve.n=2",
+        "sft.max_length=1000", "sft.train.max_steps=1", "sft.train.per_device_train_batch_size=2",
+        "sft.train.save_steps=1", "sft.train.learning_rate=0.001", *extra])
+
+
+def _gold() -> dict[str, str]:
+    from verimath.datasets import load_problems
+
+    out = {}
+    for spec in ("gsm8k", "gsm8k_train"):
+        for p in load_problems(spec, limit=3).problems:
+            out[p.informal] = str(p.answer)
+    return out
+
+
+class Policy:
+    """Scripted model: right on eval problem 0 and on sample 0 of datagen problems, else wrong."""
+
+    def __init__(self) -> None:
+        from verimath.datasets import load_problems
+
+        self.gold = _gold()
+        self.eval_first = load_problems("gsm8k", limit=1).problems[0].informal
+        self.eval_qs = {p.informal for p in load_problems("gsm8k", limit=3).problems}
+        self.models: list[str] = []
+
+    def __call__(self, prompt, j, params) -> str:
+        from verimath.testing import question_of
+
+        q = question_of(prompt)
+        right = q == self.eval_first if q in self.eval_qs else j == 0
+        value = self.gold[q] if right else "-12345"
+        return f"```python\nprint({value})\n```"
+
+    def backend_for(self, model: str):
+        from verimath.testing import ScriptedBackend
+
+        self.models.append(model)
+        return ScriptedBackend(self)
+
+
+class Calls:
+    """Wraps the sub-jobs of rl.iterate to count calls (and optionally fail one)."""
+
+    def __init__(self, monkeypatch, fail: str | None = None) -> None:
+        self.n = {"run_eval": 0, "run_datagen": 0, "run_sft": 0}
+        for name in self.n:
+            real = getattr(it, name)
+
+            def wrapped(*a, _name=name, _real=real, **kw):
+                self.n[_name] += 1
+                if _name == fail:
+                    raise RuntimeError(f"simulated kill in {_name}")
+                return _real(*a, **kw)
+
+            monkeypatch.setattr(it, name, wrapped)
+
+
+def _no_timing(path: Path) -> list[dict]:
+    rows = json.loads(path.read_text())["rounds"]
+    return [{k: v for k, v in r.items() if k != "timing"} for r in rows]
+
+
+def test_one_round_end_to_end_then_resume_skips_everything_done(tmp_path, monkeypatch):
+    from reasoning.metrics import wilson_interval
+
+    out = tmp_path / "it"
+    pol = Policy()
+    # 1. killed within round 1: after its datagen, in SFT
+    with monkeypatch.context() as m:
+        calls = Calls(m, fail="run_sft")
+        with pytest.raises(RuntimeError, match="simulated kill"):
+            it.run_iterate(cfg_for(out), backend_for=pol.backend_for)
+    assert calls.n == {"run_eval": 1, "run_datagen": 2, "run_sft": 1}  # seed + round-1 datagen
+    assert (out / "round_0" / "eval" / "summary.json").is_file()
+    assert not (out / "round_1" / "checkpoint" / "final").exists()
+
+    # 2. re-run: only SFT and round 1's eval run
+    with monkeypatch.context() as m:
+        calls = Calls(m)
+        rep = it.run_iterate(cfg_for(out), backend_for=pol.backend_for)
+    assert calls.n == {"run_eval": 1, "run_datagen": 0, "run_sft": 1}
+    final = out / "round_1" / "checkpoint" / "final"
+    assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()
+    assert pol.models[-1] == str(final)  # round 1 is evaluated with the trained model
+    r0, r1 = rep.rounds
+    lo, hi = wilson_interval(1, 3)
+    for r in (r0, r1):
+        assert r["accuracy"] == pytest.approx(1 / 3) and r["n_problems"] == 3
+        assert r["accuracy_ci95"] == pytest.approx([lo, hi])
+    assert r0["verified_yield"] is None and r0["data"] is None
+    assert (r1["verified"], r1["attempts"], r1["kept"]) == (3, 6, 3)
+    assert r1["verified_yield"] == pytest.approx(0.5)
+    seed_rows = sum(1 for _ in open(out / "seed" / "data.jsonl"))
+    assert r1["data"] == {"seed": seed_rows, "generated": 3, "train": seed_rows + 3}
+    assert seed_rows > 0 and r1["sft_steps"] == 1
+    dec = r1["decontamination"]
+    assert dec["benchmarks"] == ["gsm8k", "math500"]
+    assert dec["seed"]["decontaminate"] == {"entered": 2, "dropped": 0}
+    assert dec["generated"]["decontaminate"] == {"entered": 3, "dropped": 0}
+    assert {"generation_s", "verification_s", "training_s", "eval_s"} <= set(r1["timing"])
+    assert (out / "rounds.png").stat().st_size > 0
+    before = _no_timing(out / "rounds.json")
+
+    # 3. killed between rounds: rounds=2 skips rounds 0-1 entirely (its datagen fails here)
+    with monkeypatch.context() as m:
+        calls = Calls(m, fail="run_datagen")
+        with pytest.raises(RuntimeError, match="simulated kill"):
+            it.run_iterate(cfg_for(out, "rounds=2"), backend_for=pol.backend_for)
+    assert calls.n == {"run_eval": 0, "run_datagen": 1, "run_sft": 0}
+    assert _no_timing(out / "rounds.json") == before
+
+    # 4. a changed setting is refused, naming the key, nothing written
+    manifest = (out / "manifest.json").read_text()
+    with pytest.raises(SettingsMismatch, match="eval.max_tokens") as e:
+        it.run_iterate(cfg_for(out, "eval.max_tokens=100"), backend_for=pol.backend_for)
+    assert e.value.keys == ["eval.max_tokens"]
+    assert (out / "manifest.json").read_text() == manifest
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("grpo.enabled=true", "not implemented yet"),
+    ("datagen.decontam.benchmarks=[math500]", "datagen.decontam must be enabled and list"),
+    ("seed.decontam.enabled=false", "seed.decontam must be enabled"),
+    ("datagen.mode=reference", "datagen.mode must be 'informal'"),
+    ("sft.lora.merge_on_save=false", "merge_on_save must be true"),
+    ("eval.shard=0/2", "eval.shard"),
+])
+def test_bad_config_is_refused_naming_the_key(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        cfg_for(tmp_path / "x", override)
+
+
+def test_cli_config_error_exits_2_and_writes_nothing(tmp_path, capsys):
+    from verimath.cli import main
+
+    rc = main(["iterate", "--config", PRESET, "--out", str(tmp_path / "o"), "grpo.enabled=true"])
+    assert rc == 2
+    assert "verimath iterate:" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
