@@ -156,3 +156,45 @@ def plot_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def per_problem_accuracy(eval_out: Path) -> dict[str, float | None]:
+    """``{problem id: judged accuracy in [0, 1]}`` of an eval folder; None: nothing judged.
+
+    Read from ``records.jsonl`` (final records); a problem whose record is still provisional
+    (``retries.jsonl``: an infrastructure failure awaiting a retry) is None too.
+    """
+    from verimath.store import read_jsonl
+
+    out: dict[str, float | None] = {}
+    for _line, rec in read_jsonl(eval_out / "records.jsonl"):
+        if isinstance(rec, Exception):
+            raise rec
+        judged = [a["correct"] for a in rec["attempts"] if a.get("correct") is not None]
+        out[str(rec["id"])] = sum(judged) / len(judged) if judged else None
+    return out
+
+
+def paired_gain(base_eval: Path, new_eval: Path, *, n_boot: int = 10000,
+                seed: int = 0) -> dict[str, Any]:
+    """Accuracy gain of ``new_eval`` over ``base_eval`` with a paired-bootstrap 95% CI.
+
+    Problems are paired by id; the per-problem differences (new - base) are resampled with
+    :func:`reasoning.metrics.bootstrap_mean_ci` (percentile bootstrap, Efron 1979). A problem
+    not judged in either run is left out and counted.
+
+    Returns:
+        ``{"gain", "ci95": [lo, hi], "problems", "left_out", "only_in_one"}``; ``gain`` None
+        (and ``ci95`` [None, None]) when no problem is judged in both.
+    """
+    from reasoning.metrics import bootstrap_mean_ci
+
+    a, b = per_problem_accuracy(base_eval), per_problem_accuracy(new_eval)
+    common = [k for k in a if k in b]
+    diffs = [b[k] - a[k] for k in common if a[k] is not None and b[k] is not None]  # type: ignore[operator]
+    res: dict[str, Any] = {"problems": len(diffs), "left_out": len(common) - len(diffs),
+                           "only_in_one": len(set(a) ^ set(b))}
+    if not diffs:
+        return {**res, "gain": None, "ci95": [None, None]}
+    lo, hi = bootstrap_mean_ci(diffs, n_boot=n_boot, seed=seed)
+    return {**res, "gain": sum(diffs) / len(diffs), "ci95": [lo, hi]}

@@ -164,3 +164,27 @@ def test_cli_config_error_exits_2_and_writes_nothing(tmp_path, capsys):
     assert rc == 2
     assert "verimath iterate:" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _eval_dir(path: Path, correct: dict[str, bool | None]) -> Path:
+    path.mkdir(parents=True)
+    with open(path / "records.jsonl", "w") as f:
+        for pid, c in correct.items():
+            f.write(json.dumps({"id": pid, "attempts": [{"correct": c}]}) + "\n")
+    return path
+
+
+def test_paired_gain_pairs_by_problem_and_leaves_out_unjudged(tmp_path):
+    from reasoning.metrics import bootstrap_mean_ci
+    from rl.iterate_report import paired_gain
+
+    base = _eval_dir(tmp_path / "a", {"p1": True, "p2": False, "p3": False, "p4": None,
+                                      "p5": False})
+    new = _eval_dir(tmp_path / "b", {"p5": True, "p3": False, "p2": True, "p1": True,
+                                     "p4": True, "p6": True})
+    g = paired_gain(base, new, n_boot=500)
+    assert (g["problems"], g["left_out"], g["only_in_one"]) == (4, 1, 1)
+    assert g["gain"] == pytest.approx(2 / 4)  # p1 0, p2 +1, p3 0, p5 +1
+    assert g["ci95"] == pytest.approx(list(bootstrap_mean_ci([0, 1, 0, 1], n_boot=500)))
+    none = paired_gain(base, _eval_dir(tmp_path / "c", {"p4": None}))
+    assert none["gain"] is None and none["ci95"] == [None, None]
