@@ -98,8 +98,9 @@ def rounds_table(rows: list[dict[str, Any]]) -> Any:
     """A ``rich.table.Table``: one line per round."""
     from rich.table import Table
 
-    t = Table(title="expert iteration (verimath iterate)")
-    for col in ("round", "accuracy [95% CI]", "verified yield", "SFT data (seed+own)",
+    t = Table(title="expert iteration (verimath iterate)", caption="times in seconds; "
+              "decontam dropped: problems sharing an n-gram with the benchmarks")
+    for col in ("round", "accuracy [95% CI]", "verified yield", "SFT rows seed+own",
                 "decontam dropped", "gen s", "verify s", "train s", "eval s"):
         t.add_column(col, justify="right" if col != "round" else "left")
     for row in rows:
@@ -107,7 +108,7 @@ def rounds_table(rows: list[dict[str, Any]]) -> Any:
         acc = _pct(row["accuracy"]) + ("" if row["accuracy"] is None
                                        else f" [{_pct(lo)}, {_pct(hi)}]")
         vy = "-" if row["verified_yield"] is None else \
-            f"{row['verified']}/{row['attempts']} = {_pct(row['verified_yield'])}"
+            f"{row['verified']}/{row['attempts']} ({_pct(row['verified_yield'])})"
         d = row["data"]
         data = "-" if d is None else f"{d['seed']}+{d['generated']} = {d['train']}"
         dec = row["decontamination"]
