@@ -188,3 +188,44 @@ def test_paired_gain_pairs_by_problem_and_leaves_out_unjudged(tmp_path):
     assert g["ci95"] == pytest.approx(list(bootstrap_mean_ci([0, 1, 0, 1], n_boot=500)))
     none = paired_gain(base, _eval_dir(tmp_path / "c", {"p4": None}))
     assert none["gain"] is None and none["ci95"] == [None, None]
+
+
+def test_cli_kill_9_within_round_1_then_rerun_finishes_without_redoing_datagen(tmp_path):
+    """The real CLI (transformers backend on the tiny model, no doubles), killed with SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "it"
+    cmd = [sys.executable, "-m", "verimath", "iterate", "--config", PRESET,
+           "--model", str(tiny_model_dir()), "--out", str(out), "--rounds", "1",
+           "self_samples_from=1", "eval.limit=2", "eval.max_tokens=24", "seed.limit=2",
+           "datagen.limit=2", "datagen.solve.n=2", "datagen.solve.max_tokens=24",
+           "sft.max_length=1000", "sft.train.max_steps=2", "sft.train.save_steps=1",
+           "sft.train.per_device_train_batch_size=2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    state = out / "round_1" / "state.json"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if state.exists() and '"union"' in state.read_text():
+                proc.send_signal(signal.SIGKILL)  # SFT of round 1 is starting
+                break
+            time.sleep(0.02)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed in SFT"
+    assert not (out / "round_1" / "eval" / "summary.json").exists()
+    kept = {p: p.stat().st_mtime_ns for p in (out / "round_0" / "eval" / "summary.json",
+                                              out / "round_1" / "data" / "generated" /
+                                              "manifest.json", out / "seed" / "manifest.json")}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "expert iteration" in done.stdout
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # nothing done was redone
+    rows = json.loads((out / "rounds.json").read_text())["rounds"]
+    assert [r["round"] for r in rows] == [0, 1] and rows[1]["sft_steps"] == 2
+    assert rows[1]["attempts"] == 4 and rows[1]["n_problems"] == 2
