@@ -9,6 +9,8 @@ One row per round (:func:`round_row`), built only from what the sub-jobs reporte
   stage of its funnel: attempts = problems solved x ``solve.n``; verified = kept trajectories +
   verified attempts dropped as duplicates or over the per-problem cap); None in rounds without
   model datagen;
+* ``gain_vs_base``: accuracy of the round minus the base model's on the same problems, with a
+  paired-bootstrap 95% CI (:func:`paired_gain`); None in round 0;
 * ``data``: SFT rows from the seed data, from the model's own samples, and in all;
 * ``decontamination``: per datagen run, problems dropped by each ``decontaminate*`` stage
   (n-gram overlap with the benchmarks listed), and how many entered it;
@@ -66,11 +68,12 @@ def round_row(r: int, phases: dict[str, Any], cfg: Any, out: Path) -> dict[str, 
         "n_problems": s.get("n_problems"), "n_judged": s.get("n_judged"),
         "n_infra_failures": s.get("n_infra_failures"),
         "verified": None, "attempts": None, "kept": None, "verified_yield": None,
-        "data": None, "decontamination": None, "sft_steps": None,
+        "gain_vs_base": None, "data": None, "decontamination": None, "sft_steps": None,
     }
     timing: dict[str, float] = {"eval_s": phases["eval"].get("wall_s", 0.0)}
     if r:
         rdir = out / f"round_{r}"
+        row["gain_vs_base"] = paired_gain(out / "round_0" / "eval", rdir / "eval")
         row["data"] = {k: phases["union"][k] for k in ("seed", "generated", "train")}
         dec = {"benchmarks": list(cfg.seed.decontam.benchmarks),
                "seed": decontam_counts(out / "seed")}
@@ -100,8 +103,8 @@ def rounds_table(rows: list[dict[str, Any]]) -> Any:
 
     t = Table(title="expert iteration (verimath iterate)", caption="times in seconds; "
               "decontam dropped: problems sharing an n-gram with the benchmarks")
-    for col in ("round", "accuracy [95% CI]", "verified yield", "SFT rows seed+own",
-                "decontam dropped", "gen s", "verify s", "train s", "eval s"):
+    for col in ("round", "accuracy [95% CI]", "gain vs base [95% CI]", "verified yield",
+                "SFT rows seed+own", "decontam dropped", "gen s", "verify s", "train s", "eval s"):
         t.add_column(col, justify="right" if col != "round" else "left")
     for row in rows:
         lo, hi = row["accuracy_ci95"]
@@ -115,7 +118,10 @@ def rounds_table(rows: list[dict[str, Any]]) -> Any:
         dropped = "-" if dec is None else str(sum(
             c["dropped"] for run in ("seed", "generated") for c in dec.get(run, {}).values()))
         tm = row["timing"]
-        t.add_row(str(row["round"]), acc, vy, data, dropped,
+        g = row.get("gain_vs_base")
+        gain = "-" if g is None else "not judged" if g["gain"] is None else (
+            f"{100 * g['gain']:+.1f} [{100 * g['ci95'][0]:+.1f}, {100 * g['ci95'][1]:+.1f}]")
+        t.add_row(str(row["round"]), acc, gain, vy, data, dropped,
                   *(f"{tm[k]:.0f}" if k in tm else "-"
                     for k in ("generation_s", "verification_s", "training_s", "eval_s")))
     return t

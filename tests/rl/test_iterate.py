@@ -40,21 +40,22 @@ def _gold() -> dict[str, str]:
 
 
 class Policy:
-    """Scripted model: right on eval problem 0 and on sample 0 of datagen problems, else wrong."""
+    """Scripted model: the base model is right on eval problem 0, a trained one on problems 0-1;
+    on datagen problems every model is right on sample 0 only."""
 
     def __init__(self) -> None:
         from verimath.datasets import load_problems
 
         self.gold = _gold()
-        self.eval_first = load_problems("gsm8k", limit=1).problems[0].informal
-        self.eval_qs = {p.informal for p in load_problems("gsm8k", limit=3).problems}
+        self.eval_qs = [p.informal for p in load_problems("gsm8k", limit=3).problems]
         self.models: list[str] = []
 
-    def __call__(self, prompt, j, params) -> str:
+    def __call__(self, prompt, j, params, model: str) -> str:
         from verimath.testing import question_of
 
         q = question_of(prompt)
-        right = q == self.eval_first if q in self.eval_qs else j == 0
+        solved = 2 if model.endswith("final") else 1
+        right = q in self.eval_qs[:solved] if q in self.eval_qs else j == 0
         value = self.gold[q] if right else "-12345"
         return f"```python\nprint({value})\n```"
 
@@ -62,7 +63,7 @@ class Policy:
         from verimath.testing import ScriptedBackend
 
         self.models.append(model)
-        return ScriptedBackend(self)
+        return ScriptedBackend(lambda p, j, params: self(p, j, params, model))
 
 
 class Calls:
@@ -110,11 +111,13 @@ def test_one_round_end_to_end_then_resume_skips_everything_done(tmp_path, monkey
     assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()
     assert pol.models[-1] == str(final)  # round 1 is evaluated with the trained model
     r0, r1 = rep.rounds
-    lo, hi = wilson_interval(1, 3)
-    for r in (r0, r1):
-        assert r["accuracy"] == pytest.approx(1 / 3) and r["n_problems"] == 3
-        assert r["accuracy_ci95"] == pytest.approx([lo, hi])
-    assert r0["verified_yield"] is None and r0["data"] is None
+    for r, solved in ((r0, 1), (r1, 2)):
+        assert r["accuracy"] == pytest.approx(solved / 3) and r["n_problems"] == 3
+        assert r["accuracy_ci95"] == pytest.approx(list(wilson_interval(solved, 3)))
+    assert r0["verified_yield"] is None and r0["data"] is None and r0["gain_vs_base"] is None
+    g = r1["gain_vs_base"]
+    assert (g["gain"], g["problems"], g["left_out"]) == (pytest.approx(1 / 3), 3, 0)
+    assert g["ci95"][0] <= 0 < 1 / 3 <= g["ci95"][1]
     assert (r1["verified"], r1["attempts"], r1["kept"]) == (3, 6, 3)
     assert r1["verified_yield"] == pytest.approx(0.5)
     seed_rows = sum(1 for _ in open(out / "seed" / "data.jsonl"))
