@@ -72,6 +72,8 @@ def main() -> int:
     cfg = load_config(IterateConfig, args.config, ov + list(args.overrides))
     report = run_iterate(cfg)
     console = Console()
+    if not console.is_terminal:  # a log file: wide enough for the table
+        console = Console(width=160)
     console.print(rounds_table(report.rounds))
     out = Path(cfg.out)
     gains = {}

@@ -348,13 +348,17 @@ def run_iterate(cfg: IterateConfig, *, backend_for: BackendFactory | None = None
         ValueError / FileNotFoundError: from the sub-jobs (bad data, missing benchmark...).
     """
     from rl.iterate_report import round_row, write_rounds
-    from verimath.jobs import check_settings, fingerprint_of
+    from verimath.jobs import SettingsMismatch, check_settings, fingerprint_of
     from verimath.manifest import build_manifest
     from verimath.store import atomic_write_json
 
     out = Path(cfg.out)
     settings = iterate_settings(cfg)
-    has_work = out.is_dir() and any(out.glob("round_*")) or (out / "seed").exists()
+    has_work = out.is_dir() and (any(out.glob("round_*")) or (out / "seed").exists())
+    if has_work and not (out / "manifest.json").exists():
+        raise SettingsMismatch(str(out), {}, message=(
+            f"{out} holds iterate rounds but no manifest.json, so a resume cannot check their "
+            "settings; use another --out, or delete the folder to start over"))
     check_settings(out / "manifest.json", settings, has_work=has_work)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "manifest.json", build_manifest(

@@ -145,6 +145,9 @@ def test_one_round_end_to_end_then_resume_skips_everything_done(tmp_path, monkey
         it.run_iterate(cfg_for(out, "eval.max_tokens=100"), backend_for=pol.backend_for)
     assert e.value.keys == ["eval.max_tokens"]
     assert (out / "manifest.json").read_text() == manifest
+    (out / "manifest.json").unlink()  # rounds whose settings cannot be checked: refused too
+    with pytest.raises(SettingsMismatch, match="no manifest.json"):
+        it.run_iterate(cfg_for(out), backend_for=pol.backend_for)
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"verimath iterate: {e}", file=sys.stderr)
         return 2
     console = Console()
+    if not console.is_terminal:  # a log file: wide enough for the table
+        console = Console(width=160)
     console.print(rounds_table(report.rounds))
     console.print(f"results in {report.out}/ (rounds.json, rounds.png, manifest.json, "
                   "seed/, round_<r>/)")
