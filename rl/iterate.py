@@ -19,7 +19,8 @@ Output folder::
     round_0/eval/            the base model's eval (summary.json, records.jsonl, ...)
     round_<r>/data/generated/  this round's datagen run with the current model
     round_<r>/data/train.jsonl the SFT union (seed + generated)
-    round_<r>/checkpoint/    the SFT run (final/ is the round's model)
+    round_<r>/checkpoint/    the SFT run (final/ is the round's model, unless GRPO runs)
+    round_<r>/grpo/          the optional GRPO run (final/ is then the round's model)
     round_<r>/eval/          the round's eval
     round_<r>/state.json     the phases of the round already done, with their numbers
     rounds.json / rounds.png one row per round (rl.iterate_report)
@@ -44,7 +45,7 @@ from typing import Any
 from datagen.config import DatagenConfig, config_dict
 from reasoning.evaluation import EvalConfig
 from reasoning.rollout import RolloutConfig, Strategy
-from rl.config import LoraConfig, SFTJobConfig, TrainConfig
+from rl.config import GRPODataConfig, GRPOJobConfig, LoraConfig, SFTJobConfig, TrainConfig
 from verimath.jobs import NON_RESULT_KEYS
 
 log = logging.getLogger(__name__)
@@ -59,24 +60,30 @@ ITERATE_NON_RESULT_KEYS: dict[str, str] = {
     "sft.data.path": "set per round by iterate (the round's train.jsonl)",
     "*.backend.model": "set per round by iterate (the round's model)",
     "sft.model": "set per round by iterate (base or previous round's model)",
+    "grpo.job.model": "set per round by iterate (the round's SFT model)",
+    "grpo.job.output_dir": "set per round by iterate (inside OUT)",
+    "grpo.job.data.source": "set per round by iterate (the seed data's problems)",
 }
+
+
+def _default_grpo_job() -> GRPOJobConfig:
+    return GRPOJobConfig(data=GRPODataConfig(strategy="pot"), lora=LoraConfig(enabled=True),
+                         train=TrainConfig(learning_rate=1e-5, max_steps=20))
 
 
 @dataclass(frozen=True)
 class IterateGRPOConfig:
-    """An optional GRPO phase after SFT in each round (not implemented yet).
+    """An optional GRPO phase after SFT in each round (verifier rewards, ``verimath grpo``).
 
     Attributes:
-        enabled: run the phase; True is refused with a config error for now.
+        enabled: run the phase; the round's model is then ``round_<r>/grpo/final``.
+        job: the GRPO run (``model``, ``output_dir`` and ``data.source`` are set by iterate:
+            the SFT model, ``round_<r>/grpo``, and the seed data's problems, which were
+            decontaminated, in ``round_<r>/data/grpo_prompts.jsonl``).
     """
 
     enabled: bool = False
-
-    def __post_init__(self) -> None:
-        if self.enabled:
-            raise ValueError("grpo.enabled: the GRPO phase of `verimath iterate` is not "
-                             "implemented yet; run `verimath grpo --model "
-                             "OUT/round_<r>/checkpoint/final` by hand, or set grpo.enabled=false")
+    job: GRPOJobConfig = field(default_factory=_default_grpo_job)
 
 
 def _default_seed() -> DatagenConfig:
@@ -113,7 +120,7 @@ class IterateConfig:
         datagen: the ``informal``-mode datagen run of each round (``out``/``backend.model``
             set by iterate).
         sft: the SFT run of each round (``model``/``output_dir``/``data.path`` set by iterate).
-        grpo: the optional GRPO phase (not implemented yet).
+        grpo: the optional GRPO phase after SFT (off by default).
 
     Both datagen configs must decontaminate against the eval benchmark (checked here), so
     eval text never reaches training data.
@@ -154,9 +161,13 @@ class IterateConfig:
                     f"{name}.decontam must be enabled and list the eval benchmark "
                     f"{self.eval.benchmark!r} (got enabled={d.enabled}, benchmarks="
                     f"{list(d.benchmarks)}): eval text must never reach training data")
-        if self.sft.lora.enabled and not self.sft.lora.merge_on_save:
-            raise ValueError("sft.lora.merge_on_save must be true: the next round's eval and "
-                             "datagen load the merged final/ model")
+        if self.grpo.enabled and self.grpo.job.data.strategy != str(self.eval.rollout.strategy):
+            raise ValueError(f"grpo.job.data.strategy must be the eval strategy "
+                             f"{self.eval.rollout.strategy} (got {self.grpo.job.data.strategy})")
+        for name, lora in (("sft", self.sft.lora), ("grpo.job", self.grpo.job.lora)):
+            if lora.enabled and not lora.merge_on_save:
+                raise ValueError(f"{name}.lora.merge_on_save must be true: the next round's "
+                                 "eval and datagen load the merged final/ model")
 
 
 def iterate_config_dict(cfg: IterateConfig) -> dict[str, Any]:
@@ -221,6 +232,16 @@ def run_sft(cfg: SFTJobConfig) -> dict[str, Any]:
             "loss": [h["loss"] for h in rep.log_history if "loss" in h]}
 
 
+def run_grpo(cfg: GRPOJobConfig) -> dict[str, Any]:
+    """``rl.grpo.run_grpo``; returns ``{final_dir, global_step, seconds, reward}``."""
+    from rl.grpo import run_grpo as grpo
+
+    rep = grpo(cfg)
+    return {"final_dir": rep.final_dir, "global_step": rep.global_step,
+            "seconds": round(rep.seconds, 3),
+            "reward": [h["reward"] for h in rep.log_history if "reward" in h]}
+
+
 # ------------------------------------------------------------------------------ phases
 
 
@@ -254,6 +275,18 @@ def _jsonl_rows(path: Path) -> list[str]:
     return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
+def _grpo_prompts(seed_data: Path, dest: Path) -> dict[str, Any]:
+    """Write the distinct problems of the seed data (decontaminated) as GRPO prompts."""
+    from verimath.store import atomic_write_text
+
+    seen: dict[str, str] = {}
+    for line in _jsonl_rows(seed_data):
+        prob = json.loads(line)["problem"]
+        seen.setdefault(str(prob["id"]), json.dumps(prob, ensure_ascii=False))
+    atomic_write_text(dest, "".join(v + "\n" for v in seen.values()))
+    return {"problems": len(seen)}
+
+
 def _union(seed_data: Path, generated: Path | None, dest: Path) -> dict[str, Any]:
     """Write the SFT union ``dest`` (seed rows, then generated rows); return the counts."""
     from verimath.store import atomic_write_text
@@ -278,7 +311,10 @@ class _Loop:
 
     def model_of(self, r: int) -> str:
         """The model after round ``r`` (round 0: the base model)."""
-        return self.cfg.model if r == 0 else str(self.out / f"round_{r}" / "checkpoint" / "final")
+        if r == 0:
+            return self.cfg.model
+        last = "grpo" if self.cfg.grpo.enabled else "checkpoint"
+        return str(self.out / f"round_{r}" / last / "final")
 
     def evaluate(self, r: int, state: _State) -> dict[str, Any]:
         """The eval phase of round ``r``."""
@@ -327,6 +363,16 @@ class _Loop:
         final = rdir / "checkpoint" / "final" / "config.json"
         res["sft"] = state.run("sft", lambda: {**run_sft(scfg), "init": init},
                                done=final.exists)
+        if c.grpo.enabled:
+            prompts = rdir / "data" / "grpo_prompts.jsonl"
+            res["grpo_prompts"] = state.run("grpo_prompts", lambda: _grpo_prompts(
+                self.out / "seed" / "data.jsonl", prompts), done=prompts.exists)
+            job = c.grpo.job
+            gcfg = replace(job, model=str(final.parent), output_dir=str(rdir / "grpo"),
+                           data=replace(job.data, source=str(prompts)),
+                           train=replace(job.train, torch_threads=c.torch_threads))
+            res["grpo"] = state.run("grpo", lambda: run_grpo(gcfg),
+                                    done=(rdir / "grpo" / "final" / "config.json").exists)
         return res
 
 

@@ -16,7 +16,8 @@ One row per round (:func:`round_row`), built only from what the sub-jobs reporte
   (n-gram overlap with the benchmarks listed), and how many entered it;
 * ``timing`` (seconds; the only part that differs between two runs of the same settings):
   ``generation_s`` (model time in datagen), ``verification_s`` (grading / checking in datagen),
-  ``training_s`` (SFT), ``eval_s``, ``seed_s`` (reference synthesis) and each phase's wall time.
+  ``training_s`` (SFT), ``grpo_s`` (GRPO, when on), ``eval_s``, ``seed_s`` (reference
+  synthesis) and each phase's wall time.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def round_row(r: int, phases: dict[str, Any], cfg: Any, out: Path) -> dict[str, 
         "n_infra_failures": s.get("n_infra_failures"),
         "verified": None, "attempts": None, "kept": None, "verified_yield": None,
         "gain_vs_base": None, "data": None, "decontamination": None, "sft_steps": None,
+        "grpo_steps": None,
     }
     timing: dict[str, float] = {"eval_s": phases["eval"].get("wall_s", 0.0)}
     if r:
@@ -87,6 +89,9 @@ def round_row(r: int, phases: dict[str, Any], cfg: Any, out: Path) -> dict[str, 
                           datagen_s=phases["datagen"].get("wall_s", 0.0))
         row["decontamination"] = dec
         row["sft_steps"] = phases["sft"].get("global_step")
+        if "grpo" in phases:
+            row["grpo_steps"] = phases["grpo"].get("global_step")
+            timing["grpo_s"] = phases["grpo"].get("seconds", 0.0)
         timing.update(training_s=phases["sft"].get("seconds", 0.0),
                       seed_s=phases["seed"].get("wall_s", 0.0))
     row["timing"] = {k: round(float(v), 3) for k, v in sorted(timing.items())}

@@ -151,7 +151,9 @@ def test_one_round_end_to_end_then_resume_skips_everything_done(tmp_path, monkey
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("grpo.enabled=true", "not implemented yet"),
+    ("grpo.job.data.strategy=cot", None),
+    ("grpo.enabled=true grpo.job.data.strategy=cot", "must be the eval strategy"),
+    ("grpo.job.lora.merge_on_save=false grpo.enabled=true", "grpo.job.lora.merge_on_save"),
     ("datagen.decontam.benchmarks=[math500]", "datagen.decontam must be enabled and list"),
     ("seed.decontam.enabled=false", "seed.decontam must be enabled"),
     ("datagen.mode=reference", "datagen.mode must be 'informal'"),
@@ -159,17 +161,42 @@ def test_one_round_end_to_end_then_resume_skips_everything_done(tmp_path, monkey
     ("eval.shard=0/2", "eval.shard"),
 ])
 def test_bad_config_is_refused_naming_the_key(tmp_path, override, message):
+    if message is None:  # GRPO settings are only checked when the phase is on
+        cfg_for(tmp_path / "x", *override.split())
+        return
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        cfg_for(tmp_path / "x", override)
+        cfg_for(tmp_path / "x", *override.split())
 
 
 def test_cli_config_error_exits_2_and_writes_nothing(tmp_path, capsys):
     from verimath.cli import main
 
-    rc = main(["iterate", "--config", PRESET, "--out", str(tmp_path / "o"), "grpo.enabled=true"])
+    rc = main(["iterate", "--config", PRESET, "--out", str(tmp_path / "o"),
+               "datagen.mode=reference"])
     assert rc == 2
     assert "verimath iterate:" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_grpo_phase_trains_after_sft_and_its_model_is_evaluated(tmp_path):
+    out = tmp_path / "g"
+    pol = Policy()
+    rep = it.run_iterate(cfg_for(out, "self_samples_from=2",  # round 1: seed data only
+                                 "grpo.enabled=true", "grpo.job.grpo.num_generations=2",
+                                 "grpo.job.grpo.max_completion_length=8",
+                                 "grpo.job.train.per_device_train_batch_size=2",
+                                 "grpo.job.train.max_steps=1", "grpo.job.train.save_steps=1"),
+                         backend_for=pol.backend_for)
+    grpo_final = out / "round_1" / "grpo" / "final"
+    assert (grpo_final / "config.json").is_file()
+    assert pol.models[-1] == str(grpo_final)  # the round's model is the GRPO one
+    r1 = rep.rounds[1]
+    assert r1["sft_steps"] == 1 and r1["grpo_steps"] == 1 and "grpo_s" in r1["timing"]
+    prompts = [json.loads(x) for x in open(out / "round_1" / "data" / "grpo_prompts.jsonl")]
+    seed_ids = {json.loads(x)["problem"]["id"] for x in open(out / "seed" / "data.jsonl")}
+    assert prompts and {p["id"] for p in prompts} == seed_ids and all(p["answer"] for p in prompts)
+    manifest = json.loads((out / "round_1" / "grpo" / "manifest.json").read_text())
+    assert manifest["config"]["model"] == str(out / "round_1" / "checkpoint" / "final")
 
 
 def _eval_dir(path: Path, correct: dict[str, bool | None]) -> Path:
