@@ -276,6 +276,9 @@ def load_problems(
         result = problems_from_records(enumerate(rows, 1), str(path), **opts)
     elif path is not None:
         result = problems_from_records(read_jsonl(path), str(path), **opts)
+    elif spec.endswith((".jsonl", ".json", ".parquet")):
+        raise FileNotFoundError(f"benchmark file not found: {spec} (a path, relative to "
+                                f"{Path.cwd()}; built-in ids: {sorted(_LOCAL)})")
     else:
         result = _load_hub(spec, split, opts)
     if split is not None and path is not None:

@@ -182,6 +182,13 @@ def test_unknown_spec_says_how_to_fix():
         load_problems("no_such_benchmark")
 
 
+@pytest.mark.parametrize("spec", ["missing.jsonl", "/no/such/dir/set.parquet"])
+def test_missing_file_is_named_not_looked_up_on_the_hub(spec):
+    with pytest.raises(FileNotFoundError, match="benchmark file not found") as e:
+        load_problems(spec)
+    assert "hub" not in str(e.value)
+
+
 @pytest.mark.parametrize("spec", ["svamp", "asdiv", "aime24", "amc23", "minerva_math",
                                   "olympiadbench", "math"])
 def test_builtin_ids_offline_name_the_hub_dataset(spec, tmp_path, monkeypatch):
