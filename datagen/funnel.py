@@ -74,10 +74,10 @@ class Funnel:
         from rich.table import Table
 
         t = Table(title=title, show_lines=False)
-        t.add_column("stage", style="bold")
+        t.add_column("stage", style="bold", no_wrap=True)
         t.add_column("in", justify="right")
         t.add_column("out", justify="right")
-        t.add_column("dropped (why)")
+        t.add_column("dropped (why)", overflow="fold")
         for s in self.stages:
             why = [f"{n} {r}" for r, n in sorted(s.dropped.items(), key=lambda kv: -kv[1])]
             sub = [f"{n} {r}" for r, n in sorted(s.rejected_out.items(), key=lambda kv: -kv[1])]
