@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 
-from verimath.gold import extract_gold  # the one gold extractor (loader and grader)
+from verimath.gold import balanced_group, extract_gold  # one gold extractor, one brace matcher
 
 __all__ = [
     "clean_answer",
@@ -113,7 +113,7 @@ def _box_at(text: str, i: int, stop: int) -> tuple[str | None, int]:
     while i < stop and text[i] in " \t":
         i += 1
     if i < stop and text[i] == "{":
-        content = _balanced(text, i, stop)
+        content = balanced_group(text, i, stop)
         if content is None:
             return None, i
         return content.strip(), i + len(content) + 2
@@ -175,29 +175,6 @@ def _find_boxed(text: str) -> str | None:
             continue
         if end >= 0:
             return content
-    return None
-
-
-def _balanced(text: str, open_idx: int, stop: int | None = None) -> str | None:
-    r"""Text inside the brace group opening at ``open_idx``; skips ``\{``, ``\}``, ``\\``.
-
-    None when the group does not close before ``stop`` (default: the end of the text).
-    """
-    depth = 0
-    i = open_idx
-    n = len(text) if stop is None else stop
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[open_idx + 1 : i]
-        i += 1
     return None
 
 

@@ -73,11 +73,24 @@ class GoldResult:
     why: str = ""
 
 
-def _balanced(text: str, open_idx: int) -> str | None:
-    r"""Text inside the brace group opening at ``open_idx`` (``\{`` skipped); None if unclosed."""
+def balanced_group(text: str, open_idx: int, stop: int | None = None) -> str | None:
+    r"""Text inside the brace group opening at ``open_idx``; skips ``\{``, ``\}``, ``\\``.
+
+    Linear in the scanned length. Shared with ``reasoning.extract`` (one brace matcher for gold
+    and predicted answers).
+
+    Args:
+        text: the string.
+        open_idx: index of the opening ``{``.
+        stop: scan no further than this index (default: the end of the text).
+
+    Returns:
+        The group's content, or None when it does not close before ``stop``.
+    """
     depth = 0
     i = open_idx
-    while i < len(text):
+    n = len(text) if stop is None else stop
+    while i < n:
         c = text[i]
         if c == "\\":
             i += 2
@@ -104,7 +117,7 @@ def find_last_boxed(text: str) -> str | None:
         while i < len(text) and text[i] in " \t":
             i += 1
         if i < len(text) and text[i] == "{":
-            content = _balanced(text, i)
+            content = balanced_group(text, i)
             if content is not None:
                 return content.strip()
             continue
