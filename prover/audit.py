@@ -304,7 +304,12 @@ MATHLIB_DEPS = ("Mathlib", "Aesop", "Batteries", "Qq", "ProofWidgets", "Plausibl
 
 
 class HeaderMismatch(ValueError):
-    """A full Lean file imports a module the checking header does not provide (no judgment)."""
+    """A full Lean file imports a module the checking header does not provide.
+
+    Judged, not "could not judge": the proof cannot be checked in the task's environment, so it
+    is rejected (``forbidden_construct``) like any other command the header does not allow;
+    otherwise a model could drop its wrong samples out of pass@k with a made-up import.
+    """
 
 
 def _covered(module: str, header: str) -> bool:
@@ -532,8 +537,8 @@ def audit_text_only(task: ProofTask) -> AuditReport | CheckedCommand:
         cmd, findings = prepare(task)
     except StatementError as e:
         return AuditReport(infra=f"bad statement: {e}")
-    except HeaderMismatch as e:
-        return AuditReport(infra=str(e))
+    except HeaderMismatch as e:  # the proof needs a module the checking environment lacks
+        return AuditReport((Finding("forbidden_construct", str(e)),))
     if cmd is None:
         return AuditReport(tuple(findings))
     return cmd

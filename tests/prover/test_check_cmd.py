@@ -53,7 +53,10 @@ def test_full_files_bad_records_and_imports(tmp_path: Path,
     rc = cli(["check", str(f), "--statements", str(stmts), "--text-only"])
     cap = capsys.readouterr()
     got = [json.loads(x)["text_audit"]["status"] for x in cap.out.splitlines()]
-    assert got == ["needs_lean", "needs_lean", "error", "rejected"]
+    # an import the header lacks is a judged rejection (a made-up import must not drop a wrong
+    # sample out of pass@k as "could not judge")
+    assert got == ["needs_lean", "needs_lean", "rejected", "rejected"]
+    assert "Foo.Bar" in json.loads(cap.out.splitlines()[2])["text_audit"]["reason"]
     assert rc == 1 and ":5: field 'formal_statement'" in cap.err
     assert "not in --statements" in cap.err
 

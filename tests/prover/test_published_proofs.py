@@ -26,6 +26,7 @@ from prover.audit import (
 )
 from prover.types import LeanVersion, ProofTask
 from verimath.datasets import data_root
+from verimath.records import VerdictStatus
 
 KIMINA = data_root() / "lean_proofs" / "kimina_preview_minif2f_test.jsonl"
 MINIF2F = data_root() / "minif2f" / "minif2f.jsonl"
@@ -108,3 +109,22 @@ def test_differing_restatement_is_noted_in_the_verdict() -> None:
                                      cmd.axioms_line),))
     v = audit_response(cmd, resp).to_verdict(task, LeanVersion("x", "y"))
     assert v.detail["restatement"] == RESTATED_NOTE and str(v.status) == "correct"
+
+
+@pytest.mark.parametrize(("imports", "judged_wrong"), [
+    ("import Mathlib\nimport Aesop", False),      # covered by the header: dropped, Lean judges
+    ("import Mathlib\nimport MadeUp.Tactic", True),  # the checking environment lacks it
+])
+def test_full_file_importing_what_the_header_lacks_is_wrong_not_unjudged(
+        imports: str, judged_wrong: bool) -> None:
+    """A made-up import must not turn a wrong sample into "could not judge" (out of pass@k)."""
+    stmt = "theorem t (x : ℕ) : x + 0 = x := by"
+    out = audit_text_only(ProofTask(stmt, "import Mathlib", f"{imports}\n\n{stmt}\n  simp\n", "t"))
+    if judged_wrong:
+        assert isinstance(out, AuditReport) and out.infra is None
+        assert [f.check for f in out.findings] == ["forbidden_construct"]
+        assert "MadeUp.Tactic" in out.findings[0].why
+        v = out.to_verdict(ProofTask(stmt, "import Mathlib", "", "t"), LeanVersion(None, None))
+        assert v.status is VerdictStatus.WRONG
+    else:
+        assert isinstance(out, CheckedCommand)

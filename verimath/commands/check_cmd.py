@@ -102,9 +102,9 @@ def _tasks(path: str, default_header: str, statements: dict[str, dict[str, Any]]
 def text_audit(task: Any) -> dict[str, Any]:
     """The text-level audit of one task as JSON.
 
-    ``status`` is ``rejected`` (with ``findings``), ``needs_lean`` (passed the text checks;
-    Lean must judge the rest) or ``error`` (the task itself is bad: unparsable statement,
-    imports the header lacks).
+    ``status`` is ``rejected`` (with ``findings``; also a full file importing what the header
+    lacks), ``needs_lean`` (passed the text checks; Lean must judge the rest) or ``error``
+    (the task itself is bad: an unparsable statement).
     """
     from prover.audit import AuditReport, audit_text_only
 
