@@ -65,6 +65,32 @@ def _short(x: object) -> str:
     return s if len(s) <= _STR_LIMIT else s[: _STR_LIMIT - 3] + "..."
 
 
+class ParseCrash(BaseException):  # noqa: N818 - a signal, not an error type
+    """math-verify's LaTeX parser hit RecursionError / MemoryError: could not judge.
+
+    A BaseException so that math-verify's own ``except Exception`` blocks (which would turn a
+    crash into "did not parse", i.e. WRONG) let it through.
+    """
+
+
+def _guard_parse_crashes() -> None:
+    """Wrap ``math_verify.parser.parse_latex_cached`` so parser crashes raise ParseCrash."""
+    import math_verify.parser as mvp
+
+    inner = mvp.parse_latex_cached
+    if getattr(inner, "_verimath_guarded", False):
+        return
+
+    def guarded(latex: str) -> Any:
+        try:
+            return inner(latex)
+        except (RecursionError, MemoryError) as e:
+            raise ParseCrash(type(e).__name__) from None
+
+    guarded._verimath_guarded = True  # type: ignore[attr-defined]
+    mvp.parse_latex_cached = guarded  # type: ignore[assignment]
+
+
 class _Judge:
     """Parses and compares with math-verify; one instance per worker process."""
 
@@ -77,6 +103,7 @@ class _Judge:
             sys.modules[modname].TIMEOUT_WARNING_SHOWN = True  # type: ignore[attr-defined]
         self.parse_fn = parse
         self.verify_fn = verify
+        _guard_parse_crashes()
         self.extraction = [LatexExtractionConfig(boxed_match_priority=0)]
         self.raw_extraction = [
             LatexExtractionConfig(boxed_match_priority=0),
@@ -130,7 +157,17 @@ class _Judge:
 
         Our candidates are compared first; math-verify's own extraction of the raw texts only
         runs when they do not already agree (same verdict as comparing all pairs, less work).
+        Raw candidates can only add a CORRECT: when every comparison of our own candidates
+        raised, the verdict stays ERROR unless a raw pair verifies. A parser crash
+        (RecursionError / MemoryError inside math-verify) is ERROR, never "did not parse".
         """
+        try:
+            return self._judge(gold, pred, gold_raw, pred_raw)
+        except ParseCrash as e:
+            return {"status": "error", "reason": f"math-verify's parser crashed ({e})"}
+
+    def _judge(self, gold: str, pred: str, gold_raw: str | None,
+               pred_raw: str | None) -> dict[str, Any]:
         g = list(self.parse(gold)) if gold else []  # "": no answer of ours, raw text only
         p = list(self.parse(pred))
         if g and p:
@@ -153,11 +190,13 @@ class _Judge:
         res, done, errors = self._compare(rest)
         if res is not None:
             return {**out, **res}
+        ours_all_raised = bool(g and p) and first[1] == 0 and bool(first[2])
         done += first[1]
         errors += first[2]
         raised = ", ".join(sorted(set(errors)))
-        if not done:  # nothing was compared: could not judge
-            out.update(status="error", reason=f"math-verify: every comparison raised ({raised})")
+        if not done or ours_all_raised:  # our own answer could not be compared: no judgment
+            what = "every comparison" if not done else "every comparison of the extracted answer"
+            out.update(status="error", reason=f"math-verify: {what} raised ({raised})")
             return out
         reason = "math-verify: not equivalent"
         if errors:

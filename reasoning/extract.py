@@ -178,6 +178,30 @@ def _find_boxed(text: str) -> str | None:
     return None
 
 
+def boxes_only(text: str, limit: int = 16) -> str | None:
+    r"""Only the complete boxes of ``text`` (``\boxed{a} \boxed{b}``), in order; None if none.
+
+    What math-verify's own extraction may see of a completion that boxed its answer: the
+    model committed to its boxes, so when they do not parse math-verify must not fall back to
+    a ``$..$`` or a number elsewhere in the reasoning. At most the last ``limit`` boxes; linear
+    time (an unclosed brace bounds every earlier scan).
+    """
+    out: list[str] = []
+    unclosed = len(text)
+    for m in reversed(list(_BOX_RE.finditer(text))):
+        if m.end() >= unclosed:
+            continue
+        content, end = _box_at(text, m.end(), unclosed)
+        if content is None:
+            unclosed = end
+            continue
+        if end >= 0 and content:
+            out.insert(0, content)
+            if len(out) >= limit:
+                break
+    return " ".join(f"\\boxed{{{c}}}" for c in out) if out else None
+
+
 def extract_box_run(text: str) -> list[str]:
     r"""Contents of the last run of boxes that form one answer (see the module docstring).
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoning.extract import (
+    boxes_only,
     clean_answer,
     extract_answer,
     extract_box_run,
@@ -491,7 +492,12 @@ class Grader:
         if self.config.raw_extraction:
             item.gold_raw = gold if isinstance(gold, str) and gold.strip() != g else None
             raw_pred = extract and isinstance(pred, str) and pred.strip() != p
-            item.pred_raw = pred if raw_pred else None
+            # A boxed answer is the model's commitment: math-verify's raw extraction falls back
+            # to any other $..$ or number when the box does not parse, which would let an
+            # unparseable box plus a guess elsewhere in the reasoning pass as CORRECT; so of a
+            # completion with boxes it sees the boxes only.
+            boxed = boxes_only(pred) if raw_pred else None
+            item.pred_raw = (boxed or pred) if raw_pred else None
 
         def done(status: VerdictStatus, reason: str) -> _Item:
             item.finish(status, reason, time.perf_counter() - t0)

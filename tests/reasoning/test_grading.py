@@ -288,3 +288,29 @@ def test_grade_attempts_cot_from_text_pot_tir_from_stored_answer(grader):
     got = [v.status for v in grade_attempts(grader, pairs)]
     assert got == [VerdictStatus.CORRECT, VerdictStatus.WRONG, VerdictStatus.NO_ANSWER,
                    VerdictStatus.CORRECT]
+
+
+@pytest.mark.parametrize("gold,pred,expected", [
+    # an unparseable box must not let math-verify's raw fallback pick a guess from the reasoning
+    ("4", r"Let $n=4$. Then the count is \boxed{12{:}00}", VerdictStatus.WRONG),
+    ("3", r"The train takes 3 hours, so it arrives at \boxed{12{:}00}.", VerdictStatus.WRONG),
+    # a parser crash (RecursionError inside math-verify) is could-not-judge, not "did not parse"
+    ("3", r"We have $x=3$ so \boxed{" + "(" * 100 + "1" + ")" * 100 + "}", VerdictStatus.ERROR),
+    # raw extraction still helps where there is no box, and sees all the boxes where there are
+    ("x >= 5", r"Therefore $x \geq 5$ is the solution.", VerdictStatus.CORRECT),
+    ("-3, 2", r"The roots are $x = \boxed{-3}$ and $x = \boxed{2}$.", VerdictStatus.CORRECT),
+    ("2", r"I think \boxed{2}... no wait, it is \boxed{3}.", VerdictStatus.WRONG),
+])
+def test_raw_extraction_only_adds_correct_where_the_model_committed_to_nothing(
+        grader, gold, pred, expected):
+    assert grader.grade(gold, pred).status is expected
+
+
+def test_raw_candidates_cannot_turn_an_all_raised_comparison_into_wrong():
+    from reasoning._grade_worker import _Judge
+
+    j = _Judge({})
+    assert j.judge("12:00", "1:00")["status"] == "error"
+    raw = "After 5 steps we get 1:00. Answer: 1:00"
+    assert j.judge("12:00", "1:00", pred_raw=raw)["status"] == "error"
+    assert j.judge("1", "(" * 200 + "1" + ")" * 200)["status"] == "error"
