@@ -39,8 +39,13 @@ log = logging.getLogger(__name__)
 ERR = ExecStatus.SANDBOX_ERROR
 
 
-class ServiceError(SandboxError):
-    """The server refused a request for a reason retrying cannot fix (auth, bad request)."""
+class ServiceError(RuntimeError):
+    """The server refused a request for a reason retrying cannot fix (auth, bad request).
+
+    Deliberately not a ``SandboxError``: a wrong key or a request the server refuses is a
+    configuration or code bug, so it must stop the job instead of being counted as "could not
+    judge" by the TIR engine, the rewards or datagen.
+    """
 
 
 class TransportFailure(Exception):

@@ -265,3 +265,12 @@ def test_tir_rollout_over_remote_sessions(pair) -> None:
     assert [x.answer for x in attempts] == ["42"] * 4
     assert all([c.status for c in x.tool_calls] == ["ok", "ok"] for x in attempts)
     assert not a.state.sessions and not b.state.sessions  # every remote session was closed
+
+
+def test_service_errors_are_not_infrastructure_failures():
+    """A refused request (bad key, bad request) must stop a job, not become 'could not judge'."""
+    from reasoning.sandbox import SandboxError
+    from rl.rewards import infra_exceptions
+
+    assert not issubclass(ServiceError, SandboxError)
+    assert not issubclass(ServiceError, infra_exceptions())
