@@ -56,9 +56,6 @@ _OUTPUT_STOP, _FENCE_STOP = TIR_STOP
 _CODE_RE = re.compile(r"```(?:python|py)[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 #: Shown to the model for a cell that printed nothing (display only; never an answer).
 NO_OUTPUT = "(no output; use print() to see values)"
-#: What the sandbox appends to the stderr of a cell whose interpreter ended during the cell.
-ENDED_MARK = "[sandbox] the session's interpreter ended"
-_ENDING_STATUSES = frozenset({"timeout", "memory", "signaled", "output_limit"})
 
 
 def extract_code(text: str) -> str | None:
@@ -129,24 +126,19 @@ def find_cut(text: str) -> Cut | None:
     return None
 
 
-def interpreter_lost(result: ExecResult, previous: ExecResult | None) -> bool:
+def interpreter_lost(result: ExecResult, previous: ExecResult | None = None) -> bool:
     """True when ``result`` ran in a fresh interpreter for a reason outside the program.
 
-    Relies on the sandbox's structured ``result.restarted`` flag only (never on text in
-    stderr, which a program can print itself). A restart is the program's doing, not an
-    infrastructure failure, when the session's previous cell ended its interpreter (status
-    timeout / memory / signaled / output_limit, or :data:`ENDED_MARK` in its stderr, e.g.
-    ``os._exit``).
+    Relies only on the sandbox's structured ``result.restarted`` flag, which the sandbox sets
+    only for losses outside the program (never on stderr text or the previous cell's status:
+    a program can print any text, and a truncated-output or caught-MemoryError cell leaves its
+    interpreter alive).
 
     Args:
         result: the cell's result.
-        previous: the previous cell's result in the same session; None for the first cell.
+        previous: the previous cell's result in the same session (unused; kept for callers).
     """
-    if not result.restarted:
-        return False
-    if previous is None:
-        return True
-    return not (str(previous.status) in _ENDING_STATUSES or ENDED_MARK in previous.stderr)
+    return bool(result.restarted)
 
 
 @dataclass(frozen=True, slots=True)

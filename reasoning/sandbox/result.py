@@ -45,13 +45,15 @@ class ExecResult:
         isolation: what was in force, e.g. ``"bwrap+uid+rlimits+seccomp"`` or
             ``"rlimits+uid+pgroup+seccomp"``.
         restarted: sessions only: True when this cell ran in a *replacement* interpreter
-            because the previous one was lost (its cell timed out or crashed, it died between
-            cells, or the fork server was killed or restarted): the cell did not see the
-            session's earlier state, so callers should count it as an infrastructure failure
-            (see :meth:`infra_failure`), whatever ``status`` says. ``status`` is still what
-            the cell did in the new interpreter (e.g. RUNTIME_ERROR for a ``NameError`` on a
-            variable that is gone). Always False for one-shot runs and the first cell after a
-            clean start.
+            because the previous one was lost for a reason outside the program (it died
+            between cells, the sandbox lost it, or the fork server was killed or restarted):
+            the cell did not see the session's earlier state through no fault of the program,
+            so callers count it as an infrastructure failure (see :meth:`infra_failure`),
+            whatever ``status`` says. ``status`` is still what the cell did in the new
+            interpreter (e.g. RUNTIME_ERROR for a ``NameError`` on a variable that is gone).
+            False after the program ended its own interpreter (a timeout, a crash,
+            ``os._exit``: the earlier cell's status already says so, and the restart note in
+            stderr tells the model), for one-shot runs and for the first cell of a session.
     """
 
     status: ExecStatus
@@ -70,7 +72,7 @@ class ExecResult:
 
     @property
     def infra_failure(self) -> bool:
-        """True for SANDBOX_ERROR or a cell that ran in a restarted interpreter."""
+        """True for SANDBOX_ERROR or a cell whose interpreter was lost outside the program."""
         return self.status is ExecStatus.SANDBOX_ERROR or self.restarted
 
     def to_dict(self) -> dict[str, Any]:

@@ -65,6 +65,7 @@ class SandboxSession:
         self._closed = False
         self._state = _State()
         self._note = ""
+        self._lost = False  # the pending restart note is for a loss outside the program
         self._finalizer = weakref.finalize(self, _close_state, weakref.ref(sandbox), self._state)
         self._open()
 
@@ -109,13 +110,22 @@ class SandboxSession:
                     break
                 self._state.sid = None  # ended while idle: restart and run the cell there
                 self._note = self._note or RESTART_NOTE.format(why="between cells")
+                self._lost = True
+            else:  # a fresh interpreter was dead on arrival too
+                self._note, self._lost = "", False
+                return dataclasses.replace(failed(
+                    ExecStatus.SANDBOX_ERROR, "the session's interpreter could not be restarted",
+                    self._sb.isolation), restarted=True)
             res = self._sb._to_result(reply)
-            note, self._note = self._note, ""
+            note, lost, self._note, self._lost = self._note, self._lost, "", False
             if note:
-                res = dataclasses.replace(res, stderr=note + res.stderr, restarted=True)
-            if reply.get("ended") or reply.get("op") == "lost" or reply.get("dead"):
+                res = dataclasses.replace(res, stderr=note + res.stderr, restarted=lost)
+            if reply.get("ended"):  # the cell ended its own interpreter (timeout, crash, exit)
                 self._state.sid = None
-                self._note = RESTART_NOTE.format(why=str(res.status))
+                self._note, self._lost = RESTART_NOTE.format(why=str(res.status)), False
+            elif reply.get("op") == "lost":  # the sandbox lost it: not the program's doing
+                self._state.sid = None
+                self._note, self._lost = RESTART_NOTE.format(why=str(res.status)), True
             return res
 
     def close(self) -> None:

@@ -140,13 +140,28 @@ def test_lost_session_interpreter_is_flagged_restarted(box: Sandbox, kill: objec
         assert again.ok and again.stdout == "2\n" and not again.restarted
 
 
-def test_cell_after_a_timeout_is_flagged_restarted(box: Sandbox) -> None:
+def test_cell_after_the_programs_own_timeout_is_not_an_infra_restart(box: Sandbox) -> None:
+    """The program ended its interpreter itself: the next cell is fresh (and says so in
+    stderr) but is not an infrastructure failure; a loss outside the program is (above)."""
     with box.session() as s:
         assert not s.run("y = 2").restarted
         t = s.run("import time\ntime.sleep(10)", timeout_s=0.5)
         assert t.status is S.TIMEOUT and not t.restarted  # it ran in the original interpreter
         r = s.run("print(7)")
-        assert r.ok and r.stdout == "7\n" and r.restarted
+        assert r.ok and r.stdout == "7\n" and not r.restarted and not r.infra_failure
+        assert "fresh interpreter" in r.stderr
+
+
+def test_output_limit_cell_keeps_its_interpreter_and_a_later_loss_is_infra(box: Sandbox) -> None:
+    with box.session() as s:
+        first = s.run("x = 5\nimport os\nprint(os.getuid())")
+        big = s.run("print('a' * 200_000)")  # truncated, not killed
+        assert big.status is S.OUTPUT_LIMIT
+        assert s.run("print(x)").stdout == "5\n"  # still the same interpreter
+        _kill_interpreter(box, int(first.stdout))
+        time.sleep(0.3)
+        r = s.run("print(x)")
+        assert r.restarted and r.infra_failure, r
 
 
 def test_session_close_from_gc_never_takes_the_send_lock(box: Sandbox) -> None:
@@ -280,3 +295,14 @@ def test_default_sandbox_uses_bubblewrap_when_bwrap_works() -> None:
     require_bwrap()
     with Sandbox(SandboxConfig(preload=(), workers=1)) as sb:
         assert sb.isolation.startswith("bwrap+"), sb.isolation
+
+
+def test_interpreter_dead_on_arrival_twice_is_a_sandbox_error_not_a_crash(
+        box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    with box.session() as s:
+        assert s.run("x = 1").ok
+        monkeypatch.setattr(box, "_cell", lambda *a, **k: {"op": "result", "id": 1, "dead": True})
+        r = s.run("print(x)")
+        assert r.status is S.SANDBOX_ERROR and r.restarted and r.infra_failure
+        monkeypatch.undo()
+        assert s.run("print(2)").stdout == "2\n"

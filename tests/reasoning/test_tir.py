@@ -54,13 +54,11 @@ def test_last_turn_runs_no_code_and_says_tool_limit():
     (res(stderr=RESTARTED, restarted=True), res(), True),       # lost between two good cells
     (res("runtime_error", stderr=RESTARTED + "NameError", restarted=True), res(), True),
     (res(restarted=True), None, True),                          # first cell, server lost it
-    (res(stderr=RESTARTED, restarted=True), res("timeout"), False),  # its own timeout ended it
-    (res(stderr=RESTARTED, restarted=True), res("memory"), False),
-    (res(stderr=RESTARTED, restarted=True),
-     res(stderr="[sandbox] the session's interpreter ended; its state is lost\n"),
-     False),                                                    # os._exit in the previous cell
+    (res(restarted=True), res("output_limit"), True),           # that cell kept its interpreter
+    (res(stderr=RESTARTED), res("timeout"), False),             # its own timeout ended it
     (res(stderr=RESTARTED), res(), False),                      # a program printing the note
-    (res(stderr="x\n" + RESTARTED), res(), False),
+    (res(restarted=True), res(stderr="[sandbox] the session's interpreter ended; its state is "
+                                     "lost\n"), True),         # printed by the program itself
     (res(), res(), False),
 ])
 def test_interpreter_lost_table(result, previous, lost):
