@@ -283,9 +283,19 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
     return d
 
 
+#: Verdict statuses a retry can change (infrastructure); BAD_GOLD is data and stays as it is.
+_RETRYABLE = frozenset({"timeout", "error"})
+
+
 def _unjudged(record: dict[str, Any]) -> bool:
-    """A record with an attempt that could not be judged (not final until retried)."""
-    return any(a.get("correct") is None for a in record["attempts"])
+    """A record with an attempt an infrastructure failure left unjudged (retried on resume).
+
+    A sandbox error / lost interpreter (``finish_reason == "error"``) or a grader TIMEOUT /
+    ERROR; not BAD_GOLD, which no retry can change.
+    """
+    return any(a.get("finish_reason") == "error"
+               or (a.get("verdict") or {}).get("status") in _RETRYABLE
+               for a in record["attempts"])
 
 
 def _write_errors(out: Path, errors: list[RecordError]) -> None:

@@ -130,6 +130,11 @@ def test_allow_missing_gold_keeps_problems_as_bad_gold_not_infra(tmp_path, monke
     assert s["n_problems"] == 2 and s["n_problems_without_gold"] == 1
     assert s["n_bad_gold"] == 1 and s["n_infra_failures"] == 0
     assert s["n_judged"] == 1 and s["accuracy"] == 1.0
+    # bad gold is data: the problem's record is final, not queued for a retry on resume
+    final = [json.loads(x) for x in (tmp_path / "o" / "records.jsonl").read_text().splitlines()]
+    assert len(final) == 2
+    retries = tmp_path / "o" / "retries.jsonl"
+    assert not retries.exists() or not retries.read_text().strip()
 
 
 def test_mapping_flags_for_an_unknown_layout(tmp_path, monkeypatch):
