@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 #: keys of the iterate config left out of its settings fingerprint, beyond NON_RESULT_KEYS.
 ITERATE_NON_RESULT_KEYS: dict[str, str] = {
     **NON_RESULT_KEYS,
+    # the same keys inside the sub-job configs (eval.infra_retries, seed.export.formats, ...);
+    # not ``limit``: iterate reuses finished phases, so the problem slices stay fingerprinted
+    **{f"*.{k}": why for k, why in NON_RESULT_KEYS.items()
+       if not k.startswith("*") and k != "limit"},
     "rounds": "how many rounds run (a finished round does not depend on later ones)",
     "*torch_threads": "CPU thread count",
     "*.out": "set per round by iterate (inside OUT)",

@@ -262,3 +262,14 @@ def test_cli_kill_9_within_round_1_then_rerun_finishes_without_redoing_datagen(t
     rows = json.loads((out / "rounds.json").read_text())["rounds"]
     assert [r["round"] for r in rows] == [0, 1] and rows[1]["sft_steps"] == 2
     assert rows[1]["attempts"] == 4 and rows[1]["n_problems"] == 2
+
+
+@pytest.mark.parametrize("key,changed", [
+    ("eval.infra_retries", False), ("datagen.max_inflight", False),
+    ("seed.export.formats", False), ("eval.sandbox.workers", False),
+    ("eval.limit", True), ("eval.max_tokens", True), ("datagen.solve.n", True),
+])
+def test_iterate_fingerprint_ignores_nested_non_result_keys(tmp_path, key, changed):
+    """Keys that cannot change results are ignored inside the sub-job configs too."""
+    settings = it.iterate_settings(cfg_for(tmp_path / "o"))
+    assert (key in settings) is changed, sorted(k for k in settings if k.startswith(key[:4]))
