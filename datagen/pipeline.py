@@ -184,7 +184,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     from verimath.jobs import select_shard, settings_of, shard_manifest
 
     mine = select_shard([it["key"] for it in items], cfg.shard)
-    shard_info = shard_manifest(cfg.shard, [items[i]["key"] for i in mine], mine)
+    shard_info = shard_manifest(cfg.shard, [it["key"] for it in items], mine)
     items = [items[i] for i in mine]
     rows: list[dict[str, Any]] = []
     owned: list[Any] = []

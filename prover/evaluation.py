@@ -328,7 +328,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
     atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
     problems = [p for p in loaded.problems if p.formal_statement]
     mine = select_shard([p.id for p in problems], cfg.shard)
-    shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
+    shard_info = shard_manifest(cfg.shard, [p.id for p in problems], mine)
     problems = [problems[i] for i in mine]
     store = JobRecords(out, retries=cfg.infra_retries,
                        unjudged=lambda rec: rec.get("n_infra", 0) > 0)

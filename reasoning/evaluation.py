@@ -207,7 +207,7 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     _write_errors(out, loaded.errors)
     problems = [p for p in loaded.problems if p.informal]
     mine = select_shard([p.id for p in problems], cfg.shard)
-    shard_info = shard_manifest(cfg.shard, [problems[i].id for i in mine], mine)
+    shard_info = shard_manifest(cfg.shard, [p.id for p in problems], mine)
     problems = [problems[i] for i in mine]
     store = JobRecords(out, retries=cfg.infra_retries, unjudged=_unjudged)
     todo = [p for p in problems if p.id not in store]

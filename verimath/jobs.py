@@ -455,9 +455,21 @@ def select_shard(keys: list[str], spec: str | None) -> list[int]:
     return [j for j, k in enumerate(keys) if shard_of(k, n) == i]
 
 
-def shard_manifest(spec: str | None, keys: list[str], index: list[int]) -> dict[str, Any]:
-    """Manifest entries that let :func:`merge_shards` check coverage: spec, keys, positions."""
-    return {"shard": spec, "work_keys": keys, "work_index": index}
+def shard_manifest(spec: str | None, all_keys: list[str], index: list[int]) -> dict[str, Any]:
+    """Manifest entries that let :func:`merge_shards` check coverage.
+
+    Args:
+        spec: the ``--shard`` value (None: unsharded).
+        all_keys: every work item's key before sharding, in order (the whole problem set).
+        index: positions in ``all_keys`` of this shard's items (:func:`select_shard`).
+
+    Returns:
+        ``{"shard", "work_keys", "work_index", "n_all", "all_keys_hash"}``; the last two let a
+        merge refuse shards that were cut from different problem sets (another ``limit``, a
+        changed benchmark file).
+    """
+    return {"shard": spec, "work_keys": [all_keys[i] for i in index], "work_index": index,
+            "n_all": len(all_keys), "all_keys_hash": content_hash(json.dumps(all_keys))}
 
 
 class MergeError(ValueError):
@@ -542,6 +554,10 @@ def check_shard_set(outs: Sequence[str | os.PathLike[str]]) -> list[dict[str, An
         if diff:
             raise MergeError(f"{o} and {outs[0]} have different settings: "
                              f"{', '.join(sorted(diff))}")
+    sets = {(m.get("n_all"), m.get("all_keys_hash")) for m in mans}
+    if len(sets) > 1:
+        raise MergeError("the shards were cut from different problem sets (another limit or "
+                         f"benchmark file): item counts {sorted(str(n) for n, _ in sets)}")
     specs = [parse_shard(m.get("shard")) for m in mans]
     if any(s is None for s in specs):
         bad = [str(o) for o, s in zip(outs, specs, strict=True) if s is None]

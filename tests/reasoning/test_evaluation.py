@@ -256,11 +256,11 @@ def test_three_shards_merged_equal_one_unsharded_run(tmp_path, shared_data):
     assert (merged / "pass_at_k.png").exists()
 
 
-def _cot_shards(tmp_path, shared_data, specs, **kw):
+def _cot_shards(tmp_path, shared_data, specs, limit=3, **kw):
     """Small CoT shard runs (no sandbox): the merge checks do not need real results."""
     outs = {}
     for spec in specs:
-        cfg = make_cfg(tmp_path / spec.replace("/", "of"), shared_data, limit=3, shard=spec,
+        cfg = make_cfg(tmp_path / spec.replace("/", "of"), shared_data, limit=limit, shard=spec,
                        rollout={"strategy": "cot"}, **kw)
         main(cfg, progress=False, backend=ScriptedBackend(lambda p, j, s: "\\boxed{1}"))
         outs[spec] = cfg.out
@@ -285,6 +285,17 @@ def test_merge_refuses_shards_with_different_settings(tmp_path, shared_data, cap
     b = _cot_shards(tmp_path / "b", shared_data, ["1/2"], temperature=0.5)
     assert cli(["merge", a["0/2"], b["1/2"], "--out", str(tmp_path / "m")]) == 2
     assert "different settings: temperature" in capsys.readouterr().err
+
+
+def test_merge_refuses_shards_cut_from_different_problem_sets(tmp_path, shared_data, capsys):
+    """`limit` is not a result setting, so only the recorded item set catches this."""
+    from verimath.cli import main as cli
+
+    a = _cot_shards(tmp_path / "a", shared_data, ["0/2"], limit=3)
+    b = _cot_shards(tmp_path / "b", shared_data, ["1/2"], limit=5)
+    assert cli(["merge", a["0/2"], b["1/2"], "--out", str(tmp_path / "m")]) == 2
+    assert "different problem sets" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "records.jsonl").exists()
 
 
 def test_bad_shard_spec_is_a_config_error():
