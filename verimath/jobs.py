@@ -204,8 +204,15 @@ class JobStore:
             self._refresh()
             if key in self._records:
                 raise DuplicateKeyError(f"{self.path}: key {key!r} is already stored")
-            os.write(self._fd, line)
-            os.fsync(self._fd)
+            start = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(line)
+                while view:  # a short write (full disk) must not fuse with the next line
+                    view = view[os.write(self._fd, view):]
+                os.fsync(self._fd)
+            except BaseException:
+                os.ftruncate(self._fd, start)  # nothing half-written stays behind
+                raise
             self._offset += len(line)
             self._lines += 1
             self._records[key] = rec

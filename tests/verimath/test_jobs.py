@@ -186,3 +186,31 @@ def test_a_folder_without_recorded_settings_is_refused(tmp_path):
     man.write_text(json.dumps({"fingerprint": "abc"}))  # written by an older verimath
     with pytest.raises(SettingsMismatch, match="without a settings record"):
         check_settings(man, {"n": 1}, has_work=True)
+
+
+def test_a_failed_short_write_leaves_no_partial_line(tmp_path, monkeypatch):
+    """Full disk: the first write goes in part, the next raises; nothing half-written stays."""
+    import errno
+
+    from verimath.jobs import JobStore
+
+    store = JobStore(tmp_path / "s.jsonl")
+    store.add("a", {"v": 1})
+    before = (tmp_path / "s.jsonl").read_bytes()
+    real = os.write
+    calls = {"n": 0}
+
+    def flaky(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real(fd, bytes(data[:5]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", flaky)
+    with pytest.raises(OSError):
+        store.add("b", {"v": 2})
+    monkeypatch.undo()
+    assert (tmp_path / "s.jsonl").read_bytes() == before
+    store.add("b", {"v": 2})
+    again = JobStore(tmp_path / "s.jsonl")
+    assert "a" in again and "b" in again and not again.damaged
