@@ -295,7 +295,9 @@ def test_grade_attempts_cot_from_text_pot_tir_from_stored_answer(grader):
     ("4", r"Let $n=4$. Then the count is \boxed{12{:}00}", VerdictStatus.WRONG),
     ("3", r"The train takes 3 hours, so it arrives at \boxed{12{:}00}.", VerdictStatus.WRONG),
     # a parser crash (RecursionError inside math-verify) is could-not-judge, not "did not parse"
-    ("3", r"We have $x=3$ so \boxed{" + "(" * 100 + "1" + ")" * 100 + "}", VerdictStatus.ERROR),
+    # (ERROR; TIMEOUT when the deep parse outlasts the item deadline on a loaded machine)
+    ("3", r"We have $x=3$ so \boxed{" + "(" * 100 + "1" + ")" * 100 + "}",
+     (VerdictStatus.ERROR, VerdictStatus.TIMEOUT)),
     # raw extraction still helps where there is no box, and sees all the boxes where there are
     ("x >= 5", r"Therefore $x \geq 5$ is the solution.", VerdictStatus.CORRECT),
     ("-3, 2", r"The roots are $x = \boxed{-3}$ and $x = \boxed{2}$.", VerdictStatus.CORRECT),
@@ -303,7 +305,8 @@ def test_grade_attempts_cot_from_text_pot_tir_from_stored_answer(grader):
 ])
 def test_raw_extraction_only_adds_correct_where_the_model_committed_to_nothing(
         grader, gold, pred, expected):
-    assert grader.grade(gold, pred).status is expected
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    assert grader.grade(gold, pred).status in allowed
 
 
 def test_raw_candidates_cannot_turn_an_all_raised_comparison_into_wrong():
