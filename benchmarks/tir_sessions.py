@@ -24,42 +24,11 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-class CountingSandbox:
-    """A real Sandbox whose sessions are counted while open."""
-
-    def __init__(self, sb: object) -> None:
-        self.sb, self.config = sb, sb.config  # type: ignore[attr-defined]
-        self.open = self.peak = self.opened = 0
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.sb, name)
-
-    def session(self) -> object:
-        outer, inner = self, self.sb.session()  # type: ignore[attr-defined]
-
-        class Counted:
-            def run(self, code: str) -> object:
-                return inner.run(code)
-
-            def close(self) -> None:
-                inner.close()
-                with outer._lock:
-                    outer.open -= 1
-
-        with self._lock:
-            self.open += 1
-            self.opened += 1
-            self.peak = max(self.peak, self.open)
-        return Counted()
 
 
 def policy_for(limit: int):
@@ -83,7 +52,7 @@ def run_once(name: str, args: argparse.Namespace, max_sessions: int | None) -> d
     import reasoning.sandbox as sbmod
     from reasoning.evaluation import EvalConfig, main
     from verimath.config import load_config
-    from verimath.testing import ScriptedBackend
+    from verimath.testing import CountingSandbox, ScriptedBackend
 
     over = [f"out={tempfile.mkdtemp(prefix='tir-bench-')}", "benchmark=gsm8k",
             f"limit={args.limit}", f"n={args.n}", "temperature=1.0", "rollout.strategy=tir"]

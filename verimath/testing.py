@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from verimath.backends import Completion, SamplingParams
 from verimath.backends.base import find_stop
@@ -90,3 +91,43 @@ class ScriptedBackend:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class CountingSandbox:
+    """Wraps a real Sandbox and counts its sessions while open (a test/benchmark probe).
+
+    Counted independently of whoever opens them (e.g. the TIR engine's session bound), so a
+    test can check how many sessions were open at once. Everything but ``session`` is
+    forwarded to the wrapped sandbox.
+
+    Attributes:
+        sb: the wrapped sandbox; ``config``: its config.
+        open: sessions open now; ``peak``: most open at once; ``opened``: opened in total.
+    """
+
+    def __init__(self, sb: Any) -> None:
+        self.sb, self.config = sb, sb.config
+        self.open = self.peak = self.opened = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sb, name)
+
+    def session(self, **kwargs: Any) -> Any:
+        """A session of the wrapped sandbox whose ``close`` is counted."""
+        outer, inner = self, self.sb.session(**kwargs)
+
+        class Counted:
+            def run(self, code: str, **kw: Any) -> Any:
+                return inner.run(code, **kw)
+
+            def close(self) -> None:
+                inner.close()
+                with outer._lock:
+                    outer.open -= 1
+
+        with self._lock:
+            self.open += 1
+            self.opened += 1
+            self.peak = max(self.peak, self.open)
+        return Counted()

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 
 import pytest
@@ -16,7 +15,7 @@ from reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig
 from reasoning.tir import NO_OUTPUT, Done, RunCode, TirEngine, interpreter_lost
 from verimath.backends import SamplingParams
 from verimath.records import Problem
-from verimath.testing import ScriptedBackend, assistant_so_far
+from verimath.testing import CountingSandbox, ScriptedBackend, assistant_so_far
 
 P = Problem(id="p1", source="t", informal="What is 41 plus 1?", answer="42")
 RESTARTED = ("[sandbox] this cell ran in a fresh interpreter: the previous one ended (between "
@@ -178,33 +177,6 @@ def test_interpreter_killed_between_cells_is_unjudged_not_wrong(tmp_path, monkey
     assert att["finish_reason"] == "error" and att["correct"] is None
     assert [t["status"] for t in att["tool_calls"]] == ["ok", "sandbox_error"]
     assert rep.summary["n_infra_failures"] == 1 and rep.summary["n_judged"] == 0
-
-
-class CountingSandbox:
-    """A real Sandbox whose sessions are counted while open (independent of the engine)."""
-
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb, self.config = sb, sb.config
-        self.open = self.peak = self.opened = 0
-        self._lock = threading.Lock()
-
-    def session(self):
-        outer, inner = self, self.sb.session()
-
-        class Counted:
-            def run(self, code):
-                return inner.run(code)
-
-            def close(self):
-                inner.close()
-                with outer._lock:
-                    outer.open -= 1
-
-        with self._lock:
-            self.open += 1
-            self.opened += 1
-            self.peak = max(self.peak, self.open)
-        return Counted()
 
 
 def test_n64_sampled_tir_stays_within_the_session_bound(sandbox):

@@ -8,6 +8,7 @@ import torch
 from reasoning.tir import find_cut
 from rl.tools import PythonSandboxEnv, TirRollout, generation_stops
 from tests.verimath.tiny_model import tiny_model_dir
+from verimath.testing import CountingSandbox
 
 SCRIPT = [
     "Let me compute.\n```python\nx = 6 * 7\nprint(x)\n```\n```output\nHALLUCINATED\n```\n",
@@ -123,34 +124,6 @@ def test_tir_rollout_runs_cells_in_one_session_and_masks_their_output(tok, sandb
     assert trainer._generate_single_turn.generated < sum(map(len, SCRIPT)) - len("ignored tail")
     # ... and the generator's settings are restored afterwards
     assert trainer.vllm_generation.generation_kwargs == {"seed": 1}
-
-
-class CountingSandbox:
-    """Wraps a real Sandbox; counts sessions open at once (independently of the engine)."""
-
-    def __init__(self, sb) -> None:
-        import threading
-
-        self.sb, self.open, self.peak, self.opened = sb, 0, 0, 0
-        self._lock = threading.Lock()
-
-    def session(self):
-        outer, inner = self, self.sb.session()
-
-        class Counted:
-            def run(self, code):
-                return inner.run(code)
-
-            def close(self):
-                inner.close()
-                with outer._lock:
-                    outer.open -= 1
-
-        with self._lock:
-            self.open += 1
-            self.opened += 1
-            self.peak = max(self.peak, self.open)
-        return Counted()
 
 
 def test_tir_rollout_bounds_open_sessions_and_opens_them_lazily(tok, sandbox):
