@@ -13,6 +13,7 @@ import pytest
 from reasoning.rollout import RolloutConfig, rollout
 from reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig
 from reasoning.tir import NO_OUTPUT, Done, RunCode, TirEngine, interpreter_lost
+from tests.reasoning.test_sandbox import _server_pids
 from verimath.backends import SamplingParams
 from verimath.records import Problem
 from verimath.testing import CountingSandbox, ScriptedBackend, assistant_so_far
@@ -96,22 +97,6 @@ def test_placeholder_never_becomes_an_answer_on_the_real_sandbox(sandbox):
                     sandbox)
     assert NO_OUTPUT in a.text and a.tool_calls[0].stdout == ""
     assert a.answer is None and a.finish_reason == "stop"
-
-
-def _server_pids(box: Sandbox) -> list[int]:
-    """Host pids of every process inside the sandbox (fork servers, sessions, executions)."""
-    srv = box._server
-    assert srv is not None
-    todo, out = [srv.proc.pid], []
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                todo += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return [p for p in out if p != srv.proc.pid]
 
 
 def _uid(pid: int) -> int | None:
