@@ -496,8 +496,8 @@ class Grader:
             # to any other $..$ or number when the box does not parse, which would let an
             # unparseable box plus a guess elsewhere in the reasoning pass as CORRECT; so of a
             # completion with boxes it sees the boxes only.
-            boxed = boxes_only(pred) if raw_pred else None
-            item.pred_raw = (boxed or pred) if raw_pred else None
+            if raw_pred and isinstance(pred, str):
+                item.pred_raw = boxes_only(pred) or pred
 
         def done(status: VerdictStatus, reason: str) -> _Item:
             item.finish(status, reason, time.perf_counter() - t0)
