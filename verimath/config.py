@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import typing
 from pathlib import Path
+from types import UnionType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -47,12 +49,31 @@ def _type_name(typ: Any) -> str:
     return str(typ).replace("typing.", "").replace("NoneType", "None")
 
 
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _yaml11_float(typ: Any, val: Any) -> Any:
+    """``val`` as a float when it is exponent text (``3e-4``) and ``typ`` takes a float, not str.
+
+    YAML 1.1 (PyYAML) reads ``1e-5`` -- no dot, or no exponent sign -- as a string, both in
+    files and in ``key=value`` overrides; every other spelling of a number it reads itself.
+    """
+    if not isinstance(val, str) or not _FLOAT_TEXT.fullmatch(val.strip()):
+        return val
+    accepted = typing.get_args(typ) if typing.get_origin(typ) in (typing.Union, UnionType) \
+        else (typ,)
+    if float in accepted and str not in accepted:
+        return float(val)
+    return val
+
+
 def _check_value(typ: Any, val: Any, where: str) -> Any:
     """``val`` validated against ``typ`` (pydantic, strict JSON rules); raises ConfigError."""
     import pydantic
 
     if typing.get_origin(typ) is tuple and not isinstance(val, list | tuple):
         val = [val]  # a single value for a list setting: ``k: 1``
+    val = _yaml11_float(typ, val)
     try:
         return pydantic.TypeAdapter(typ).validate_json(
             json.dumps(val, default=str), strict=True)

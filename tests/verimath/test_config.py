@@ -110,3 +110,25 @@ def test_shipped_presets_resolve_outside_a_checkout(tmp_path, monkeypatch):
     assert p.is_file() and p.parent.parent == packaged_configs()
     with pytest.raises(FileNotFoundError, match="configs/eval/demo.yaml"):
         resolve_preset("configs/eval/nope.yaml")
+
+
+@dataclass(frozen=True)
+class Rates:
+    learning_rate: float = 1e-5
+    warmup: float | None = None
+    name: str | None = None
+    steps: int = 1
+
+
+def test_exponent_text_is_a_float_where_a_float_is_expected(tmp_path):
+    # PyYAML (YAML 1.1) reads 3e-4 and 1e5 -- no dot or no exponent sign -- as strings.
+    y = tmp_path / "c.yaml"
+    y.write_text("learning_rate: 3e-4\nwarmup: 1E+1\nname: 2e5\n")
+    cfg = load_config(Rates, y, ["warmup=5e-2"])
+    assert cfg.learning_rate == 3e-4 and isinstance(cfg.learning_rate, float)
+    assert cfg.warmup == 0.05
+    assert cfg.name == "2e5"  # a str setting keeps the text
+    with pytest.raises(ConfigError, match=r"steps: got '1e3' \(str\), expected int"):
+        load_config(Rates, None, ["steps=1e3"])  # no silent int from exponent text
+    with pytest.raises(ConfigError, match="learning_rate: got 'fast'"):
+        load_config(Rates, None, ["learning_rate=fast"])
