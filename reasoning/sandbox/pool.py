@@ -193,19 +193,37 @@ class Sandbox:
                 return fut.result(timeout=1.0)
             except FutureTimeout:
                 pass
-            why = None
-            if not self._thread.is_alive():
-                why = "the sandbox supervisor stopped"
-            elif deadline is not None and time.monotonic() > deadline:
-                why = "no reply from the sandbox in time"
-            if why is not None:
-                lost: dict[str, Any] = {"op": "lost", "reason": why}
-                try:
-                    fut.set_result(self._to_result(lost) if run else lost)
-                except InvalidStateError:  # resolved meanwhile
-                    return fut.result()
-                log.error("sandbox: %s; request failed", why)
+            if self.settle_if_stalled(fut, deadline, run):
                 return fut.result()
+
+    def settle_if_stalled(self, fut: Future[Any], deadline: float | None = None,
+                          run: bool = True) -> bool:
+        """Resolve an unresolved ``fut`` as lost if nothing will ever resolve it.
+
+        For waiters that cannot block in :meth:`run` (an asyncio server polls this about once
+        a second while it awaits ``fut``). The future is set to a ``lost`` reply
+        (SANDBOX_ERROR for runs, ``run=True``) when the supervisor thread is gone or
+        ``deadline`` (monotonic seconds; None: none) has passed.
+
+        Returns:
+            True when ``fut`` is resolved (by this call or before), False while it may still be.
+        """
+        if fut.done():
+            return True
+        why = None
+        if not self._thread.is_alive():
+            why = "the sandbox supervisor stopped"
+        elif deadline is not None and time.monotonic() > deadline:
+            why = "no reply from the sandbox in time"
+        if why is None:
+            return False
+        lost: dict[str, Any] = {"op": "lost", "reason": why}
+        try:
+            fut.set_result(self._to_result(lost) if run else lost)
+            log.error("sandbox: %s; request failed", why)
+        except InvalidStateError:  # resolved meanwhile
+            pass
+        return True
 
     def _wake(self) -> None:
         try:

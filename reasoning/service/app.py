@@ -194,7 +194,11 @@ class ServiceState:
         m.queue_depth.inc()
         try:
             fut = self.sandbox.submit(code, timeout_s=timeout_s, memory_mb=memory_mb)
-            res: ExecResult = await asyncio.wrap_future(fut)
+            waiter = asyncio.wrap_future(fut)
+            # never forever: a dead supervisor resolves nothing, so poll it (as Sandbox.run does)
+            while not (await asyncio.wait({waiter}, timeout=1.0))[0]:
+                self.sandbox.settle_if_stalled(fut)
+            res: ExecResult = waiter.result()
         except SandboxError as e:  # closed or broken: it will not run anything any more
             self.broken = str(e)
             res = failed(ExecStatus.SANDBOX_ERROR, str(e), self.sandbox.isolation)

@@ -262,3 +262,23 @@ def test_load_nothing_lost_or_duplicated(srv) -> None:
     key = 'verimath_exec_total{status="ok"}'
     assert after[key] - before.get(key, 0) == n  # each ran exactly once
     assert after["verimath_queue_depth"] == 0
+
+
+def test_exec_is_bounded_when_the_supervisor_is_gone() -> None:
+    """A job whose supervisor died is SANDBOX_ERROR over HTTP too, never a hung request."""
+    from concurrent.futures import Future
+
+    box = Sandbox(SandboxConfig(timeout_s=5.0, preload=(), workers=1))
+    cfg = ServeConfig(port=free_port(), sandbox=box.config)
+    try:
+        with ThreadServer(cfg, sandbox=box) as s:
+            box.close()  # the supervisor stops ...
+            box._thread.join(30)
+            box.submit = lambda *a, **k: Future()  # ... holding a job nobody will resolve
+            r = httpx.post(s.url + "/v1/exec", json={"requests": [{"code": "print(1)"}]},
+                           timeout=15)
+            res = r.json()["results"][0]
+            assert r.status_code == 200 and res["status"] == "sandbox_error"
+            assert "supervisor stopped" in res["stderr"]
+    finally:
+        box.close()
