@@ -55,7 +55,8 @@ from reasoning.extract import (
 )
 from verimath.records import Attempt, Verdict, VerdictStatus
 
-__all__ = ["GRADER_VERSION", "Grader", "GraderConfig", "GraderUnavailable", "grade_attempts"]
+__all__ = ["GRADER_VERSION", "Grader", "GraderClosed", "GraderConfig", "GraderUnavailable",
+           "grade_attempts"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,19 @@ GRADER_VERSION = "verimath-grader/3"
 
 
 class GraderUnavailable(RuntimeError):
-    """A worker process could not be started (math-verify missing, interpreter broken)."""
+    """A worker process could not be started (math-verify missing, interpreter broken).
+
+    An infrastructure failure: rewards map it to None and jobs count it as could-not-judge.
+    """
+
+
+class GraderClosed(RuntimeError):
+    """:meth:`Grader.grade` was called after :meth:`Grader.close`.
+
+    A caller bug (or a shutdown racing a job), not an infrastructure failure: it is not a
+    :class:`GraderUnavailable`, so it raises through rewards and jobs instead of becoming
+    "could not judge".
+    """
 
 
 @dataclass(frozen=True)
@@ -356,16 +369,16 @@ class Grader:
         with self._lock:
             if self._closed:
                 w.kill()
-                raise GraderUnavailable("grader is closed")
+                raise GraderClosed("grader is closed")
             self._procs.add(w.proc)
         return w
 
     def _acquire(self) -> _Worker:
-        """An idle worker (blocks while all are busy); raises GraderUnavailable once closed."""
+        """An idle worker (blocks while all are busy); raises GraderClosed once closed."""
         while True:
             with self._lock:
                 if self._closed:
-                    raise GraderUnavailable("grader is closed")
+                    raise GraderClosed("grader is closed")
             try:
                 w = self._idle.get(timeout=0.5)
             except queue.Empty:
@@ -374,7 +387,7 @@ class Grader:
                 return w
             try:  # a slot whose replacement failed to start: try again now
                 return self._spawn()
-            except GraderUnavailable:
+            except (GraderUnavailable, GraderClosed):
                 self._idle.put(None)
                 raise
 
@@ -388,8 +401,8 @@ class Grader:
                 self.restarts += 1
             try:
                 new = self._spawn()
-            except GraderUnavailable:
-                new = None  # the next _acquire retries
+            except (GraderUnavailable, GraderClosed):
+                new = None  # the next _acquire retries (or finds the grader closed)
         self._idle.put(new)
 
     def worker_pids(self) -> list[int]:
@@ -398,7 +411,7 @@ class Grader:
             return [p.pid for p in self._procs if p.poll() is None]
 
     def close(self) -> None:
-        """Kill every worker. Further :meth:`grade` calls raise GraderUnavailable."""
+        """Kill every worker. Further :meth:`grade` calls raise :class:`GraderClosed`."""
         with self._lock:
             self._closed = True
         self._finalizer()
@@ -429,7 +442,8 @@ class Grader:
             A Verdict (see the module docstring for statuses and ``detail`` keys).
 
         Raises:
-            GraderUnavailable: the grader is closed or a worker cannot start.
+            GraderUnavailable: a worker cannot start.
+            GraderClosed: the grader is closed.
         """
         item = self._prepare(gold, pred, extract)
         if item.verdict is None:
@@ -443,7 +457,8 @@ class Grader:
         """:meth:`grade` over ``pairs``, concurrently over the workers; results in input order.
 
         Raises:
-            GraderUnavailable: the grader is closed or a worker cannot start.
+            GraderUnavailable: a worker cannot start.
+            GraderClosed: the grader is closed.
         """
         items = [self._prepare(g, p, extract) for g, p in pairs]
         todo = [it for it in items if it.verdict is None]
@@ -628,7 +643,8 @@ def grade_attempts(grader: Any, pairs: list[tuple[str | None, Attempt]]) -> list
         One Verdict per pair, in input order.
 
     Raises:
-        GraderUnavailable: the grader is closed or a worker cannot start.
+        GraderUnavailable: a worker cannot start.
+        GraderClosed: the grader is closed.
     """
     raw = [i for i, (_, a) in enumerate(pairs) if not a.tool_calls]
     raw_set = set(raw)

@@ -62,7 +62,7 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.post("/v1/grade")
     async def grade(batch: S.GradeBatch) -> dict[str, Any]:
-        from reasoning.grading import GraderUnavailable
+        from reasoning.grading import GraderClosed, GraderUnavailable
 
         _check_batch(state, len(batch.pairs), "pairs")
         pairs = [(p.gold, p.pred) for p in batch.pairs]
@@ -70,7 +70,7 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
             grader = await state.blocking(state.get_grader)
             verdicts = await state.blocking(
                 lambda: grader.grade_many(pairs, extract=batch.extract))
-        except GraderUnavailable as e:
+        except (GraderUnavailable, GraderClosed) as e:  # closed: this server is shutting down
             raise HTTPException(503, f"grader unavailable: {e}") from e
         for v in verdicts:
             state.metrics.verdicts.labels(status=str(v.status)).inc()

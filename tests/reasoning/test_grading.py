@@ -7,7 +7,13 @@ import time
 import pytest
 
 from reasoning.extract import extract_gold
-from reasoning.grading import GRADER_VERSION, Grader, GraderConfig, GraderUnavailable
+from reasoning.grading import (
+    GRADER_VERSION,
+    Grader,
+    GraderClosed,
+    GraderConfig,
+    GraderUnavailable,
+)
 from verimath.records import VerdictStatus
 
 C, W, N, B, T = (
@@ -228,8 +234,9 @@ def test_close_kills_workers_and_refuses_more_work():
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    with pytest.raises(GraderUnavailable):
+    with pytest.raises(GraderClosed) as e:  # a caller bug, not could-not-judge
         g.grade("1", "2")
+    assert not isinstance(e.value, GraderUnavailable)
 
 
 @pytest.mark.parametrize(

@@ -286,13 +286,36 @@ def test_answer_reward_with_a_real_grader_timeout_is_none():
         assert fn([hang, r"\boxed{7}"], answer=["5", "7"]) == [None, 1.0]
 
 
-def test_answer_reward_with_a_dead_grader_is_none():
+def test_answer_reward_with_a_dead_grader_is_none(monkeypatch):
+    import os
+    import signal
+
+    import reasoning.grading as grading
     from reasoning.grading import Grader, GraderConfig
 
     g = Grader(GraderConfig(workers=1))
-    g.close()  # the grader service is gone: GraderUnavailable, an infra failure
+    try:
+        for pid in g.worker_pids():  # the worker is killed from outside ...
+            os.kill(pid, signal.SIGKILL)
+
+        def cannot_fork(cfg):
+            raise OSError(11, "Resource temporarily unavailable")  # ... and none can start
+
+        monkeypatch.setattr(grading, "_Worker", cannot_fork)
+        fn = AnswerReward(VerifierPool(grader=g), strategy="cot")
+        assert fn([r"\boxed{0.5}"], answer=[r"\frac{1}{2}"]) == [None]  # needs a worker
+    finally:
+        g.close()
+
+
+def test_answer_reward_with_a_closed_grader_raises():
+    from reasoning.grading import Grader, GraderClosed, GraderConfig
+
+    g = Grader(GraderConfig(workers=1))
+    g.close()  # using a grader after close() is a caller bug, not could-not-judge
     fn = AnswerReward(VerifierPool(grader=g), strategy="cot")
-    assert fn([r"\boxed{0.5}"], answer=[r"\frac{1}{2}"]) == [None]  # needs a worker
+    with pytest.raises(GraderClosed):
+        fn([r"\boxed{0.5}"], answer=[r"\frac{1}{2}"])
 
 
 @pytest.mark.parametrize("exc", ["LeanTimeout", "LeanCrash", "LeanUnavailable"])
