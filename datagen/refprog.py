@@ -226,11 +226,11 @@ def tokenize(expr: str) -> list[tuple[str, str]]:
     return out
 
 
-def name_from(text: str, taken: set[str], fallback: str, *, last: bool = False) -> str:
-    """A fresh Python name from content words of the first clause of ``text``.
+def _name_bases(text: str, *, last: bool = False) -> list[str]:
+    """Candidate names from the content words of the first (``last``: final) clause of ``text``.
 
-    The first two words (``last``: the final two): ``"24 clips in May"`` -> ``clips_may``;
-    ``fallback`` when the clause has none.
+    Two words first (``"24 clips in May"`` -> ``clips_may``), then three and four, so that a
+    taken name grows by context instead of by a number.
     """
     if last:
         text = text[-60:]
@@ -241,15 +241,41 @@ def name_from(text: str, taken: set[str], fallback: str, *, last: bool = False) 
     clause = clauses[-1] if last else clauses[0]
     words = [w.lower() for w in _WORD_RE.findall(clause)]
     content = [w for w in words if w not in _STOP and len(w) > 1]
-    content = content[-2:] if last else content[:2]
-    base = "_".join(content) or fallback
-    if base in _RESERVED or keyword.iskeyword(base):
-        base = f"{base}_value"
-    name, k = base, 2
-    while name in taken:
-        name, k = f"{base}_{k}", k + 1
+    out = []
+    for n in (2, 3, 4):
+        part = content[-n:] if last else content[:n]
+        base = "_".join(part)
+        if base and base not in out and (n == 2 or len(part) == n):
+            out.append(f"{base}_value" if base in _RESERVED or keyword.iskeyword(base) else base)
+    return out
+
+
+def fresh_name(bases: list[str], taken: set[str], fallback: str) -> str:
+    """The first of ``bases`` not in ``taken``, else the first with a number (``x_2``).
+
+    Numbered names are a last resort: programs full of ``pounds_2``, ``pounds_3`` teach a
+    small model to enumerate names instead of computing (seen in the issue-12 benchmark).
+    The name is added to ``taken``.
+    """
+    bases = bases or [fallback]
+    name = next((b for b in bases if b not in taken), None)
+    if name is None:
+        base, k = bases[0], 2
+        name = base
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
     taken.add(name)
     return name
+
+
+def name_from(text: str, taken: set[str], fallback: str, *, last: bool = False) -> str:
+    """A fresh Python name from content words of the first clause of ``text``.
+
+    The first two words (``last``: the final two): ``"24 clips in May"`` -> ``clips_may``;
+    when that is taken, three or four words, then a numbered name; ``fallback`` when the
+    clause has no content word.
+    """
+    return fresh_name(_name_bases(text, last=last), taken, fallback)
 
 
 _NUM = r"\$?\d[\d,]*(?:\.\d+)?"
@@ -372,12 +398,14 @@ def _check_syntax(tokens: list[tuple[str, str]], where: str) -> None:
 
 
 def _step_name(line: str, m: re.Match[str], taken: set[str], k: int) -> str:
-    """From the words after the annotation, else the words before it, else ``step{k}``."""
-    after = name_from(line[m.end():], set(taken), "")
-    if after:
-        return name_from(line[m.end():], taken, "")
+    """From the words after the annotation, else the words before it, else ``step{k}``.
+
+    A taken name tries the longer and the other side's names before a numbered one.
+    """
     before = re.split(r"[.,;:?!](?=\s|$)", strip_annotations(line[:m.start()]))[-1]
-    return name_from(before, taken, f"step{k}", last=True)
+    after, prior = _name_bases(line[m.end():]), _name_bases(before, last=True)
+    bases = after + [b for b in prior if b not in after]
+    return fresh_name(bases, taken, f"step{k}")
 
 
 def _spaced(parts: list[str]) -> str:

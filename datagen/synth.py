@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: bump when the program construction changes (part of the stage fingerprint)
-SYNTH_VERSION = "refprog-v2"
+SYNTH_VERSION = "refprog-v3"  # v3: names grow by context words before taking a number
 
 _GRADE_REASON = {VerdictStatus.WRONG: "exec_mismatch", VerdictStatus.NO_ANSWER: "exec_mismatch",
                  VerdictStatus.BAD_GOLD: "no_gold", VerdictStatus.TIMEOUT: "grader_timeout",

@@ -290,3 +290,30 @@ def test_infrastructure_failures_are_their_own_reasons(tools, sandbox, grader, r
     out = stage.process(as_items([p]))[0]
     assert not out.kept
     assert out.rejected[0]["reason"].split(":")[0] == reason
+
+
+def test_a_taken_name_grows_by_context_before_taking_a_number():
+    from datagen.refprog import fresh_name, name_from
+
+    taken: set[str] = set()
+    assert name_from("24 clips in May", taken, "x") == "clips_may"
+    assert name_from("24 clips in May to friends", taken, "x") == "clips_may_friends"
+    assert name_from("24 clips in May", taken, "x") == "clips_may_2"  # nothing longer left
+    assert fresh_name(["pounds", "pounds_box"], {"pounds"}, "x") == "pounds_box"
+    assert fresh_name([], set(), "step3") == "step3"
+
+
+def test_few_numbered_names_on_real_gsm8k_train(train):
+    """Programs full of ``pounds_2, pounds_3`` taught SmolLM2 to enumerate names (issue 12)."""
+    import re
+
+    programs = []
+    for p in train:
+        try:
+            programs.append(pot_program(parse_reference(p.informal, p.meta["solution"],
+                                                        str(p.answer))))
+        except RefError:
+            pass
+    numbered = [c for c in programs if re.search(r"\b[a-z]\w*_\d+ =", c)]
+    assert len(programs) >= 180
+    assert len(numbered) / len(programs) < 0.45, f"{len(numbered)}/{len(programs)} numbered"
