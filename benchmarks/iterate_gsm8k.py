@@ -12,8 +12,9 @@ with a CI that excludes 0, round 2 no worse than round 1.
 
 Baseline in the same run: round 0 (the base model) on the same problems.
 
-The full run takes about 1.5-2 h on 2 CPU cores (measured: see the README). ``--limit 4 --sft-steps 1 --seed-limit 8
---datagen-limit 2`` is a smoke test of the script (its numbers mean nothing).
+The full run takes about 1.5-2 h on 2 CPU cores (measured: see the README).
+``--limit 4 --sft-steps 1 --seed-limit 8 --datagen-limit 2`` is a smoke test of the script (its
+numbers mean nothing).
 
 Usage: ``python benchmarks/iterate_gsm8k.py [--out DIR] [--limit 200] [--json OUT] [key=value ...]``
 (re-run with the same ``--out`` to resume; ``$VERIMATH_DATA`` must point at the folder with

@@ -339,7 +339,7 @@ def parse_reference(question: str, solution: str, gold: str | None) -> RefProgra
     by_value: dict[Fraction, int] = {}
     for q in qnums:
         by_value[q.value] = by_value.get(q.value, 0) + 1
-    first_text = {}
+    first_text: dict[Fraction, str] = {}
     for q in qnums:
         first_text.setdefault(q.value, q.text)
     taken: set[str] = set()
