@@ -82,8 +82,14 @@ test-vllm: install-vllm
 lint: $(STAMP)
 	$(BIN)/ruff check verimath reasoning prover datagen rl tests benchmarks
 
+# mypy does not follow the package_dir mapping (verimath.reasoning -> reasoning/): it checks a
+# link tree laid out as the wheel is
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	rm -rf build/typecheck && mkdir -p build/typecheck/verimath
+	for f in verimath/*; do ln -s "$$PWD/$$f" build/typecheck/verimath/; done
+	for p in reasoning prover datagen rl; do ln -s "$$PWD/$$p" build/typecheck/verimath/$$p; done
+	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
+	  -p verimath.reasoning -p verimath.prover
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sandbox.py

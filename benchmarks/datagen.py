@@ -32,11 +32,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def run_once(mode: str, args: argparse.Namespace, backend: object, out: Path) -> dict:
-    from datagen.config import DatagenConfig, DecontamConfig, ExportConfig, SolveConfig
-    from datagen.pipeline import Components, main
-    from reasoning.grading import GraderConfig
-    from reasoning.rollout import RolloutConfig
-    from reasoning.sandbox import SandboxConfig
+    from verimath.datagen.config import DatagenConfig, DecontamConfig, ExportConfig, SolveConfig
+    from verimath.datagen.pipeline import Components, main
+    from verimath.reasoning.grading import GraderConfig
+    from verimath.reasoning.rollout import RolloutConfig
+    from verimath.reasoning.sandbox import SandboxConfig
 
     cfg = DatagenConfig(
         mode="informal", inputs=("gsm8k_train",), limit=args.limit, out=str(out),

@@ -35,8 +35,8 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
-from reasoning.extract import extract_gold
-from reasoning.grading import Grader, GraderConfig
+from verimath.reasoning.extract import extract_gold
+from verimath.reasoning.grading import Grader, GraderConfig
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA = Path(os.environ.get("VERIMATH_SHARED_DATA", _DEFAULT_DATA))

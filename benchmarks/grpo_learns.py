@@ -52,12 +52,12 @@ def main() -> None:
 
     import torch
 
-    from rl.common import load_causal_lm, load_tokenizer, resolve_model_path
-    from rl.config import GRPOJobConfig
-    from rl.grpo import build_grpo_trainer, build_verifiers, prompt_rows
-    from rl.heldout import heldout_reward
-    from rl.rewards import AnswerReward
     from verimath.config import load_config
+    from verimath.rl.common import load_causal_lm, load_tokenizer, resolve_model_path
+    from verimath.rl.config import GRPOJobConfig
+    from verimath.rl.grpo import build_grpo_trainer, build_verifiers, prompt_rows
+    from verimath.rl.heldout import heldout_reward
+    from verimath.rl.rewards import AnswerReward
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -61,11 +61,11 @@ def main() -> None:
 
     import torch
 
-    from rl.common import load_causal_lm, load_tokenizer, resolve_model_path
-    from rl.config import GRPOJobConfig
-    from rl.grpo import build_grpo_trainer, build_verifiers
-    from rl.rewards import AnswerReward, RewardSpec, build_rewards
     from verimath.config import load_config
+    from verimath.rl.common import load_causal_lm, load_tokenizer, resolve_model_path
+    from verimath.rl.config import GRPOJobConfig
+    from verimath.rl.grpo import build_grpo_trainer, build_verifiers
+    from verimath.rl.rewards import AnswerReward, RewardSpec, build_rewards
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -62,9 +62,9 @@ def main() -> int:
 
     from rich.console import Console
 
-    from rl.iterate import IterateConfig, run_iterate
-    from rl.iterate_report import paired_gain, rounds_table
     from verimath.config import load_config
+    from verimath.rl.iterate import IterateConfig, run_iterate
+    from verimath.rl.iterate_report import paired_gain, rounds_table
 
     ov = [f"out={args.out}", f"eval.limit={args.limit}", f"rounds={args.rounds}"]
     ov += [f"seed.limit={args.seed_limit}"] if args.seed_limit else []

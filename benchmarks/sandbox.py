@@ -5,7 +5,7 @@
 For (a) a trivial program and (b) a program that uses sympy, measures executions per second
 (``run_many`` with N workers) and p50/p99 latency (one run at a time) for
 
-* ours: ``reasoning.sandbox.Sandbox`` with isolation on (bubblewrap + uid + rlimits here);
+* ours: ``verimath.reasoning.sandbox.Sandbox`` with isolation on (bubblewrap + uid + rlimits here);
 * naive: a fresh ``python -c`` per run (the same interpreter and venv) with the same rlimits
   (address space, CPU, file size, open files) set in ``preexec_fn``, N runs at a time.
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reasoning.sandbox import ExecStatus, Sandbox, SandboxConfig  # noqa: E402
+from verimath.reasoning.sandbox import ExecStatus, Sandbox, SandboxConfig  # noqa: E402
 
 TRIVIAL = "print(6 * 7)"
 SYMPY = "import sympy as sp\nx = sp.Symbol('x')\nprint(sp.factor(x**2 - 1))"
@@ -76,7 +76,7 @@ def tree_cpu(root: int) -> float:
 
 BARE_FORK = """
 import os, sys, time
-from reasoning.sandbox.state import STDLIB_PRELOAD
+from verimath.reasoning.sandbox.state import STDLIB_PRELOAD
 import importlib
 for m in STDLIB_PRELOAD:
     importlib.import_module(m)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from reasoning.sandbox import Sandbox, SandboxConfig  # noqa: E402
+from verimath.reasoning.sandbox import Sandbox, SandboxConfig  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -41,9 +41,9 @@ def main() -> int:
 
     from rich.console import Console
 
-    from datagen.config import DatagenConfig
-    from datagen.pipeline import main as datagen
     from verimath.config import load_config
+    from verimath.datagen.config import DatagenConfig
+    from verimath.datagen.pipeline import main as datagen
 
     console = Console()
     load_before = os.getloadavg()

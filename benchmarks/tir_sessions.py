@@ -49,9 +49,9 @@ def policy_for(limit: int):
 
 
 def run_once(name: str, args: argparse.Namespace, max_sessions: int | None) -> dict:
-    import reasoning.sandbox as sbmod
-    from reasoning.evaluation import EvalConfig, main
+    import verimath.reasoning.sandbox as sbmod
     from verimath.config import load_config
+    from verimath.reasoning.evaluation import EvalConfig, main
     from verimath.testing import CountingSandbox, ScriptedBackend
 
     over = [f"out={tempfile.mkdtemp(prefix='tir-bench-')}", "benchmark=gsm8k",

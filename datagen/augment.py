@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from datagen.export import export_row
-from datagen.refprog import (
+from verimath.datagen.export import export_row
+from verimath.datagen.refprog import (
     RefProgram,
     input_lines,
     literal_of,
@@ -48,14 +48,14 @@ from datagen.refprog import (
     question_numbers,
     steps_program,
 )
-from datagen.runner import Item, Outcome, fingerprint, reject
-from datagen.stages import item_problem
-from datagen.synth import SYNTH_VERSION, SharedTools, pot_attempt
+from verimath.datagen.runner import Item, Outcome, fingerprint, reject
+from verimath.datagen.stages import item_problem
+from verimath.datagen.synth import SYNTH_VERSION, SharedTools, pot_attempt
 from verimath.records import Problem, Verdict, VerdictStatus, content_hash
 
 if TYPE_CHECKING:
-    from datagen.config import DatagenConfig
-    from reasoning.sandbox import ExecResult
+    from verimath.datagen.config import DatagenConfig
+    from verimath.reasoning.sandbox import ExecResult
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class AugmentStage:
     unit_out = "problems"
 
     def __init__(self, cfg: DatagenConfig, tools: SharedTools) -> None:
-        from reasoning.rollout import load_prompt
+        from verimath.reasoning.rollout import load_prompt
 
         self.cfg = cfg
         self.acfg = cfg.synth.augment
@@ -325,7 +325,7 @@ class AugmentStage:
             new: input name -> drawn value.
             steps: the execution of :func:`steps_program` with the drawn values.
         """
-        from reasoning.sandbox import ExecStatus
+        from verimath.reasoning.sandbox import ExecStatus
 
         if not new:
             return "no_value: no new value could be drawn"
@@ -347,7 +347,7 @@ class AugmentStage:
     @staticmethod
     def _printed_check(res: ExecResult, steps: ExecResult) -> str | None:
         """The record's program ran and printed the answer step's value."""
-        from reasoning.sandbox import ExecStatus
+        from verimath.reasoning.sandbox import ExecStatus
 
         if res.status is ExecStatus.SANDBOX_ERROR:
             return f"sandbox_error: {res.stderr.strip()[-200:]}"
@@ -427,7 +427,7 @@ class AugmentStage:
     @staticmethod
     def _solved(res: ExecResult, m: Mutable) -> tuple[str | None, str]:
         """``(None, literal of the recovered value)`` or ``(reason, "")``."""
-        from reasoning.sandbox import ExecStatus
+        from verimath.reasoning.sandbox import ExecStatus
 
         if res.status is ExecStatus.SANDBOX_ERROR:
             return f"sandbox_error: {res.stderr.strip()[-200:]}", ""
@@ -445,7 +445,7 @@ class AugmentStage:
 
     def _item(self, it: Item, p: Problem, code: str, res: ExecResult, verdict: Verdict,
               method: str, tag: str) -> Item:
-        from reasoning.rollout import to_trajectory
+        from verimath.reasoning.rollout import to_trajectory
 
         attempt = pot_attempt(code, res, self.max_chars)
         prov = {"source_method": method, "model": None, "backend": None, "strategy": "pot",

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasoning.rollout import RolloutConfig, Strategy
-from reasoning.service.factory import GraderSettings, SandboxSettings
 from verimath.backends import BackendConfig
+from verimath.reasoning.rollout import RolloutConfig, Strategy
+from verimath.reasoning.service.factory import GraderSettings, SandboxSettings
 
 PROMPT_DIR = Path(__file__).with_name("prompts")
 MODES = ("informal", "formal", "both", "reference")
@@ -98,7 +98,7 @@ class ProverSettings:
         prove_negation: also try to prove the negation (drops false formalizations).
         project_dir: Lean project with Mathlib (``repl``); None reads ``$VERIMATH_LEAN_PROJECT``.
         url: a kimina-lean-server base URL (``kimina``: whole-proof checks over ``POST
-            /verify``, see :mod:`prover.kimina`; the same audit runs on top).
+            /verify``, see :mod:`verimath.prover.kimina`; the same audit runs on top).
         api_key_env: environment variable holding the kimina server's API key (never stored
             in a config or manifest).
     """
@@ -191,7 +191,8 @@ class ExportConfig:
             raise ValueError(f"export.formats: unknown {sorted(bad)}; use jsonl, parquet, hf")
 
 
-# ---- reference-guided synthesis and verified augmentation (mode "reference"; datagen.synth)
+# ---- reference-guided synthesis and verified augmentation (mode "reference";
+# verimath.datagen.synth)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ The recipe of Lean Workbook (Ying et al. 2024) and DeepSeek-Prover (Xin et al. 2
   a judge (the same or a larger model) decides whether it states the same problem; every
   disagreement (or unreadable judgment) goes to ``review.jsonl`` as well as ``rejected.jsonl``;
 * ``prove``: whole-proof candidates for the statement *and* its negation
-  (:func:`prover.lean_text.negate_statement`) are generated and audited by the ProofChecker.
-  Statement proved: verified formal data. Negation proved: the formalization is false,
+  (:func:`verimath.prover.lean_text.negate_statement`) are generated and audited by the
+  ProofChecker. Statement proved: verified formal data. Negation proved: the formalization is false,
   dropped with that reason. Neither: kept as an open statement in ``open.jsonl`` -- unless a
   check could not be judged (Lean timeout / crash), which makes the outcome provisional
   (``proof_check_unjudged``), retried on resume like ``compile_check_failed``.
@@ -31,11 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any
 
-from datagen.config import DatagenConfig
-from datagen.export import export_row, scrub_timing
-from datagen.runner import Item, Outcome, reject
-from datagen.stages import item_problem
-from datagen.templates import load_template
+from verimath.datagen.config import DatagenConfig
+from verimath.datagen.export import export_row, scrub_timing
+from verimath.datagen.runner import Item, Outcome, reject
+from verimath.datagen.stages import item_problem
+from verimath.datagen.templates import load_template
 from verimath.records import (
     Problem,
     Span,
@@ -74,9 +74,9 @@ def extract_statement(completion: str, name: str) -> str:
     """The theorem statement in a completion, renamed to ``name``, ending in ``:= by``.
 
     Raises:
-        prover.lean_text.StatementError: no parsable ``theorem``/``lemma`` statement.
+        verimath.prover.lean_text.StatementError: no parsable ``theorem``/``lemma`` statement.
     """
-    from prover.lean_text import StatementError, parse_statement
+    from verimath.prover.lean_text import StatementError, parse_statement
 
     code = lean_code(completion)
     m = _DECL.search(code)
@@ -103,8 +103,8 @@ class FormalResources:
 
     Args:
         cfg: the run config.
-        comps: :class:`datagen.pipeline.Components`; given objects are used as they are (and
-            not closed), missing ones are built on first use and closed by :meth:`close`.
+        comps: :class:`verimath.datagen.pipeline.Components`; given objects are used as they are
+            (and not closed), missing ones are built on first use and closed by :meth:`close`.
     """
 
     def __init__(self, cfg: DatagenConfig, comps: Any) -> None:
@@ -186,7 +186,7 @@ class FormalResources:
 def checker_provenance(checker: Any) -> dict[str, Any]:
     """``{"name", "test_double"}`` of a ProofChecker (its provenance in every record).
 
-    ``test_double`` is the class attribute a double (``prover.scripted.ScriptedChecker``)
+    ``test_double`` is the class attribute a double (``verimath.prover.scripted.ScriptedChecker``)
     sets, so a double's verdicts are never taken for Lean's.
     """
     return {"name": str(getattr(checker, "name", type(checker).__name__)),
@@ -198,24 +198,24 @@ def build_checker(cfg: DatagenConfig) -> Any:
 
     Raises:
         ValueError: an unknown backend name.
-        prover.types.LeanUnavailable: a real backend without a usable Lean project.
+        verimath.prover.types.LeanUnavailable: a real backend without a usable Lean project.
     """
     s = cfg.formal.prover
     if s.backend == "scripted":
-        from prover.scripted import ScriptedChecker
+        from verimath.prover.scripted import ScriptedChecker
 
         return ScriptedChecker()
     if s.backend == "repl":
-        from prover.checker import LeanChecker
-        from prover.repl import ReplConfig, ReplPool
-        from prover.toolchain import require_lean
+        from verimath.prover.checker import LeanChecker
+        from verimath.prover.repl import ReplConfig, ReplPool
+        from verimath.prover.toolchain import require_lean
 
         project = require_lean(s.project_dir)
         pool = ReplPool(ReplConfig(project_dir=str(project.path), workers=s.workers,
                                    timeout_s=s.timeout_s), project.version)
         return LeanChecker(pool, timeout_s=s.timeout_s)
     if s.backend == "kimina":
-        from prover.checker import LeanBackendConfig, LeanChecker
+        from verimath.prover.checker import LeanBackendConfig, LeanChecker
 
         lean = LeanBackendConfig(backend="kimina", url=s.url, api_key_env=s.api_key_env,
                                  concurrency=s.workers)
@@ -247,7 +247,7 @@ class _ModelStage:
 
     def _fingerprint(self, only: tuple[str, ...], **extra: Any) -> str:
         """Set ``self.settings`` (the config keys under ``only`` + ``extra``); its hash."""
-        from datagen.config import stage_settings
+        from verimath.datagen.config import stage_settings
         from verimath.jobs import fingerprint_of
 
         self.settings = stage_settings(self.cfg, only, **extra)
@@ -280,7 +280,7 @@ class AutoformalizeStage(_ModelStage):
 
     def process(self, items: list[Item]) -> list[Outcome]:
         """Generate ``n_formalizations`` statements per problem; keep the distinct parsable ones."""
-        from prover.lean_text import StatementError, normalize_statement
+        from verimath.prover.lean_text import StatementError, normalize_statement
 
         f = self.cfg.formal
         problems = [item_problem(it) for it in items]
@@ -446,7 +446,7 @@ class ProveStage(_ModelStage):
 
     def _targets(self, it: Item) -> list[tuple[str, str]]:
         """``[("statement", text), ("negation", text)]`` (negation when it can be built)."""
-        from prover.lean_text import StatementError, negate_statement
+        from verimath.prover.lean_text import StatementError, negate_statement
 
         out = [("statement", it["statement"])]
         if self.cfg.formal.prover.prove_negation:
@@ -475,7 +475,7 @@ class ProveStage(_ModelStage):
 
     def verify(self, items: list[Item], cands: list[dict[str, list[str]]]) -> list[Outcome]:
         """Audit every candidate; decide proved / refuted / open per statement."""
-        from prover.types import ProofTask
+        from verimath.prover.types import ProofTask
 
         checker = self.res.checker()
         tasks, where = [], []

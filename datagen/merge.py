@@ -44,15 +44,15 @@ def merge_runs(outs: list[str], out: str) -> Any:
     """Merge datagen shard folders ``outs`` into the new folder ``out``.
 
     Returns:
-        The :class:`datagen.pipeline.DatagenReport` of the replay.
+        The :class:`verimath.datagen.pipeline.DatagenReport` of the replay.
 
     Raises:
         MergeError: shards that do not fit (see :func:`verimath.jobs.check_shard_set`), an
             overlap, or a work item no shard stored.
     """
-    from datagen.config import DatagenConfig
-    from datagen.pipeline import Components, main
     from verimath.config import load_config
+    from verimath.datagen.config import DatagenConfig
+    from verimath.datagen.pipeline import Components, main
 
     mans = check_shard_set(outs)
     dest = Path(out)

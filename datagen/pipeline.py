@@ -8,7 +8,7 @@ Stages (each resumable, each counted in the funnel):
    configured benchmark test sets);
 3. informal mode: ``solve`` (N PoT/TIR rollouts, graded against the known answer or kept by
    self-consistency);
-4. reference mode (no model, :mod:`datagen.synth`): ``synthesize`` (programs from annotated
+4. reference mode (no model, :mod:`verimath.datagen.synth`): ``synthesize`` (programs from annotated
    reference solutions, verified by execution) -> ``augment`` (numeric variants, backward
    questions, verified by execution) -> ``dedup_augmented`` -> ``decontaminate_augmented``;
 5. formal mode: ``autoformalize`` -> ``compile`` (statement elaborates with ``sorry``) ->
@@ -21,7 +21,7 @@ Output folder layout (``cfg.out``)::
 
     stages/<stage>.jsonl      append-only per-stage results (resume state), named by stage
     stages/<stage>.settings.json  the settings the stage's results depend on (resume check)
-    data.jsonl / data.parquet / hf_dataset/   verified records (datagen.export)
+    data.jsonl / data.parquet / hf_dataset/   verified records (verimath.datagen.export)
     rejected.jsonl            everything dropped, with stage and reason
     review.jsonl / open.jsonl judge disagreements / statements neither proved nor refuted
     funnel.json / funnel.png  counts per stage (+ timings in funnel.json)
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datagen.config import DatagenConfig, config_dict
-from datagen.funnel import Funnel, StageCounts
-from datagen.runner import Item, Progress, StageResult, StageRunner
-from datagen.stages import DecontamStage, DedupStage, as_items
+from verimath.datagen.config import DatagenConfig, config_dict
+from verimath.datagen.funnel import Funnel, StageCounts
+from verimath.datagen.runner import Item, Progress, StageResult, StageRunner
+from verimath.datagen.stages import DecontamStage, DedupStage, as_items
 from verimath.records import Problem
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
         DatagenReport (also written as ``funnel.json``).
 
     Raises:
-        prover.types.LeanUnavailable: a formal mode with the ``repl`` prover (the default) and
-            no usable Lean; raised before anything runs, naming ``verimath doctor``.
+        verimath.prover.types.LeanUnavailable: a formal mode with the ``repl`` prover (the default)
+            and no usable Lean; raised before anything runs, naming ``verimath doctor``.
         ScriptedExportRefused: rows verified by a test double and no ``export.allow_scripted``.
         verimath.jobs.SettingsMismatch: a stage's stored settings differ (keys named).
         FileNotFoundError: an input or a decontamination benchmark cannot be found.
@@ -191,14 +191,14 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     extra_manifest: dict[str, Any] = {}
     try:
         if cfg.mode in ("informal", "both"):
-            from datagen.solve import SolveStage
+            from verimath.datagen.solve import SolveStage
 
             solve = SolveStage(cfg, comps)
             owned.append(solve)
             rows.extend(run(solve, items))
             extra_manifest.update(solve.manifest_extra())
         if cfg.mode in ("formal", "both"):
-            from datagen.formal import formal_stages
+            from verimath.datagen.formal import formal_stages
 
             stages = formal_stages(cfg, comps)
             owned.extend(stages)
@@ -211,7 +211,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
             for st in stages:
                 extra_manifest.update(getattr(st, "manifest_extra", dict)())
         if cfg.mode == "reference":  # reference-guided synthesis + verified augmentation
-            from datagen.synth import reference_rows
+            from verimath.datagen.synth import reference_rows
 
             rows.extend(reference_rows(cfg, comps, items, run, owned, extra_manifest))
     finally:
@@ -221,7 +221,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
                 close()
     if not cfg.export.rejected_attempts:
         rejected = [r for r in rejected if r.get("unit") not in ("attempts", "proofs")]
-    from datagen.export import export_all
+    from verimath.datagen.export import export_all
 
     _refuse_doubles(cfg, rows)
     t = time.perf_counter()
@@ -248,7 +248,7 @@ def _preflight(cfg: DatagenConfig, comps: Components) -> None:
     """Stop before any work when the formal stages need Lean and there is none."""
     if cfg.mode in ("formal", "both") and comps.checker is None \
             and cfg.formal.prover.backend == "repl":
-        from prover.toolchain import require_lean
+        from verimath.prover.toolchain import require_lean
 
         require_lean(cfg.formal.prover.project_dir)
 

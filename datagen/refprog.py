@@ -16,7 +16,7 @@ turns such a solution into a :class:`RefProgram`:
 :func:`pot_program` renders it as a program-of-thought program (Chen et al. 2022): inputs,
 one statement per step, ``print`` of the answer step. :func:`tir_cells` splits it into the
 text / code cells of a tool-integrated-reasoning trajectory (ToRA, Gou et al. 2023). Nothing
-here runs code: verification is the sandbox's job (:mod:`datagen.synth`).
+here runs code: verification is the sandbox's job (:mod:`verimath.datagen.synth`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from datagen.funnel import Funnel, StageCounts
+from verimath.datagen.funnel import Funnel, StageCounts
 from verimath.jobs import JobStore, check_settings, plan_tries, try_key
 from verimath.records import content_hash
 from verimath.store import atomic_write_json

@@ -15,8 +15,8 @@ a problem with any of these three is not final: a resume solves it again, see
 ``DatagenConfig.infra_retries``),
 ``bad_gold``, ``truncated`` / ``tool_limit``, ``duplicate_attempt``, ``over_cap``, ``no_majority``.
 
-The stage is pipelined (see :mod:`datagen.runner`): ``generate`` runs the rollouts of a batch
-(model generation plus sandbox execution), ``verify`` grades it on the runner's worker thread
+The stage is pipelined (see :mod:`verimath.datagen.runner`): ``generate`` runs the rollouts of a
+batch (model generation plus sandbox execution), ``verify`` grades it on the runner's worker thread
 while the next batch generates.
 """
 
@@ -29,20 +29,20 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
-from datagen.config import stage_settings
-from datagen.dedup import normalize_text
-from datagen.export import export_row
-from datagen.runner import Item, Outcome, reject
-from datagen.stages import item_problem
-from reasoning.grading import grade_attempts
+from verimath.datagen.config import stage_settings
+from verimath.datagen.dedup import normalize_text
+from verimath.datagen.export import export_row
+from verimath.datagen.runner import Item, Outcome, reject
+from verimath.datagen.stages import item_problem
 from verimath.jobs import fingerprint_of
+from verimath.reasoning.grading import grade_attempts
 from verimath.records import Attempt, Problem, Verdict, VerdictStatus, content_hash
 
 if TYPE_CHECKING:
-    from datagen.config import DatagenConfig
-    from reasoning.grading import Grader
-    from reasoning.sandbox import Sandbox
     from verimath.backends import Backend, SamplingParams
+    from verimath.datagen.config import DatagenConfig
+    from verimath.reasoning.grading import Grader
+    from verimath.reasoning.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,8 @@ class SolveStage:
     unit_out = "trajectories"
 
     def __init__(self, cfg: DatagenConfig, comps: Any) -> None:
-        from reasoning.grading import GRADER_VERSION
-        from reasoning.rollout import Strategy, load_prompt
+        from verimath.reasoning.grading import GRADER_VERSION
+        from verimath.reasoning.rollout import Strategy, load_prompt
 
         self.cfg = cfg
         self.comps = comps
@@ -134,8 +134,8 @@ class SolveStage:
 
     def prepare(self, items: list[Item], todo: list[Item]) -> None:
         """Build the components that were not passed in (model, sandbox pool, grader)."""
-        from reasoning.service.factory import make_grader, make_sandbox
         from verimath.backends import load_backend
+        from verimath.reasoning.service.factory import make_grader, make_sandbox
 
         if self.backend is None:
             inner = self.comps.backend
@@ -162,7 +162,7 @@ class SolveStage:
     def provenance(self) -> dict[str, Any]:
         """Provenance copied into every trajectory (deterministic: no timings, no dates)."""
         if self._provenance is None:
-            from reasoning.grading import GRADER_VERSION
+            from verimath.reasoning.grading import GRADER_VERSION
 
             b = self.cfg.backend
             self._provenance = {
@@ -181,7 +181,7 @@ class SolveStage:
 
     def manifest_extra(self) -> dict[str, Any]:
         """Solve-stage entries for the run manifest."""
-        from reasoning.grading import GRADER_VERSION
+        from verimath.reasoning.grading import GRADER_VERSION
 
         return {"solve": {"fingerprint": self.fingerprint, "prompt_hash": self.template.hash,
                           "grader_version": GRADER_VERSION,
@@ -190,7 +190,7 @@ class SolveStage:
 
     def generate(self, items: list[Item]) -> list[list[Attempt]]:
         """Roll out ``n`` attempts for each problem of the batch (model + sandbox)."""
-        from reasoning.rollout import rollout
+        from verimath.reasoning.rollout import rollout
 
         problems = [item_problem(it) for it in items]
         cfg = replace(self.cfg.rollout, batch_problems=max(1, len(problems)))
@@ -304,7 +304,7 @@ class SolveStage:
         :data:`_MAX_UNJUDGED`, else only the two extremes), and the vote counts only what all
         of them agree on.
         """
-        from reasoning.metrics import group_answers
+        from verimath.reasoning.metrics import group_answers
 
         assert self.grader is not None
         grader = self.grader
@@ -333,7 +333,7 @@ class SolveStage:
                  accepted: list[tuple[int, Attempt, dict[str, Verdict]]],
                  rejected: list[tuple[int, Attempt, str]], verified_by: str,
                  sc_answer: str | None = None) -> Outcome:
-        from reasoning.rollout import to_trajectory
+        from verimath.reasoning.rollout import to_trajectory
 
         messages = self.template.messages(p)
         kept: list[Item] = []

@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from datagen.decontam import NgramIndex, build_index
-from datagen.dedup import first_occurrences, problem_text
-from datagen.runner import Item, Outcome, fingerprint, reject
+from verimath.datagen.decontam import NgramIndex, build_index
+from verimath.datagen.dedup import first_occurrences, problem_text
+from verimath.datagen.runner import Item, Outcome, fingerprint, reject
 from verimath.records import Problem, content_hash
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 
 def build_index_with_splits(benchmarks: tuple[str, ...], n: int, min_overlap: int) -> NgramIndex:
-    """:func:`datagen.decontam.build_index` that understands ``spec:split`` entries."""
+    """:func:`verimath.datagen.decontam.build_index` that understands ``spec:split`` entries."""
     from verimath.datasets import load_problems
 
     plain = [b for b in benchmarks if split_spec(b)[1] is None]

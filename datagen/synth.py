@@ -3,13 +3,13 @@ r"""Reference-guided synthesis: verified PoT programs and TIR trajectories witho
 A small model rarely produces a verified sample, so rejection sampling alone cannot start the
 expert-iteration loop (DeepSeek-Prover, ToRA imitation learning). This stage writes the seed
 data from the reference solutions instead: the calculator annotations of a GSM8K solution
-(``<<48/2=24>>``) become a program (:mod:`datagen.refprog`), the program runs in the real
+(``<<48/2=24>>``) become a program (:mod:`verimath.datagen.refprog`), the program runs in the real
 sandbox, and it is kept only when what it prints is graded CORRECT against the gold answer
 (math-verify). Records say ``verified_by: execution`` and ``provenance.source_method:
-reference``, in the export schema of :mod:`datagen.export`.
+reference``, in the export schema of :mod:`verimath.datagen.export`.
 
 * **PoT** (Chen et al. 2022): named inputs, one statement per step, ``print`` of the answer;
-  the program is run with :meth:`reasoning.sandbox.Sandbox.run_many`.
+  the program is run with :meth:`verimath.reasoning.sandbox.Sandbox.run_many`.
 * **TIR** (ToRA, Gou et al. 2023): per solution line a ```python block (that line's steps,
   each printed), its ```output block (the real stdout of the block run in one sandbox
   *session* per problem, state kept between blocks, shown as the rollout shows it) and the
@@ -35,11 +35,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from datagen.export import export_row
-from datagen.refprog import RefError, RefProgram, matches_claim, parse_reference, pot_program
-from datagen.refprog import tir_cells as make_tir_cells
-from datagen.runner import Item, Outcome, fingerprint, reject
-from datagen.stages import DedupStage, item_problem
+from verimath.datagen.export import export_row
+from verimath.datagen.refprog import (
+    RefError,
+    RefProgram,
+    matches_claim,
+    parse_reference,
+    pot_program,
+)
+from verimath.datagen.refprog import tir_cells as make_tir_cells
+from verimath.datagen.runner import Item, Outcome, fingerprint, reject
+from verimath.datagen.stages import DedupStage, item_problem
 from verimath.records import (
     Attempt,
     Problem,
@@ -52,9 +58,9 @@ from verimath.records import (
 )
 
 if TYPE_CHECKING:
-    from datagen.config import DatagenConfig
-    from reasoning.grading import Grader
-    from reasoning.sandbox import ExecResult, Sandbox
+    from verimath.datagen.config import DatagenConfig
+    from verimath.reasoning.grading import Grader
+    from verimath.reasoning.sandbox import ExecResult, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,7 @@ class SharedTools:
         """The sandbox pool."""
         with self._lock:
             if self._sandbox is None:
-                from reasoning.sandbox import Sandbox
+                from verimath.reasoning.sandbox import Sandbox
 
                 self._sandbox = Sandbox(self.cfg.sandbox)
                 self._owned.append(self._sandbox)
@@ -95,7 +101,7 @@ class SharedTools:
         """The math-verify grader."""
         with self._lock:
             if self._grader is None:
-                from reasoning.grading import Grader
+                from verimath.reasoning.grading import Grader
 
                 self._grader = Grader(self.cfg.grader)
                 self._owned.append(self._grader)
@@ -115,7 +121,7 @@ class SharedTools:
 
 def tool_call(code: str, result: ExecResult, max_chars: int) -> ToolCall:
     """The ToolCall record of one execution (output as a rollout would show it)."""
-    from reasoning.rollout import tool_feedback
+    from verimath.reasoning.rollout import tool_feedback
 
     return ToolCall(code=code, status=str(result.status),
                     output=tool_feedback(result, max_chars), wall_time_s=result.wall_time_s)
@@ -123,7 +129,7 @@ def tool_call(code: str, result: ExecResult, max_chars: int) -> ToolCall:
 
 def pot_attempt(code: str, result: ExecResult, max_chars: int) -> Attempt:
     """The PoT completion (one fenced program) with its execution."""
-    from reasoning.extract import extract_program_output
+    from verimath.reasoning.extract import extract_program_output
 
     text = f"```python\n{code}```"
     answer = extract_program_output(result.stdout) if result.ok else None
@@ -164,8 +170,8 @@ class SynthStage:
     unit_out = "programs"
 
     def __init__(self, cfg: DatagenConfig, tools: SharedTools) -> None:
-        from reasoning.grading import GRADER_VERSION
-        from reasoning.rollout import load_prompt
+        from verimath.reasoning.grading import GRADER_VERSION
+        from verimath.reasoning.rollout import load_prompt
 
         self.cfg = cfg
         self.tools = tools
@@ -186,7 +192,7 @@ class SynthStage:
 
     def provenance(self, kind: str) -> dict[str, Any]:
         """Provenance copied into every row (deterministic: no timings)."""
-        from reasoning.grading import GRADER_VERSION
+        from verimath.reasoning.grading import GRADER_VERSION
 
         return {"source_method": "reference", "model": None, "backend": None,
                 "strategy": kind, "prompt_hash": self.templates[kind].hash,
@@ -250,7 +256,7 @@ class SynthStage:
 
         Returns ``(attempt, grader verdict)`` for a CORRECT one, else ``(None, reason)``.
         """
-        from reasoning.extract import extract_program_output
+        from verimath.reasoning.extract import extract_program_output
 
         todo = [j for j, (a, _) in enumerate(tir) if a is not None]
         pairs = [(problems[j].answer, extract_program_output(
@@ -270,7 +276,7 @@ class SynthStage:
 
     def _outcome(self, it: Item, p: Problem, prog: RefProgram, attempt: Attempt,
                  verdict: Verdict, tir: tuple[Attempt | None, Any]) -> Outcome:
-        from reasoning.rollout import to_trajectory
+        from verimath.reasoning.rollout import to_trajectory
 
         rows, rejected = [], []
         if "pot" in self.formats:
@@ -313,7 +319,7 @@ class SynthStage:
 
     def _tir_one(self, p: Problem, prog: RefProgram) -> tuple[Attempt | None, str | None]:
         """One TIR trajectory: cells run in one session; (attempt, None) or (None, reason)."""
-        from reasoning.sandbox import ExecStatus
+        from verimath.reasoning.sandbox import ExecStatus
 
         spans: list[Span] = []
         calls: list[ToolCall] = []
@@ -348,7 +354,7 @@ class SynthStage:
 
 def _pot_failure(result: ExecResult, verdict: Verdict | None) -> str | None:
     """Why a PoT program is not verified, or None when it is."""
-    from reasoning.sandbox import ExecStatus
+    from verimath.reasoning.sandbox import ExecStatus
 
     if result.status is ExecStatus.SANDBOX_ERROR:
         return f"sandbox_error: {result.stderr.strip()[-200:]}"
@@ -377,9 +383,9 @@ def reference_rows(cfg: DatagenConfig, comps: Any, items: list[Item], run: Any,
     Returns:
         Export rows: the synthesized ones in input order, then the augmented ones.
     """
-    from datagen.augment import AugmentStage
-    from datagen.dedup import problem_text, text_hash
-    from datagen.stages import DecontamStage
+    from verimath.datagen.augment import AugmentStage
+    from verimath.datagen.dedup import problem_text, text_hash
+    from verimath.datagen.stages import DecontamStage
 
     tools = SharedTools(cfg, comps)
     owned.append(tools)
@@ -410,7 +416,7 @@ class AugmentedDedupStage(DedupStage):
     """:class:`DedupStage` over new problems that also drops copies of an input problem.
 
     Args:
-        originals: normalized-text hashes (:func:`datagen.dedup.text_hash`) of the input
+        originals: normalized-text hashes (:func:`verimath.datagen.dedup.text_hash`) of the input
             problems; part of the fingerprint, so other inputs re-run the stage.
     """
 
@@ -423,7 +429,7 @@ class AugmentedDedupStage(DedupStage):
 
     def process(self, items: list[Item]) -> list[Outcome]:
         """First occurrences pass unless their text is an input problem's."""
-        from datagen.dedup import problem_text, text_hash
+        from verimath.datagen.dedup import problem_text, text_hash
 
         outs = []
         for it in items:

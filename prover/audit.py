@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from prover.lean_text import (
+from verimath.prover.lean_text import (
     DECL_KEYWORDS,
     TOKEN_RE,
     Statement,
@@ -55,10 +55,10 @@ from prover.lean_text import (
     strip_comments,
     unquote_name,
 )
-from prover.responses import SORRY_WARNINGS as SORRY_WARNINGS  # re-exported
-from prover.responses import LeanMessage as LeanMessage  # re-exported
-from prover.responses import LeanResponse
-from prover.types import LeanVersion, ProofTask
+from verimath.prover.responses import SORRY_WARNINGS as SORRY_WARNINGS  # re-exported
+from verimath.prover.responses import LeanMessage as LeanMessage  # re-exported
+from verimath.prover.responses import LeanResponse
+from verimath.prover.types import LeanVersion, ProofTask
 from verimath.records import Verdict, VerdictStatus
 
 #: Bump when the audit gets stricter: it is part of the verdict-cache key.

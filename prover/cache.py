@@ -14,9 +14,9 @@ import os
 import threading
 from pathlib import Path
 
-from prover.audit import AUDIT_VERSION
-from prover.types import LeanVersion, ProofTask
 from verimath.jobs import DuplicateKeyError, JobStore
+from verimath.prover.audit import AUDIT_VERSION
+from verimath.prover.types import LeanVersion, ProofTask
 from verimath.records import Verdict, content_hash
 
 

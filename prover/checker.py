@@ -1,10 +1,10 @@
-"""Whole-proof checking: the audit of :mod:`prover.audit` on top of a Lean runner.
+"""Whole-proof checking: the audit of :mod:`verimath.prover.audit` on top of a Lean runner.
 
-:class:`LeanChecker` implements :class:`prover.types.ProofChecker`. It needs a
+:class:`LeanChecker` implements :class:`verimath.prover.types.ProofChecker`. It needs a
 :class:`LeanRunner`: something that runs a Lean command in a header's environment and returns
-a :class:`prover.audit.LeanResponse`. :class:`prover.repl.ReplPool` is the real one (a pool of
-Lean REPL processes); :class:`prover.scripted.RecordedRunner` replays recorded REPL responses
-so the whole audit runs in tests without Lean.
+a :class:`verimath.prover.audit.LeanResponse`. :class:`verimath.prover.repl.ReplPool` is the real
+one (a pool of Lean REPL processes); :class:`verimath.prover.scripted.RecordedRunner` replays
+recorded REPL responses so the whole audit runs in tests without Lean.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from prover.audit import (
+from verimath.prover.audit import (
     AuditReport,
     CheckedCommand,
     LeanResponse,
@@ -24,9 +24,9 @@ from prover.audit import (
     audit_text_only,
     statement_findings,
 )
-from prover.cache import VerdictCache
-from prover.lean_text import drop_proof_marker
-from prover.types import (
+from verimath.prover.cache import VerdictCache
+from verimath.prover.lean_text import drop_proof_marker
+from verimath.prover.types import (
     CompileStatus,
     LeanCrash,
     LeanTimeout,
@@ -79,7 +79,7 @@ class LeanBackendConfig:
 
     Attributes:
         backend: ``repl`` (a local pool of Lean REPLs, see ``repl:``) or ``kimina`` (a
-            kimina-lean-server, :mod:`prover.kimina`).
+            kimina-lean-server, :mod:`verimath.prover.kimina`).
         url: the kimina-lean-server base URL (required for ``kimina``).
         api_key_env: environment variable holding its API key (the key itself is never put
             in a config, so it never reaches a run's manifest).
@@ -104,10 +104,10 @@ class LeanBackendConfig:
             raise ValueError("prover.backend 'kimina' needs prover.url (http://host:port)")
 
     def kimina_runner(self, timeout_s: float) -> LeanRunner:
-        """The :class:`prover.kimina.KiminaRunner` of this config."""
+        """The :class:`verimath.prover.kimina.KiminaRunner` of this config."""
         import os
 
-        from prover.kimina import KiminaConfig, KiminaRunner
+        from verimath.prover.kimina import KiminaConfig, KiminaRunner
 
         assert self.url is not None
         return KiminaRunner(KiminaConfig(
@@ -158,7 +158,7 @@ class LeanChecker:
         return None, reason
 
     def check(self, task: ProofTask) -> Verdict:
-        """Audit one proof (see :class:`prover.types.ProofChecker`)."""
+        """Audit one proof (see :class:`verimath.prover.types.ProofChecker`)."""
         lean = self.lean
         if self.cache is not None and (hit := self.cache.get(task, lean)) is not None:
             return hit

@@ -5,12 +5,14 @@ repository (e.g. a miniF2F Lean 4 port) in a ``lean`` process; ``run_tac`` retur
 ``TacticState`` / ``ProofFinished`` / ``LeanError`` / ``ProofGivenUp``. A tactic that exceeds
 the Dojo timeout raises ``DojoTacticTimeoutError`` and a dead process ``DojoCrashError``: in
 both cases :class:`DojoEnv` exits the Dojo (killing the process), opens a fresh one and replays
-states on demand (:class:`prover.envbase.ReplayingEnv`) — a stuck REPL is replaced, never reused.
+states on demand (:class:`verimath.prover.envbase.ReplayingEnv`) — a stuck REPL is replaced, never
+reused.
 
 LeanDojo reads its limits from the environment when it is first imported:
 ``TACTIC_MEMORY_LIMIT`` (e.g. ``"16g"``) and ``TACTIC_CPU_LIMIT``; :class:`DojoEnv` sets them
 before that import. A proof found through LeanDojo is still audited by a
-:class:`prover.types.ProofChecker` (LeanDojo's own ``ProofFinished`` does not look at axioms).
+:class:`verimath.prover.types.ProofChecker` (LeanDojo's own ``ProofFinished`` does not look at
+axioms).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prover.envbase import ReplayingEnv, Step
-from prover.lean_text import parse_statement
-from prover.toolchain import DOCTOR_HINT
-from prover.types import (
+from verimath.prover.envbase import ReplayingEnv, Step
+from verimath.prover.lean_text import parse_statement
+from verimath.prover.toolchain import DOCTOR_HINT
+from verimath.prover.types import (
     LeanCrash,
     LeanTimeout,
     LeanUnavailable,
@@ -160,7 +162,7 @@ def default_dojo_factory(cfg: DojoConfig, expected: LeanVersion | None = None,
 
 
 class DojoEnv(ReplayingEnv):
-    """:class:`prover.types.ProofEnv` over LeanDojo.
+    """:class:`verimath.prover.types.ProofEnv` over LeanDojo.
 
     Args:
         cfg: repo and limits.

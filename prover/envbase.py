@@ -1,4 +1,4 @@
-"""Shared machinery of the Lean-backed :class:`prover.types.ProofEnv` implementations.
+"""Shared machinery of the Lean-backed :class:`verimath.prover.types.ProofEnv` implementations.
 
 Lean proof states live inside one process. When that process must be replaced (a tactic timed
 out, the REPL crashed or ran out of memory), every state handle it gave out is dead. A
@@ -17,8 +17,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-from prover.audit import screen_tactic
-from prover.types import (
+from verimath.prover.audit import screen_tactic
+from verimath.prover.types import (
     GoalState,
     LeanCrash,
     LeanTimeout,
@@ -117,7 +117,7 @@ class ReplayingEnv(ABC):
         return handle
 
     def run_tactic(self, state: GoalState, tactic: str) -> TacticOutcome:
-        """Apply ``tactic`` to ``state`` (see :class:`prover.types.ProofEnv`)."""
+        """Apply ``tactic`` to ``state`` (see :class:`verimath.prover.types.ProofEnv`)."""
         if self._task is None:
             raise ProverInfraError("run_tactic before start()")
         findings = screen_tactic(tactic)

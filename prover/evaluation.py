@@ -2,9 +2,9 @@
 
 Two modes:
 
-* ``whole`` — :class:`prover.whole.WholeProofGenerator`: ``n`` whole proofs per problem, each
-  audited (and corrected up to ``rounds`` times from the checker's errors);
-* ``bfs`` — :func:`prover.search.best_first_search` in a tactic env (the Lean REPL or
+* ``whole`` — :class:`verimath.prover.whole.WholeProofGenerator`: ``n`` whole proofs per problem,
+  each audited (and corrected up to ``rounds`` times from the checker's errors);
+* ``bfs`` — :func:`verimath.prover.search.best_first_search` in a tactic env (the Lean REPL or
   LeanDojo), ``n`` independent searches per problem (seeds ``seed .. seed+n-1``); a proof found
   is then audited by the whole-proof checker like any other.
 
@@ -26,14 +26,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prover.audit import AUDIT_VERSION
-from prover.checker import LeanBackendConfig
-from prover.dojo import DojoConfig
-from prover.repl import ReplConfig
-from prover.search import SearchConfig, SearchStatus, load_template
-from prover.types import LeanVersion, ProofChecker, ProofEnv
-from reasoning.metrics import check_ks
 from verimath.backends import BackendConfig
+from verimath.prover.audit import AUDIT_VERSION
+from verimath.prover.checker import LeanBackendConfig
+from verimath.prover.dojo import DojoConfig
+from verimath.prover.repl import ReplConfig
+from verimath.prover.search import SearchConfig, SearchStatus, load_template
+from verimath.prover.types import LeanVersion, ProofChecker, ProofEnv
+from verimath.reasoning.metrics import check_ks
 from verimath.records import Problem
 
 if TYPE_CHECKING:
@@ -143,15 +143,15 @@ def build_checker(cfg: ProveConfig) -> tuple[ProofChecker, Any]:
     """The checker for ``cfg`` and its REPL pool (None with ``prover.backend: kimina``).
 
     Raises:
-        prover.types.LeanUnavailable: no ``lake`` or no Lean project with Mathlib, or the
+        verimath.prover.types.LeanUnavailable: no ``lake`` or no Lean project with Mathlib, or the
             REPL is not set up (at once, before any check).
         ValueError: bfs with the REPL env on a kimina-lean-server (it checks whole proofs
             only).
     """
-    from prover.cache import VerdictCache
-    from prover.checker import LeanChecker
-    from prover.repl import ReplPool
-    from prover.toolchain import require_lean
+    from verimath.prover.cache import VerdictCache
+    from verimath.prover.checker import LeanChecker
+    from verimath.prover.repl import ReplPool
+    from verimath.prover.toolchain import require_lean
 
     if cfg.prover.backend == "kimina":
         if cfg.mode == "bfs" and cfg.env == "repl":
@@ -179,15 +179,15 @@ def build_env(cfg: ProveConfig, pool: Any, lean: LeanVersion | None = None) -> P
         lean: the checker's toolchain / Mathlib revision; a LeanDojo repo must match it.
 
     Raises:
-        prover.types.LeanUnavailable: the LeanDojo repo's Lean differs from ``lean``.
+        verimath.prover.types.LeanUnavailable: the LeanDojo repo's Lean differs from ``lean``.
     """
     if cfg.env == "dojo":
-        from prover.dojo import DojoEnv
+        from verimath.prover.dojo import DojoEnv
 
         dojo = DojoEnv(cfg.dojo, expected_lean=lean)
         dojo.preflight()  # a repo on another Lean / Mathlib is refused before any search
         return dojo
-    from prover.repl import ReplProofEnv
+    from verimath.prover.repl import ReplProofEnv
 
     return ReplProofEnv(pool, timeout_s=cfg.repl.timeout_s)
 
@@ -221,8 +221,8 @@ def _record(p: Problem, mode: str, attempts: list[dict[str, Any]], seconds: floa
 
 def _bfs_attempts(cfg: ProveConfig, p: Problem, backend: Backend, checker: ProofChecker,
                   env: ProofEnv) -> list[dict[str, Any]]:
-    from prover.search import BackendTacticPolicy, best_first_search
-    from prover.whole import task_for
+    from verimath.prover.search import BackendTacticPolicy, best_first_search
+    from verimath.prover.whole import task_for
 
     attempts = []
     template = load_template("tactic")
@@ -246,14 +246,16 @@ def _bfs_attempts(cfg: ProveConfig, p: Problem, backend: Backend, checker: Proof
 
 
 def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
-    """pass@k (unbiased, Chen et al. 2021) over judged attempts, by :func:`reasoning.metrics.score`.
+    """pass@k (unbiased, Chen et al. 2021) over judged attempts, by :func:`~.metrics.score`.
+
+    ``score`` is :func:`verimath.reasoning.metrics.score`.
 
     Attempts Lean could not judge (TIMEOUT / ERROR, env failure) are excluded and counted in
     ``n_infra_failures``; a problem with fewer than k judged attempts is left out of pass@k
     for that k (``problems_per_k`` says how many entered); ``pass@k_ci95`` is the Wilson
     interval over problems.
     """
-    from reasoning.metrics import score as score_samples
+    from verimath.reasoning.metrics import score as score_samples
 
     correct = [[True] * r["n_correct"] + [False] * (r["n_judged"] - r["n_correct"])
                + [None] * r["n_infra"] for r in records]
@@ -288,7 +290,7 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
         env: a pre-built tactic env for bfs (not closed here); None builds ``cfg.env``.
 
     Raises:
-        prover.types.LeanUnavailable: no usable Lean (raised before anything is loaded).
+        verimath.prover.types.LeanUnavailable: no usable Lean (raised before anything is loaded).
         FileNotFoundError: the benchmark cannot be found.
         verimath.jobs.SettingsMismatch: ``cfg.out`` holds a run with different settings
             (a ValueError; names the keys).
@@ -373,7 +375,7 @@ def finalize(out: Path, records: list[dict[str, Any]], manifest: dict[str, Any]
 def _run(cfg: ProveConfig, todo: list[Problem], backend: Any, checker: ProofChecker,
          env: ProofEnv | None, store: Any, bar: StageBars) -> None:
     if cfg.mode == "whole":
-        from prover.whole import WholeProofGenerator
+        from verimath.prover.whole import WholeProofGenerator
 
         gen = WholeProofGenerator(backend, checker, sampling_params(cfg), rounds=cfg.rounds,
                                   chat=cfg.chat)

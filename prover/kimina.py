@@ -1,4 +1,4 @@
-"""A :class:`prover.checker.LeanRunner` over a kimina-lean-server (``POST /verify``).
+"""A :class:`verimath.prover.checker.LeanRunner` over a kimina-lean-server (``POST /verify``).
 
 kimina-lean-server (project-numina/kimina-lean-server) serves a pool of Lean REPLs over HTTP.
 Its ``/verify`` endpoint (the backward-compatible one every release has) takes::
@@ -19,8 +19,8 @@ finds the anchor from the reference statement's own sorry warning (``setup`` alw
 ``:= sorry``) and refuses to guess when it cannot (an ERROR, never a verdict).
 
 Transport failures and HTTP 429 / 5xx are retried with backoff; when retries run out the
-check is a :class:`prover.types.LeanCrash` / :class:`prover.types.LeanTimeout`, which the
-checker reports as ERROR / TIMEOUT — never WRONG.
+check is a :class:`verimath.prover.types.LeanCrash` / :class:`verimath.prover.types.LeanTimeout`,
+which the checker reports as ERROR / TIMEOUT — never WRONG.
 """
 
 from __future__ import annotations
@@ -36,8 +36,20 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from prover.responses import SORRY_WARNINGS, LeanMessage, LeanResponse, LeanSorry, parse_repl_json
-from prover.types import LeanCrash, LeanTimeout, LeanUnavailable, LeanVersion, ProverInfraError
+from verimath.prover.responses import (
+    SORRY_WARNINGS,
+    LeanMessage,
+    LeanResponse,
+    LeanSorry,
+    parse_repl_json,
+)
+from verimath.prover.types import (
+    LeanCrash,
+    LeanTimeout,
+    LeanUnavailable,
+    LeanVersion,
+    ProverInfraError,
+)
 
 log = logging.getLogger(__name__)
 API_KEY_ENV = "KIMINA_API_KEY"
@@ -102,7 +114,7 @@ def _leading_header_lines(text: str) -> int:
 
 
 class KiminaRunner:
-    """:class:`prover.checker.LeanRunner` over ``POST /verify`` (see module docstring).
+    """:class:`verimath.prover.checker.LeanRunner` over ``POST /verify`` (see module docstring).
 
     Args:
         config: server and limits.

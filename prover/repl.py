@@ -1,7 +1,7 @@
 """The Lean REPL backend (``lean-interact``): a pool of REPL processes and a REPL ``ProofEnv``.
 
-:class:`ReplPool` runs whole-proof checks (it is the :class:`prover.checker.LeanRunner` of the
-real checker). Each worker is one ``lean_interact.LeanServer`` (one ``repl`` process under
+:class:`ReplPool` runs whole-proof checks (it is the :class:`verimath.prover.checker.LeanRunner` of
+the real checker). Each worker is one ``lean_interact.LeanServer`` (one ``repl`` process under
 ``lake env``) with a hard memory cap (``RLIMIT_AS`` through ``LeanREPLConfig.
 memory_hard_limit_mb``). A worker keeps the environment of each header it has elaborated, so
 ``import Mathlib`` is paid once per process, not once per proof. A worker is replaced — killed,
@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prover.envbase import ReplayingEnv, Step
-from prover.lean_text import drop_proof_marker
-from prover.responses import LeanResponse, classify_step, to_lean_response
-from prover.types import (
+from verimath.prover.envbase import ReplayingEnv, Step
+from verimath.prover.lean_text import drop_proof_marker
+from verimath.prover.responses import LeanResponse, classify_step, to_lean_response
+from verimath.prover.types import (
     LeanCrash,
     LeanTimeout,
     LeanUnavailable,
@@ -182,7 +182,7 @@ def repl_config(config: ReplConfig, *, build: bool = False) -> Any:
         LeanUnavailable: no Lean project, no prebuilt REPL, or the setup failed; the message
             names the cause and the fix.
     """
-    from prover.toolchain import DOCTOR_HINT, lean_interact_cache_dir, require_lean
+    from verimath.prover.toolchain import DOCTOR_HINT, lean_interact_cache_dir, require_lean
 
     project = require_lean(config.project_dir, lake_path=config.lake_path)
     cache = lean_interact_cache_dir()
@@ -212,11 +212,12 @@ def repl_config(config: ReplConfig, *, build: bool = False) -> Any:
 
 
 class ReplPool:
-    """A pool of REPL workers; implements :class:`prover.checker.LeanRunner`.
+    """A pool of REPL workers; implements :class:`verimath.prover.checker.LeanRunner`.
 
     Args:
         config: pool settings.
-        lean: toolchain / Mathlib revision to record (from :func:`prover.toolchain.read_project`).
+        lean: toolchain / Mathlib revision to record (from
+        :func:`verimath.prover.toolchain.read_project`).
         server_factory: builds one server; default starts a ``lean_interact.LeanServer`` for
             ``config.project_dir`` (see :meth:`preflight`). Tests pass a fake shaped like
             ``LeanServer``.
@@ -369,13 +370,13 @@ class ReplPool:
 
 
 class ReplProofEnv(ReplayingEnv):
-    """:class:`prover.types.ProofEnv` over the REPL's proof-state mode.
+    """:class:`verimath.prover.types.ProofEnv` over the REPL's proof-state mode.
 
     The theorem is opened as ``<statement> := by sorry``; tactics are ``ProofStep`` requests on
-    the sorry's proof state (answers are read by :func:`prover.responses.classify_step`). The
-    env holds one worker of ``pool`` while a theorem is open; each tactic counts as one use
+    the sorry's proof state (answers are read by :func:`verimath.prover.responses.classify_step`).
+    The env holds one worker of ``pool`` while a theorem is open; each tactic counts as one use
     and one proof state of that worker, and a worn-out worker is replaced between tactics
-    (states are replayed on demand, see :class:`prover.envbase.ReplayingEnv`).
+    (states are replayed on demand, see :class:`verimath.prover.envbase.ReplayingEnv`).
     """
 
     def __init__(self, pool: ReplPool, *, timeout_s: float | None = None,

@@ -14,7 +14,8 @@ against real REPL transcripts (``$VERIMATH_DATA/lean_repl``, Lean v4.33):
 * a REPL-level failure is ``{"message": ...}``: ``Lean error:`` + text for a tactic that threw,
   ``Unknown environment.`` / ``Unknown proof state.`` for a state id the process does not hold.
 
-:func:`classify_step` turns a ``ProofStep`` answer into a :class:`prover.types.TacticStatus`.
+:func:`classify_step` turns a ``ProofStep`` answer into a
+:class:`verimath.prover.types.TacticStatus`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prover.types import LeanCrash, ProverInfraError, TacticStatus
+from verimath.prover.types import LeanCrash, ProverInfraError, TacticStatus
 
 #: Both spellings of the warning Lean prints for a declaration that uses ``sorry``.
 SORRY_WARNINGS = ("declaration uses 'sorry'", "declaration uses `sorry`")

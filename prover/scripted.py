@@ -1,14 +1,14 @@
 """Test doubles for the prover, usable by any package's tests (datagen, rl).
 
-* :class:`ScriptedEnv` — a :class:`prover.types.ProofEnv` over a small tree of goal states and
-  tactics; optional per-tactic cost on a :class:`FakeClock` to exercise wall-clock budgets.
-* :class:`ScriptedChecker` — a :class:`prover.types.ProofChecker` that accepts listed proofs.
-  It still runs the real text-level audit, so ``sorry`` / ``native_decide`` / a second copy
+* :class:`ScriptedEnv` — a :class:`verimath.prover.types.ProofEnv` over a small tree of goal states
+  and tactics; optional per-tactic cost on a :class:`FakeClock` to exercise wall-clock budgets.
+* :class:`ScriptedChecker` — a :class:`verimath.prover.types.ProofChecker` that accepts listed
+  proofs. It still runs the real text-level audit, so ``sorry`` / ``native_decide`` / a second copy
   of the theorem are rejected by it exactly as by the real checker (a restated statement is
   discarded, as the real checker does: the listed body is judged for the given statement).
 * :class:`RecordedServer` — shaped like ``lean_interact.LeanServer``; answers with recorded REPL
   JSON, validated through ``lean_interact``'s own response models. Put behind the real
-  :class:`prover.repl.ReplPool` and :class:`prover.checker.LeanChecker` (see
+  :class:`verimath.prover.repl.ReplPool` and :class:`verimath.prover.checker.LeanChecker` (see
   :func:`recorded_checker`), the whole audit runs on recorded Lean output.
 """
 
@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from prover.audit import AuditReport, Finding, audit_text_only, statement_findings
-from prover.lean_text import StatementError, parse_statement
-from prover.types import (
+from verimath.prover.audit import AuditReport, Finding, audit_text_only, statement_findings
+from verimath.prover.lean_text import StatementError, parse_statement
+from verimath.prover.types import (
     CompileStatus,
     GoalState,
     LeanVersion,
@@ -106,7 +106,7 @@ class ScriptedEnv:
 
     def run_tactic(self, state: GoalState, tactic: str) -> TacticOutcome:
         """Follow the tree (screened like the real envs)."""
-        from prover.audit import screen_tactic
+        from verimath.prover.audit import screen_tactic
 
         self.calls.append((state.pp, tactic))
         if self.clock is not None:
@@ -273,10 +273,10 @@ def recorded_checker(respond: Callable[[Any], Any], *, lean: LeanVersion | None 
     """A real LeanChecker over a real ReplPool whose servers replay recorded answers.
 
     The servers are :class:`RecordedServer` instances answering with ``respond``; ``kw`` goes
-    to :class:`prover.checker.LeanChecker` (``cache``, ``crash_retries``, ``timeout_s``).
+    to :class:`verimath.prover.checker.LeanChecker` (``cache``, ``crash_retries``, ``timeout_s``).
     """
-    from prover.checker import LeanChecker
-    from prover.repl import ReplConfig, ReplPool
+    from verimath.prover.checker import LeanChecker
+    from verimath.prover.repl import ReplConfig, ReplPool
 
     pool = ReplPool(ReplConfig(workers=workers, max_uses=max_uses),
                     lean or LeanVersion("leanprover/lean4:v4.9.0", "recorded"),

@@ -2,8 +2,8 @@
 
 The policy proposes ``width`` tactics for a goal state, each with a log-probability; the search
 always expands the open state with the best cumulative log-probability (sum over its tactic
-path), runs every proposed tactic in the :class:`prover.types.ProofEnv`, and stops at the first
-``PROVED`` outcome, when no open state is left, or when a budget (expansions, wall seconds) is
+path), runs every proposed tactic in the :class:`verimath.prover.types.ProofEnv`, and stops at the
+first ``PROVED`` outcome, when no open state is left, or when a budget (expansions, wall seconds) is
 spent. States whose goals were already seen are not queued twice. Tactics that fail the
 forbidden-construct screen (``sorry``, ``native_decide``, ...) are never sent to Lean.
 
@@ -13,7 +13,7 @@ infrastructure failure, not a failed expansion: it is counted in
 (status ``INFRA_ERROR``, never "no proof"): the subtree behind that tactic was never explored.
 
 The proof found is a tactic script; it must still pass the whole-proof audit
-(:class:`prover.types.ProofChecker`), which the prove job runs.
+(:class:`verimath.prover.types.ProofChecker`), which the prove job runs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from prover.types import GoalState, ProofEnv, ProofTask, ProverInfraError, TacticStatus
+from verimath.prover.types import GoalState, ProofEnv, ProofTask, ProverInfraError, TacticStatus
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, SamplingParams

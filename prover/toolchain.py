@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from prover.types import LeanUnavailable, LeanVersion
+from verimath.prover.types import LeanUnavailable, LeanVersion
 
 #: Environment variable naming the Lean project (with Mathlib) used for checking.
 PROJECT_ENV = "VERIMATH_LEAN_PROJECT"

@@ -2,10 +2,11 @@
 
 * :class:`ProofEnv` — tactic-level interaction (DESIGN.md §8): ``start(task) -> GoalState`` and
   ``run_tactic(state, tactic) -> TacticOutcome``. Implemented by the LeanDojo env
-  (:mod:`prover.dojo`), the REPL env (:mod:`prover.repl`) and :class:`prover.scripted.ScriptedEnv`.
+  (:mod:`verimath.prover.dojo`), the REPL env (:mod:`verimath.prover.repl`) and
+  :class:`verimath.prover.scripted.ScriptedEnv`.
 * :class:`ProofChecker` — whole proofs: ``check(task) -> Verdict`` after the full audit
-  (:mod:`prover.audit`). Implemented by :class:`prover.checker.LeanChecker` (over a REPL pool or
-  recorded responses) and :class:`prover.scripted.ScriptedChecker`.
+  (:mod:`verimath.prover.audit`). Implemented by :class:`verimath.prover.checker.LeanChecker` (over
+  a REPL pool or recorded responses) and :class:`verimath.prover.scripted.ScriptedChecker`.
 
 An expected failure (a tactic Lean rejects, a proof that fails the audit) is a value. A broken
 tool is an exception (:class:`ProverInfraError` and subclasses) or, for verdicts, the
@@ -66,7 +67,7 @@ class ProofTask:
         header: Lean file header (imports, opens, options) the statement needs.
         proof: the candidate: a proof body (``by ...`` or a term), tactics continuing the
             statement's ``:= by``, or a full Lean snippet restating the theorem (see
-            :func:`prover.audit.split_submission`). ``""`` for search tasks.
+            :func:`verimath.prover.audit.split_submission`). ``""`` for search tasks.
         name: problem id (defaults to the declared theorem name).
     """
 
@@ -78,7 +79,7 @@ class ProofTask:
     @property
     def statement_hash(self) -> str:
         """Hash of (header, normalized statement): the statement half of the verdict-cache key."""
-        from prover.lean_text import normalize_statement
+        from verimath.prover.lean_text import normalize_statement
 
         return content_hash(self.header.strip(), normalize_statement(self.formal_statement))
 
@@ -201,7 +202,7 @@ class StatementCheck:
 
 @runtime_checkable
 class ProofChecker(Protocol):
-    """Whole-proof checking with the full audit (:mod:`prover.audit`)."""
+    """Whole-proof checking with the full audit (:mod:`verimath.prover.audit`)."""
 
     @property
     def lean(self) -> LeanVersion:

@@ -2,7 +2,7 @@
 
 For each problem the model writes ``n`` complete proofs from one prompt (header, informal
 statement as a doc comment, formal statement). All proofs are audited in parallel by a
-:class:`prover.types.ProofChecker`. With ``rounds > 0``, each attempt the audit rejected
+:class:`verimath.prover.types.ProofChecker`. With ``rounds > 0``, each attempt the audit rejected
 (``WRONG``) is shown to the model again with the checker's reasons, up to ``rounds`` times; an
 attempt counts as correct when any of its rounds is. Infrastructure failures (TIMEOUT / ERROR)
 are not "corrected": they end the attempt unjudged.
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from prover.search import Template, load_template
-from prover.types import ProofChecker, ProofTask
+from verimath.prover.search import Template, load_template
+from verimath.prover.types import ProofChecker, ProofTask
 from verimath.records import Problem, Verdict, VerdictStatus
 
 if TYPE_CHECKING:

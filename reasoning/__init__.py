@@ -21,10 +21,10 @@ manifests, ``rewards/<name>/infra_failure_rate`` in GRPO, ``grader_unjudged`` /
 ``grader_timeout`` / ``sandbox_error`` reasons in datagen) and **never reaches a score, a
 vote, a reward or a search verdict**: metrics skip it; a self-consistency vote does not count
 it and, when an unjudged comparison could change the majority, gives no verdict
-(``datagen.solve``); a best-first search that ran into Lean timeouts/crashes and found no
-proof is ``INFRA_ERROR``, not "no proof" (``prover.search``); a reward function returns None
-for it (``rl.rewards``), and GRPO stops with a clear error when one reward judged no sample
-for ``grpo.max_infra_failure_steps`` consecutive steps.
+(``verimath.datagen.solve``); a best-first search that ran into Lean timeouts/crashes and found no
+proof is ``INFRA_ERROR``, not "no proof" (``verimath.prover.search``); a reward function returns
+None for it (``verimath.rl.rewards``), and GRPO stops with a clear error when one reward judged no
+sample for ``grpo.max_infra_failure_steps`` consecutive steps.
 
 A code bug is not an infrastructure failure: it raises. Reward functions map only the known
 infrastructure exceptions (``SandboxError``, ``GraderUnavailable``, ``ProverInfraError``) to

@@ -1,8 +1,9 @@
 r"""Grader worker process: math-verify behind a JSON-lines pipe.
 
-Started by :class:`reasoning.grading.Grader` as ``python -m reasoning._grade_worker CONFIG``
-(CONFIG is a JSON object: ``memory_mb``, ``float_rounding``, ``numeric_precision``,
-``strict``, ``allow_set_relation_comp``). Protocol, one JSON object per line:
+Started by :class:`verimath.reasoning.grading.Grader` as ``python -m
+verimath.reasoning._grade_worker CONFIG`` (CONFIG is a JSON object: ``memory_mb``,
+``float_rounding``, ``numeric_precision``, ``strict``, ``allow_set_relation_comp``). Protocol, one
+JSON object per line:
 
 * worker -> parent, once at start: ``{"ready": true, "pid", "math_verify"}``, or
   ``{"ready": false, "error"}`` when the installed math-verify fails a known-false-positive
@@ -140,7 +141,7 @@ class _Judge:
 
     def self_check(self) -> str | None:
         """Why this math-verify must not be used (a known false positive holds), or None."""
-        from reasoning.extract import clean_answer
+        from verimath.reasoning.extract import clean_answer
 
         for gold, pred in KNOWN_FALSE_POSITIVES:
             g, p = clean_answer(gold), clean_answer(pred)  # as the grader sends them

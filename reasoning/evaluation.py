@@ -26,16 +26,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasoning.grading import GRADER_VERSION
-from reasoning.metrics import check_ks
-from reasoning.rollout import RolloutConfig, Strategy, load_prompt
-from reasoning.service.factory import GraderSettings, SandboxSettings
 from verimath.backends import BackendConfig
+from verimath.reasoning.grading import GRADER_VERSION
+from verimath.reasoning.metrics import check_ks
+from verimath.reasoning.rollout import RolloutConfig, Strategy, load_prompt
+from verimath.reasoning.service.factory import GraderSettings, SandboxSettings
 from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus
 
 if TYPE_CHECKING:
-    from reasoning.grading import Grader
     from verimath.backends import Backend
+    from verimath.reasoning.grading import Grader
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ def _sample_correct(attempt: Attempt, verdict: Verdict) -> bool | None:
 def _grade_batch(
     grader: Grader, problems: list[Problem], attempts: list[list[Attempt]]
 ) -> list[list[Verdict]]:
-    """Grade each attempt against its problem's gold (``reasoning.grading.grade_attempts``)."""
-    from reasoning.grading import grade_attempts
+    """Grade each attempt against its problem's gold (``grading.grade_attempts``)."""
+    from verimath.reasoning.grading import grade_attempts
 
     pairs = [(p.answer, a) for p, per in zip(problems, attempts, strict=True) for a in per]
     flat = grade_attempts(grader, pairs)
@@ -178,8 +178,6 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         verimath.jobs.SettingsMismatch: ``cfg.out`` holds a run with different settings
             (a ValueError; names the keys).
     """
-    from reasoning.rollout import rollout
-    from reasoning.service.factory import make_grader, make_sandbox
     from verimath.backends import SamplingParams, load_backend
     from verimath.datasets import load_problems
     from verimath.jobs import (
@@ -193,6 +191,8 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
     from verimath.layouts import FieldMap
     from verimath.manifest import build_manifest
     from verimath.progress import StageBars
+    from verimath.reasoning.rollout import rollout
+    from verimath.reasoning.service.factory import make_grader, make_sandbox
     from verimath.store import atomic_write_json
 
     out = Path(cfg.out)
@@ -267,7 +267,7 @@ def finalize(out: Path, records: list[dict[str, Any]], manifest: dict[str, Any]
 
     Also used by ``verimath merge`` on the merged records of shards. Returns the summary.
     """
-    from reasoning.report import write_outputs
+    from verimath.reasoning.report import write_outputs
 
     return write_outputs(out, records, tuple(manifest["config"]["k"]), manifest)
 

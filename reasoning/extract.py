@@ -2,7 +2,7 @@ r"""Final-answer extraction from model outputs, program outputs and gold solutio
 
 Pure string functions, linear in the input (no regex with nested quantifiers), safe to call on
 untrusted text. Extraction only *finds* an answer; deciding whether it is right is
-:mod:`reasoning.grading`'s job (math-verify, in worker processes).
+:mod:`verimath.reasoning.grading`'s job (math-verify, in worker processes).
 
 Formats, in the priority :func:`extract_answer` tries them:
 
@@ -26,7 +26,7 @@ trailing punctuation and backslashes, and rewrites multiple-choice answers (``(C
 ``\textbf{(C)}``) to their letter and mixed numbers (``3128 1/2``, ``2\frac{1}{4}``) to sums.
 
 Inside the grader, math-verify's own extraction also runs on the raw text (in the worker
-process, see :mod:`reasoning._grade_worker`); this module is what adds to it.
+process, see :mod:`verimath.reasoning._grade_worker`); this module is what adds to it.
 """
 
 from __future__ import annotations

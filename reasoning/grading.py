@@ -1,11 +1,11 @@
 r"""Answer grading: extraction, then math-verify equivalence in worker processes with real timeouts.
 
-:class:`Grader` owns ``workers`` long-lived worker processes (:mod:`reasoning._grade_worker`),
-each running math-verify (sympy + latex2sympy2_extended) behind a JSON-lines pipe. A comparison
-that does not answer within ``timeout_s`` seconds of wall-clock time is a ``TIMEOUT`` verdict:
-the worker's process group is SIGKILLed and a fresh worker is started in its place (never
-``signal.alarm``, never waiting on the hung call). A worker that dies mid-item gives that item an
-``ERROR`` verdict and is replaced the same way.
+:class:`Grader` owns ``workers`` long-lived worker processes
+(:mod:`verimath.reasoning._grade_worker`), each running math-verify (sympy + latex2sympy2_extended)
+behind a JSON-lines pipe. A comparison that does not answer within ``timeout_s`` seconds of
+wall-clock time is a ``TIMEOUT`` verdict: the worker's process group is SIGKILLed and a fresh worker
+is started in its place (never ``signal.alarm``, never waiting on the hung call). A worker that dies
+mid-item gives that item an ``ERROR`` verdict and is replaced the same way.
 
 Statuses (:class:`verimath.records.VerdictStatus`):
 
@@ -43,7 +43,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from reasoning.extract import (
+import verimath
+from verimath.reasoning.extract import (
     boxes_only,
     clean_answer,
     extract_answer,
@@ -105,7 +106,7 @@ class GraderConfig:
         batch_size: pairs :meth:`Grader.grade_many` sends to a worker per round trip (each
             still has its own ``timeout_s``).
         string_fast_path: call two answers with the same
-            :func:`~reasoning.extract.normalize_answer` key CORRECT without math-verify.
+            :func:`~verimath.reasoning.extract.normalize_answer` key CORRECT without math-verify.
     """
 
     timeout_s: float = 5.0
@@ -144,7 +145,7 @@ class _Timeout(Exception):
 
 
 class _Worker:
-    """One ``reasoning._grade_worker`` process, talked to over raw pipes.
+    """One ``verimath.reasoning._grade_worker`` process, talked to over raw pipes.
 
     The calling thread reads replies itself with ``poll`` and a deadline (no reader thread,
     no extra thread hop per item). Only the thread that acquired the worker uses it.
@@ -159,10 +160,13 @@ class _Worker:
             "allow_set_relation_comp": config.allow_set_relation_comp,
         }
         env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[1])
+        # the folder holding the `verimath` package this process runs (site-packages, or the
+        # checkout), first on the worker's path; -P keeps the working directory off it, so a
+        # caller's own folders can never shadow ours (issue 19)
+        root = str(Path(verimath.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reasoning._grade_worker", json.dumps(cfg)],
+            [sys.executable, "-P", "-m", "verimath.reasoning._grade_worker", json.dumps(cfg)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -429,12 +433,12 @@ class Grader:
         Args:
             gold: a gold answer (``"18"``, ``"\frac{1}{2}"``) or a whole gold solution (a GSM8K
                 solution ending ``#### N``, a MATH solution with ``\boxed{}``); see
-                :func:`reasoning.extract.extract_gold` with ``dataset="auto"``.
+                :func:`verimath.reasoning.extract.extract_gold` with ``dataset="auto"``.
             pred: a bare answer or a whole solution. With ``extract=True`` it goes through
-                :func:`reasoning.extract.extract_answer`, which keeps a bare answer (one short
-                line that reads as math, :func:`~reasoning.extract.is_bare_answer`) whole and
-                otherwise takes the last box, "the answer is", ``####`` or the last number.
-                With ``extract=False`` it is taken as the answer (only ``$..$`` and similar
+                :func:`verimath.reasoning.extract.extract_answer`, which keeps a bare answer (one
+                short line that reads as math, :func:`~verimath.reasoning.extract.is_bare_answer`)
+                whole and otherwise takes the last box, "the answer is", ``####`` or the last
+                number. With ``extract=False`` it is taken as the answer (only ``$..$`` and similar
                 wrappers are stripped).
             extract: see ``pred``.
 
@@ -636,7 +640,7 @@ def grade_attempts(grader: Any, pairs: list[tuple[str | None, Attempt]]) -> list
 
     Args:
         grader: a :class:`Grader` or anything with its ``grade_many(pairs, extract=)``
-            (e.g. ``reasoning.service.client.RemoteGrader``).
+            (e.g. ``verimath.reasoning.service.client.RemoteGrader``).
         pairs: ``(gold, attempt)`` in order; gold None gives BAD_GOLD as in ``grade``.
 
     Returns:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasoning.extract import normalize_answer
+from verimath.reasoning.extract import normalize_answer
 
 __all__ = [
     "Rate",
@@ -100,7 +100,7 @@ def group_answers(
     r"""Group samples by their answer: the one grouping of maj@k and of self-consistency.
 
     1. A sample whose answer is None or normalizes to nothing casts no vote (in no group).
-    2. The others are grouped by :func:`reasoning.extract.normalize_answer` key
+    2. The others are grouped by :func:`verimath.reasoning.extract.normalize_answer` key
        (``1,000`` = ``1000``, ``$18.00$`` = ``18``).
     3. With ``equivalent``, groups whose representatives (first members) are equivalent are
        merged, transitively (union-find), e.g. ``0.5`` and ``rac{1}{2}`` by the grader.

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from reasoning import metrics
+from verimath.reasoning import metrics
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def _unjudged_reason(a: dict[str, Any]) -> str | None:
 
 
 def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
-    """Summary of eval records by :func:`reasoning.metrics.score` (the one scorer).
+    """Summary of eval records by :func:`verimath.reasoning.metrics.score` (the one scorer).
 
     Args:
         records: eval records; each has ``gold`` and ``attempts``, a list of dicts with
@@ -31,7 +31,7 @@ def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
         ks: the k values to report.
 
     Returns:
-        :meth:`reasoning.metrics.Scores.to_dict` plus ``n_problems_without_gold`` (problems
+        :meth:`verimath.reasoning.metrics.Scores.to_dict` plus ``n_problems_without_gold`` (problems
         kept by ``allow_missing_gold``; their samples count as ``bad_gold``, never as
         infrastructure failures).
     """

@@ -26,13 +26,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasoning.extract import extract_answer, extract_program_output
-from reasoning.tir import TIR_STOP, TirEngine, drive, extract_code, tool_feedback
+from verimath.reasoning.extract import extract_answer, extract_program_output
+from verimath.reasoning.tir import TIR_STOP, TirEngine, drive, extract_code, tool_feedback
 from verimath.records import Attempt, Problem, Span, SpanKind, ToolCall, Trajectory, Verdict
 
 if TYPE_CHECKING:
-    from reasoning.sandbox import ExecResult, Sandbox
     from verimath.backends import Backend, Completion, Prompt, SamplingParams
+    from verimath.reasoning.sandbox import ExecResult, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def _rollout_tir(
     backend: Backend, prompts: list[list[dict[str, str]]], params: SamplingParams,
     cfg: RolloutConfig, sandbox: Sandbox,
 ) -> list[list[Attempt]]:
-    """TIR text adapter: :func:`reasoning.tir.drive` over ``backend.generate``.
+    """TIR text adapter: :func:`verimath.reasoning.tir.drive` over ``backend.generate``.
 
     Turn ``k`` of every attempt is sampled with seed ``params.seed + k`` (n=1 per attempt);
     the backend's stop strings are :data:`TIR_STOP` while tools are left. Backends strip the

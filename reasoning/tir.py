@@ -7,14 +7,14 @@ attempt's own sandbox *session* (state persists between blocks), its output is a
 
 :class:`TirEngine` is the pure part, shared by every caller: generated text goes in
 (:meth:`TirEngine.feed`), "run this code" (:class:`RunCode`) or "done" (:class:`Done`) comes
-out; the raw :class:`~reasoning.sandbox.ExecResult` goes back in (:meth:`TirEngine.observe`)
-and the ```output block to append comes out. It never generates and never runs code. Two
-adapters drive it:
+out; the raw :class:`~verimath.reasoning.sandbox.ExecResult` goes back in
+(:meth:`TirEngine.observe`) and the ```output block to append comes out. It never generates and
+never runs code. Two adapters drive it:
 
-* text: :func:`reasoning.rollout.rollout` (eval, datagen) over any
+* text: :func:`verimath.reasoning.rollout.rollout` (eval, datagen) over any
   :class:`verimath.backends.Backend`;
-* tokens / loss mask: :class:`rl.tools.TirRollout`, a TRL ``rollout_func`` (``env_mask`` 0 on
-  tool tokens).
+* tokens / loss mask: :class:`verimath.rl.tools.TirRollout`, a TRL ``rollout_func`` (``env_mask`` 0
+  on tool tokens).
 
 :func:`drive` is the shared scheduler: sessions are opened lazily at an attempt's first code
 block, at most ``max_sessions`` at once (:class:`SessionSlots`), and closed as soon as the
@@ -42,11 +42,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reasoning.extract import extract_answer, extract_program_output
+from verimath.reasoning.extract import extract_answer, extract_program_output
 from verimath.records import Attempt, Span, SpanKind, ToolCall
 
 if TYPE_CHECKING:
-    from reasoning.sandbox import ExecResult
+    from verimath.reasoning.sandbox import ExecResult
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class SessionSlots:
     rather than by the number of attempts.
 
     Args:
-        sandbox: anything with ``session()`` (a :class:`reasoning.sandbox.Sandbox`).
+        sandbox: anything with ``session()`` (a :class:`verimath.reasoning.sandbox.Sandbox`).
         limit: most sessions open at once (>= 1).
 
     Attributes:
@@ -346,7 +346,7 @@ class SessionSlots:
 
 def _run_cell(session: Any, code: str) -> ExecResult:
     """Run one cell; a sandbox that raises is an infrastructure failure (a value)."""
-    from reasoning.sandbox import ExecResult, ExecStatus, SandboxError
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus, SandboxError
 
     try:
         return session.run(code)
@@ -356,7 +356,7 @@ def _run_cell(session: Any, code: str) -> ExecResult:
 
 
 def _open_failed(err: Exception) -> ExecResult:
-    from reasoning.sandbox import ExecResult, ExecStatus
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
     return ExecResult(ExecStatus.SANDBOX_ERROR, "", f"[sandbox] {err}\n", None, 0.0, 0.0,
                       "unknown")
@@ -386,7 +386,7 @@ def drive(engines: Sequence[TirEngine], generate: Callable[[list[int]], None], s
     Raises:
         RuntimeError: ``generate`` left an attempt unfed (an adapter bug).
     """
-    from reasoning.sandbox import SandboxError
+    from verimath.reasoning.sandbox import SandboxError
 
     slots = SessionSlots(sandbox, max_sessions)
     sessions: dict[int, Any] = {}

@@ -87,9 +87,9 @@ def arithmetic_trajectories(problems: list[Problem], strategy: str) -> list[dict
     """Trajectory dicts (the ``verimath datagen`` export format) of teacher solutions.
 
     The prompt is the strategy's template from ``reasoning/prompts`` (few-shot turns dropped,
-    as :func:`reasoning.rollout.to_trajectory` does for real data).
+    as :func:`verimath.reasoning.rollout.to_trajectory` does for real data).
     """
-    from reasoning.rollout import load_prompt, to_trajectory
+    from verimath.reasoning.rollout import load_prompt, to_trajectory
 
     template = load_prompt(strategy)
     out = []

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rl.common import TrainReport
+from verimath.rl.common import TrainReport
 
 
 def run_job(

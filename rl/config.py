@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rl.arith import ArithmeticConfig
-from rl.rewards import REGISTRY, RewardSpec
+from verimath.rl.arith import ArithmeticConfig
+from verimath.rl.rewards import REGISTRY, RewardSpec
 
 _STRATEGIES = ("cot", "pot", "tir", "proof")
 
@@ -130,7 +130,7 @@ class SFTDataConfig:
 
     Attributes:
         path: ``verimath datagen`` output (JSONL, Parquet or a ``save_to_disk`` folder).
-        arithmetic: used when ``path`` is None: synthetic teacher trajectories (rl.arith).
+        arithmetic: used when ``path`` is None: synthetic teacher trajectories (verimath.rl.arith).
         strategy: output format of the synthetic trajectories (cot | pot | tir).
         only_verified: keep only records whose verdicts are all ``correct``.
         limit: use at most this many records.
@@ -177,8 +177,8 @@ class GRPODataConfig:
     """Prompts for GRPO.
 
     Attributes:
-        source: "arithmetic" (generated, rl.arith) or a ``verimath.datasets.load_problems`` spec
-            (``gsm8k``, ``math500``, ``minif2f``, a JSONL path, a hub id).
+        source: "arithmetic" (generated, verimath.rl.arith) or a ``verimath.datasets.load_problems``
+            spec (``gsm8k``, ``math500``, ``minif2f``, a JSONL path, a hub id).
         split / limit: passed to the loader.
         arithmetic: the generated task when ``source`` is "arithmetic".
         strategy: prompt template and answer format: cot | pot | tir | proof.
@@ -275,7 +275,7 @@ class VerifierConfig:
             on instead of locally (token from ``$VERIMATH_API_KEY``); empty: local.
         grader_float_rounding / grader_numeric_precision / grader_strict /
             grader_set_relation: the answer reward's math-verify options
-            (``reasoning.grading.GraderConfig`` ``float_rounding``, ``numeric_precision``,
+            (``verimath.reasoning.grading.GraderConfig`` ``float_rounding``, ``numeric_precision``,
             ``strict``, ``allow_set_relation_comp``), the same as eval's and datagen's.
     """
 
@@ -332,7 +332,7 @@ class GRPOJobConfig:
     Attributes:
         model: "default" (embedded SmolLM2-135M-Instruct), an SFT ``final/`` folder, or a hub id.
         output_dir: checkpoints, ``final/``, ``manifest.json``, ``metrics.jsonl``.
-        rewards: name -> ``{weight, ...options}``; names from :data:`rl.rewards.REGISTRY`
+        rewards: name -> ``{weight, ...options}``; names from :data:`verimath.rl.rewards.REGISTRY`
             (answer, proof, format, tool_use, constant). Only these are built.
         data / grpo / verifier / tools / train / lora: see their classes.
         trl: extra ``trl.GRPOConfig`` keyword arguments, passed through.

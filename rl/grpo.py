@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rl.common import (
+from verimath.records import Problem
+from verimath.rl.common import (
     TrainReport,
     check_resume_settings,
     load_causal_lm,
@@ -18,9 +19,8 @@ from rl.common import (
     run_trainer,
     write_manifest,
 )
-from rl.config import GRPOJobConfig
-from rl.rewards import RewardFn, VerifierPool, build_rewards, needed_verifiers
-from verimath.records import Problem
+from verimath.rl.config import GRPOJobConfig
+from verimath.rl.rewards import RewardFn, VerifierPool, build_rewards, needed_verifiers
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def grpo_problems(cfg: GRPOJobConfig) -> tuple[list[Problem], list[Problem]]:
     if d.source == "arithmetic":
         from dataclasses import replace
 
-        from rl.arith import arithmetic_problems
+        from verimath.rl.arith import arithmetic_problems
 
         train = arithmetic_problems(d.arithmetic)
         held = arithmetic_problems(replace(d.arithmetic, n=max(d.eval_size, 1),
@@ -62,7 +62,7 @@ def grpo_problems(cfg: GRPOJobConfig) -> tuple[list[Problem], list[Problem]]:
 
 def prompt_rows(problems: Sequence[Problem], cfg: GRPOJobConfig) -> list[dict[str, Any]]:
     """Dataset rows: ``prompt`` (chat messages) plus the columns rewards read."""
-    from reasoning.rollout import load_prompt
+    from verimath.reasoning.rollout import load_prompt
 
     d = cfg.data
     if d.strategy == "proof":
@@ -91,7 +91,7 @@ def build_verifiers(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Verifier
         need.add("sandbox")
     pool = VerifierPool(workers=v.workers, timeout_s=v.timeout_s)
     if "grader" in need:
-        from reasoning.service.factory import GraderSettings, make_grader
+        from verimath.reasoning.service.factory import GraderSettings, make_grader
 
         pool.grader = stack.enter_context(make_grader(GraderSettings(
             timeout_s=v.grader_timeout_s, workers=min(v.workers, 4),
@@ -99,7 +99,7 @@ def build_verifiers(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Verifier
             strict=v.grader_strict, allow_set_relation_comp=v.grader_set_relation,
             endpoints=v.grader_endpoints)))
     if "sandbox" in need:
-        from reasoning.service.factory import SandboxSettings, make_sandbox
+        from verimath.reasoning.service.factory import SandboxSettings, make_sandbox
 
         sandbox = make_sandbox(SandboxSettings(
             timeout_s=v.sandbox_timeout_s, memory_mb=v.sandbox_memory_mb, workers=v.workers,
@@ -118,9 +118,9 @@ def make_proof_checker(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Any:
     Raises:
         ValueError: no Lean project (set ``verifier.lean_project`` or ``$VERIMATH_LEAN_PROJECT``).
     """
-    from prover.checker import LeanChecker
-    from prover.repl import ReplConfig, ReplPool
-    from prover.toolchain import find_project
+    from verimath.prover.checker import LeanChecker
+    from verimath.prover.repl import ReplConfig, ReplPool
+    from verimath.prover.toolchain import find_project
 
     project = find_project(cfg.verifier.lean_project)
     if project is None:
@@ -195,17 +195,17 @@ def build_grpo_trainer(
     args = grpo_args(cfg, weights)
     extra: dict[str, Any] = {}
     if cfg.tools.mode == "tir":
-        from rl.tools import TirRollout
+        from verimath.rl.tools import TirRollout
 
         extra["rollout_func"] = TirRollout(
             pool.sandbox, cfg.tools.max_tool_calls, cfg.tools.max_tool_output_chars,
             workers=cfg.verifier.workers)
     elif cfg.tools.mode == "env":
-        from rl.tools import PythonSandboxEnv
+        from verimath.rl.tools import PythonSandboxEnv
 
         sandbox, chars = pool.sandbox, cfg.tools.max_tool_output_chars
         extra["environment_factory"] = lambda: PythonSandboxEnv(sandbox, chars)
-    from rl.trainer import VerifierGRPOTrainer
+    from verimath.rl.trainer import VerifierGRPOTrainer
 
     log.info("GRPO choices: %s", grpo_choices(args, [getattr(f, "__name__", "?")
                                                      for f in reward_funcs]))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rl.rewards import RewardFn
+from verimath.rl.rewards import RewardFn
 
 
 @dataclass(frozen=True)

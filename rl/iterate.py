@@ -4,12 +4,12 @@ The loop of ReST-EM (Singh et al. 2023, "Beyond Human Data: Scaling Self-Trainin
 Problem-Solving with Language Models"), RFT (Yuan et al. 2023) and DeepSeek-Prover's "fine-tune
 on the newly generated data, repeat", built only from the existing jobs' ``main`` functions:
 
-* round 0: ``reasoning.evaluation.main`` on the held-out eval slice with the base model;
-* round r >= 1: ``datagen.pipeline.main`` with the current model (N samples per problem,
+* round 0: ``verimath.reasoning.evaluation.main`` on the held-out eval slice with the base model;
+* round r >= 1: ``verimath.datagen.pipeline.main`` with the current model (N samples per problem,
   verified against gold; from round ``self_samples_from`` on) plus the seed data (the
   ``reference`` datagen mode: programs synthesized from annotated reference solutions and
-  verified augmentation, generated once in ``OUT/seed/`` and reused); ``rl.sft.run_sft`` on the
-  union (LoRA merged into ``final/`` by default; ReST-EM trains from the base model every
+  verified augmentation, generated once in ``OUT/seed/`` and reused); ``verimath.rl.sft.run_sft`` on
+  the union (LoRA merged into ``final/`` by default; ReST-EM trains from the base model every
   round, ``sft_init: previous`` continues from the last round's model); then the same eval.
 
 Output folder::
@@ -23,7 +23,7 @@ Output folder::
     round_<r>/grpo/          the optional GRPO run (final/ is then the round's model)
     round_<r>/eval/          the round's eval
     round_<r>/state.json     the phases of the round already done, with their numbers
-    rounds.json / rounds.png one row per round (rl.iterate_report)
+    rounds.json / rounds.png one row per round (verimath.rl.iterate_report)
 
 Resume rules: every sub-job resumes inside its own folder; a phase recorded in
 ``state.json`` is not run again (an eval phase also needs its ``summary.json``), so a completed
@@ -42,11 +42,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from datagen.config import DatagenConfig, config_dict
-from reasoning.evaluation import EvalConfig
-from reasoning.rollout import RolloutConfig, Strategy
-from rl.config import GRPODataConfig, GRPOJobConfig, LoraConfig, SFTJobConfig, TrainConfig
+from verimath.datagen.config import DatagenConfig, config_dict
 from verimath.jobs import NON_RESULT_KEYS
+from verimath.reasoning.evaluation import EvalConfig
+from verimath.reasoning.rollout import RolloutConfig, Strategy
+from verimath.rl.config import GRPODataConfig, GRPOJobConfig, LoraConfig, SFTJobConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class IterateReport:
 
     Attributes:
         out: the output folder.
-        rounds: the rows of ``rounds.json`` (see :func:`rl.iterate_report.round_row`).
+        rounds: the rows of ``rounds.json`` (see :func:`verimath.rl.iterate_report.round_row`).
     """
 
     out: Path
@@ -212,23 +212,23 @@ BackendFactory = Callable[[str], Any]
 
 
 def run_eval(cfg: EvalConfig, backend: Any, progress: bool) -> dict[str, Any]:
-    """``reasoning.evaluation.main``; returns the summary dict."""
-    from reasoning.evaluation import main
+    """``verimath.reasoning.evaluation.main``; returns the summary dict."""
+    from verimath.reasoning.evaluation import main
 
     return main(cfg, progress=progress, backend=backend).summary
 
 
 def run_datagen(cfg: DatagenConfig, backend: Any) -> dict[str, Any]:
-    """``datagen.pipeline.main``; returns ``{counts, timing}``."""
-    from datagen.pipeline import Components, main
+    """``verimath.datagen.pipeline.main``; returns ``{counts, timing}``."""
+    from verimath.datagen.pipeline import Components, main
 
     rep = main(cfg, components=Components(backend=backend))
     return {"counts": dict(rep.counts), "timing": dict(rep.timing)}
 
 
 def run_sft(cfg: SFTJobConfig) -> dict[str, Any]:
-    """``rl.sft.run_sft``; returns ``{final_dir, global_step, seconds, loss}``."""
-    from rl.sft import run_sft as sft
+    """``verimath.rl.sft.run_sft``; returns ``{final_dir, global_step, seconds, loss}``."""
+    from verimath.rl.sft import run_sft as sft
 
     rep = sft(cfg)
     return {"final_dir": rep.final_dir, "global_step": rep.global_step,
@@ -237,8 +237,8 @@ def run_sft(cfg: SFTJobConfig) -> dict[str, Any]:
 
 
 def run_grpo(cfg: GRPOJobConfig) -> dict[str, Any]:
-    """``rl.grpo.run_grpo``; returns ``{final_dir, global_step, seconds, reward}``."""
-    from rl.grpo import run_grpo as grpo
+    """``verimath.rl.grpo.run_grpo``; returns ``{final_dir, global_step, seconds, reward}``."""
+    from verimath.rl.grpo import run_grpo as grpo
 
     rep = grpo(cfg)
     return {"final_dir": rep.final_dir, "global_step": rep.global_step,
@@ -397,9 +397,9 @@ def run_iterate(cfg: IterateConfig, *, backend_for: BackendFactory | None = None
             (names the keys); nothing is written.
         ValueError / FileNotFoundError: from the sub-jobs (bad data, missing benchmark...).
     """
-    from rl.iterate_report import round_row, write_rounds
     from verimath.jobs import SettingsMismatch, check_settings, fingerprint_of
     from verimath.manifest import build_manifest
+    from verimath.rl.iterate_report import round_row, write_rounds
     from verimath.store import atomic_write_json
 
     out = Path(cfg.out)

@@ -192,14 +192,14 @@ def paired_gain(base_eval: Path, new_eval: Path, *, n_boot: int = 10000,
     """Accuracy gain of ``new_eval`` over ``base_eval`` with a paired-bootstrap 95% CI.
 
     Problems are paired by id; the per-problem differences (new - base) are resampled with
-    :func:`reasoning.metrics.bootstrap_mean_ci` (percentile bootstrap, Efron 1979). A problem
-    not judged in either run is left out and counted.
+    :func:`verimath.reasoning.metrics.bootstrap_mean_ci` (percentile bootstrap, Efron 1979). A
+    problem not judged in either run is left out and counted.
 
     Returns:
         ``{"gain", "ci95": [lo, hi], "problems", "left_out", "only_in_one"}``; ``gain`` None
         (and ``ci95`` [None, None]) when no problem is judged in both.
     """
-    from reasoning.metrics import bootstrap_mean_ci
+    from verimath.reasoning.metrics import bootstrap_mean_ci
 
     a, b = per_problem_accuracy(base_eval), per_problem_accuracy(new_eval)
     common = [k for k in a if k in b]

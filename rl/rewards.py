@@ -21,7 +21,7 @@ Every reward function has TRL's calling convention and our one signature (DESIGN
 
 Verifier rewards (``answer``, ``proof``) run their checks concurrently (sandbox pool, grader
 worker processes, proof checker) with a per-batch deadline
-(:func:`rl.concurrency.map_with_deadline`).
+(:func:`verimath.rl.concurrency.map_with_deadline`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rl.concurrency import map_with_deadline
 from verimath.records import Verdict, VerdictStatus
+from verimath.rl.concurrency import map_with_deadline
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ _LEAN_BLOCK_RE = re.compile(r"```(?:lean4?|lean)[ \t]*\n(.*?)(?:\n```|\Z)", re.D
 
 
 class GraderLike(Protocol):
-    """What the answer reward needs of :class:`reasoning.grading.Grader`."""
+    """What the answer reward needs of :class:`verimath.reasoning.grading.Grader`."""
 
     def grade(self, gold: str | None, pred: str | None, *, extract: bool = True) -> Verdict:
         """Judge ``pred`` against ``gold``."""
@@ -60,7 +60,7 @@ class GraderLike(Protocol):
 
 
 class SandboxLike(Protocol):
-    """What PoT rewards need of :class:`reasoning.sandbox.Sandbox` (``run``)."""
+    """What PoT rewards need of :class:`verimath.reasoning.sandbox.Sandbox` (``run``)."""
 
     def run(self, code: str) -> Any:
         """Run ``code`` once; returns an ``ExecResult``."""
@@ -68,10 +68,10 @@ class SandboxLike(Protocol):
 
 
 class ProofCheckerLike(Protocol):
-    """Whole-proof checking with an audited verdict (:class:`prover.types.ProofChecker`)."""
+    """Whole-proof checking with an audited verdict (:class:`~.types.ProofChecker`)."""
 
     def check(self, task: Any) -> Verdict:
-        """CORRECT / WRONG / TIMEOUT / ERROR for the ``prover.types.ProofTask``'s proof."""
+        """CORRECT / WRONG / TIMEOUT / ERROR for the ``verimath.prover.types.ProofTask``'s proof."""
         ...
 
 
@@ -126,8 +126,10 @@ class VerifierPool:
     """The verifiers a reward function may call, plus the batch concurrency limits.
 
     Attributes:
-        grader: answer equivalence (``reasoning.grading.Grader``); None if no answer reward.
-        sandbox: Python sandbox pool (``reasoning.sandbox.Sandbox``); needed for PoT answers.
+        grader: answer equivalence (``verimath.reasoning.grading.Grader``); None if no answer
+        reward.
+        sandbox: Python sandbox pool (``verimath.reasoning.sandbox.Sandbox``); needed for PoT
+        answers.
         checker: whole-proof checker (prover); needed for the proof reward.
         workers: concurrent verifier calls per batch.
         timeout_s: wall-clock seconds per batch; a sample still being verified then gets None.
@@ -156,9 +158,9 @@ class VerifierPool:
 
 def infra_exceptions() -> tuple[type[BaseException], ...]:
     """The exception types a reward maps to None: the verifier, not the sample, failed."""
-    from prover.types import ProverInfraError
-    from reasoning.grading import GraderUnavailable
-    from reasoning.sandbox.result import SandboxError
+    from verimath.prover.types import ProverInfraError
+    from verimath.reasoning.grading import GraderUnavailable
+    from verimath.reasoning.sandbox.result import SandboxError
 
     return (SandboxError, GraderUnavailable, ProverInfraError)
 
@@ -218,7 +220,7 @@ class AnswerReward:
         return rewards
 
     def _judge_pot(self, text: str, gold: str) -> float | None:
-        from reasoning.rollout import Strategy, finalize_completion
+        from verimath.reasoning.rollout import Strategy, finalize_completion
 
         assert self.pool.grader is not None
         attempt = finalize_completion(text, Strategy.POT, self.pool.sandbox)  # type: ignore[arg-type]
@@ -272,7 +274,7 @@ class ProofReward:
                 return 0.0
             return verdict_reward(checker.check(ProofTask(stmt, hdr or "", proof)))
 
-        from prover.types import ProofTask
+        from verimath.prover.types import ProofTask
 
         rewards = self.pool.map(judge, jobs)
         _log_failure_rate(self.name, rewards, kwargs)
@@ -318,9 +320,10 @@ class ToolUseReward:
     """Shaping for tool-integrated rollouts: share of the completion's python runs that succeeded.
 
     Reads the ``tool_statuses`` column the TIR rollout adds (``ExecStatus`` values per run), or
-    the ``statuses`` of TRL's per-rollout environments (:class:`rl.tools.PythonSandboxEnv`).
-    ``min_calls``: completions with fewer runs score 0.0. A completion whose runs include a
-    ``sandbox_error`` gives None (the sandbox, not the model, failed).
+    the ``statuses`` of TRL's per-rollout environments
+    (:class:`verimath.rl.tools.PythonSandboxEnv`). ``min_calls``: completions with fewer runs score
+    0.0. A completion whose runs include a ``sandbox_error`` gives None (the sandbox, not the model,
+    failed).
 
     Call: ``(completions: (N,), *, tool_statuses: (N,) list[list[str]], **_) -> (N,)``.
     """
@@ -439,7 +442,7 @@ def build_rewards(
     Returns:
         ``(funcs, weights, is_verifier)``, each of length ``len(specs)``: the callables for
         ``GRPOTrainer(reward_funcs=...)``, ``GRPOConfig.reward_weights``, and which columns are
-        verifiers (their None skips the sample, see :func:`rl.advantages.skip_unjudged`).
+        verifiers (their None skips the sample, see :func:`verimath.rl.advantages.skip_unjudged`).
 
     Raises:
         ValueError: an empty spec list, a duplicate name, or a missing verifier.

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from rl.common import (
+from verimath.rl.common import (
     TrainReport,
     check_resume_settings,
     load_causal_lm,
@@ -15,15 +15,15 @@ from rl.common import (
     run_trainer,
     write_manifest,
 )
-from rl.config import SFTJobConfig
+from verimath.rl.config import SFTJobConfig
 
 log = logging.getLogger(__name__)
 
 
 def sft_records(cfg: SFTJobConfig) -> list[dict[str, Any]]:
     """The configured trajectories: ``data.path`` or synthetic arithmetic teacher data."""
-    from rl.arith import arithmetic_problems, arithmetic_trajectories
-    from rl.sft_data import load_records
+    from verimath.rl.arith import arithmetic_problems, arithmetic_trajectories
+    from verimath.rl.sft_data import load_records
 
     if cfg.data.path:
         return load_records(cfg.data.path, cfg.data.limit)
@@ -35,7 +35,7 @@ def build_sft_trainer(cfg: SFTJobConfig, model: Any = None, tokenizer: Any = Non
     """An ``SFTTrainer`` for ``cfg`` (model and tokenizer loaded unless given)."""
     from trl import SFTConfig, SFTTrainer
 
-    from rl.sft_data import build_sft_dataset
+    from verimath.rl.sft_data import build_sft_dataset
 
     path = resolve_model_path(cfg.model) if model is None or tokenizer is None else ""
     tokenizer = tokenizer or load_tokenizer(path)

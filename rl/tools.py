@@ -4,9 +4,9 @@ Two ways in, both ending with tool-output tokens out of the loss:
 
 * :class:`TirRollout` -- a TRL ``rollout_func`` for the ToRA text format our prompts use
   (``reasoning/prompts/tir.yaml``). It is the token/mask adapter of the one TIR engine
-  (:mod:`reasoning.tir`, shared with eval and datagen): the model writes ```python blocks,
-  each block runs in the completion's own :class:`~reasoning.sandbox.SandboxSession` (opened
-  lazily at the first block, at most ``max_sessions`` at once, closed when the completion
+  (:mod:`verimath.reasoning.tir`, shared with eval and datagen): the model writes ```python blocks,
+  each block runs in the completion's own :class:`~verimath.reasoning.sandbox.SandboxSession`
+  (opened lazily at the first block, at most ``max_sessions`` at once, closed when the completion
   ends), its output is appended as an ```output block, and generation resumes, at most
   ``max_tool_calls`` times. The TIR stop strings reach the trainer's generator
   (:func:`generation_stops`), so nothing past a closed code fence is generated. It returns
@@ -28,7 +28,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasoning.tir import TIR_STOP, SessionSlots, TirEngine, drive, find_cut, interpreter_lost
+from verimath.reasoning.tir import (
+    TIR_STOP,
+    SessionSlots,
+    TirEngine,
+    drive,
+    find_cut,
+    interpreter_lost,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,7 @@ class PythonSandboxEnv:
     """A TRL environment: one persistent Python session per rollout.
 
     Args:
-        sandbox: a :class:`reasoning.sandbox.Sandbox` (its ``session()`` opens a session).
+        sandbox: a :class:`verimath.reasoning.sandbox.Sandbox` (its ``session()`` opens a session).
         max_output_chars: tool output shown to the model is cut to this many characters.
 
     Attributes:
@@ -70,8 +77,8 @@ class PythonSandboxEnv:
         Returns:
             The printed output, or the last lines of the error.
         """
-        from reasoning.sandbox import ExecResult, ExecStatus, SandboxError
-        from reasoning.tir import tool_feedback
+        from verimath.reasoning.sandbox import ExecResult, ExecStatus, SandboxError
+        from verimath.reasoning.tir import tool_feedback
 
         try:
             if self._session is None:
@@ -218,7 +225,7 @@ class TirRollout:
             while all are taken waits for one.
 
     Attributes:
-        last_slots: the :class:`reasoning.tir.SessionSlots` of the last call (``peak``,
+        last_slots: the :class:`verimath.reasoning.tir.SessionSlots` of the last call (``peak``,
             ``opened``), for logging and tests.
 
     Call: ``(prompts: (N,), trainer) -> dict`` with, per completion, ``prompt_ids``,

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from rl.advantages import skip_unjudged
+from verimath.rl.advantages import skip_unjudged
 
 
 class RewardInfraFailure(RuntimeError):
@@ -59,7 +59,7 @@ class VerifierGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
 
     Args:
         verifier_columns: (F,) bool, one per reward function: True for verifiers.
-        max_infra_failure_steps: see :class:`rl.config.GRPOAlgoConfig`; 0 never stops.
+        max_infra_failure_steps: see :class:`verimath.rl.config.GRPOAlgoConfig`; 0 never stops.
         *args, **kwargs: as ``trl.GRPOTrainer``.
     """
 

@@ -25,8 +25,8 @@ SHARED_DATA = Path(os.environ.get("VERIMATH_SHARED_DATA", REPO.parent / "shared"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from reasoning.sandbox.config import FALLBACK_ENV
-    from reasoning.sandbox.isolation import bwrap_usable
+    from verimath.reasoning.sandbox.config import FALLBACK_ENV
+    from verimath.reasoning.sandbox.isolation import bwrap_usable
 
     if not bwrap_usable()[0]:
         os.environ.setdefault(FALLBACK_ENV, "1")  # no bubblewrap here: the fallback is all
@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def require_bwrap() -> None:
     """Skip the calling test when bubblewrap itself is unusable on this machine (only then)."""
-    from reasoning.sandbox.isolation import bwrap_usable
+    from verimath.reasoning.sandbox.isolation import bwrap_usable
 
     ok, why = bwrap_usable()
     if not ok:

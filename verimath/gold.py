@@ -1,10 +1,11 @@
 r"""Gold-answer extraction: the one function that turns a dataset's answer field into a gold string.
 
 Used by the loader (:mod:`verimath.datasets`, at load time, so a record without a usable gold
-is a load error before any generation) and by the grader (:mod:`reasoning.grading` through
-:func:`reasoning.extract.extract_gold`, a re-export). Pure text, standard library only, so the
-``verimath`` core can use it without importing ``reasoning``. Extraction of *model
-predictions* is a different job (untrusted, noisy text) and lives in :mod:`reasoning.extract`.
+is a load error before any generation) and by the grader (:mod:`verimath.reasoning.grading` through
+:func:`verimath.reasoning.extract.extract_gold`, a re-export). Pure text, standard library only, so
+the ``verimath`` core can use it without importing ``reasoning``. Extraction of *model
+predictions* is a different job (untrusted, noisy text) and lives in
+:mod:`verimath.reasoning.extract`.
 
 What a gold value may be (``dataset="auto"``, the default):
 
@@ -76,8 +77,8 @@ class GoldResult:
 def balanced_group(text: str, open_idx: int, stop: int | None = None) -> str | None:
     r"""Text inside the brace group opening at ``open_idx``; skips ``\{``, ``\}``, ``\\``.
 
-    Linear in the scanned length. Shared with ``reasoning.extract`` (one brace matcher for gold
-    and predicted answers).
+    Linear in the scanned length. Shared with ``verimath.reasoning.extract`` (one brace matcher for
+    gold and predicted answers).
 
     Args:
         text: the string.

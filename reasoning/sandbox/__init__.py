@@ -31,10 +31,10 @@ fault). Precedence: TIMEOUT > MEMORY > OUTPUT_LIMIT (killed) > SIGNALED > OUTPUT
 (truncated) > RUNTIME_ERROR / OK.
 """
 
-from reasoning.sandbox.config import SandboxConfig
-from reasoning.sandbox.pool import Sandbox
-from reasoning.sandbox.result import ExecResult, ExecStatus, SandboxError
-from reasoning.sandbox.session import SandboxSession
+from verimath.reasoning.sandbox.config import SandboxConfig
+from verimath.reasoning.sandbox.pool import Sandbox
+from verimath.reasoning.sandbox.result import ExecResult, ExecStatus, SandboxError
+from verimath.reasoning.sandbox.session import SandboxSession
 
 __all__ = [
     "ExecResult",

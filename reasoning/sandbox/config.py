@@ -11,7 +11,7 @@ ISOLATION_MODES = ("auto", "bwrap", "rlimits")
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """Limits and pool settings of a :class:`~reasoning.sandbox.Sandbox`.
+    """Limits and pool settings of a :class:`~verimath.reasoning.sandbox.Sandbox`.
 
     Attributes:
         timeout_s: wall-clock limit per execution (per cell in a session), seconds. The CPU
@@ -29,7 +29,7 @@ class SandboxConfig:
             ``"bwrap"`` (fail if unavailable) or ``"rlimits"`` (force the fallback).
         allow_fallback: with ``isolation="auto"``, start the weaker rlimits fallback (logged as
             a warning, recorded in every result's ``isolation``) when bubblewrap cannot start.
-            False: that is a :class:`~reasoning.sandbox.SandboxError`, so a sandbox never
+            False: that is a :class:`~verimath.reasoning.sandbox.SandboxError`, so a sandbox never
             degrades silently (issue 11). None (default): ``$VERIMATH_SANDBOX_ALLOW_FALLBACK``
             (``1``/``true``) decides, else False; for machines where bubblewrap cannot work
             (e.g. Docker's default seccomp profile).

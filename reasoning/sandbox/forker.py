@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are concatenated
-    from reasoning.sandbox.child import (
+    from verimath.reasoning.sandbox.child import (
         PR_SET_CHILD_SUBREAPER,
         PR_SET_NO_NEW_PRIVS,
         PR_SET_PDEATHSIG,

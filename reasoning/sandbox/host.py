@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reasoning.sandbox import isolation
-from reasoning.sandbox.child import FrameReader, proc_status
+from verimath.reasoning.sandbox import isolation
+from verimath.reasoning.sandbox.child import FrameReader, proc_status
 
 log = logging.getLogger(__name__)
 

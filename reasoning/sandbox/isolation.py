@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reasoning.sandbox.config import SandboxConfig
+from verimath.reasoning.sandbox.config import SandboxConfig
 
 log = logging.getLogger(__name__)
 UID_SLOTS = 4096  # per Sandbox: half for each fork server; sessions each hold one

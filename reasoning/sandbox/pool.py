@@ -29,19 +29,25 @@ from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
-from reasoning.sandbox import isolation
-from reasoning.sandbox.child import pack
-from reasoning.sandbox.config import FALLBACK_ENV, SandboxConfig
-from reasoning.sandbox.host import (
+from verimath.reasoning.sandbox import isolation
+from verimath.reasoning.sandbox.child import pack
+from verimath.reasoning.sandbox.config import FALLBACK_ENV, SandboxConfig
+from verimath.reasoning.sandbox.host import (
     FALLBACK_PREFIX,
     _discard_launch,
     _Server,
     reap_stale_fallbacks,
 )
-from reasoning.sandbox.result import ExecResult, ExecStatus, SandboxError, check_code, failed
+from verimath.reasoning.sandbox.result import (
+    ExecResult,
+    ExecStatus,
+    SandboxError,
+    check_code,
+    failed,
+)
 
 if TYPE_CHECKING:
-    from reasoning.sandbox.session import SandboxSession
+    from verimath.reasoning.sandbox.session import SandboxSession
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +166,7 @@ class Sandbox:
     def session(self, *, timeout_s: float | None = None, memory_mb: int | None = None,
                 echo: bool = True) -> SandboxSession:
         """A stateful interpreter (notebook-like); see :class:`SandboxSession`."""
-        from reasoning.sandbox.session import SandboxSession
+        from verimath.reasoning.sandbox.session import SandboxSession
 
         timeout, memory = self._limits(timeout_s, memory_mb)
         return SandboxSession(self, timeout_s=timeout, memory_mb=memory, echo=echo)

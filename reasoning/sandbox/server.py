@@ -41,7 +41,7 @@ from collections import deque
 from typing import Any
 
 if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are concatenated
-    from reasoning.sandbox.child import (
+    from verimath.reasoning.sandbox.child import (
         HDR,
         PR_SET_NO_NEW_PRIVS,
         PR_SET_PDEATHSIG,
@@ -56,7 +56,7 @@ if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are co
         recv_fds,
         std_streams,
     )
-    from reasoning.sandbox.forker import (
+    from verimath.reasoning.sandbox.forker import (
         EXIT,
         KINDS,
         PID,
@@ -67,7 +67,7 @@ if "__SANDBOX_INSIDE__" not in globals():  # in the sandbox these modules are co
         scrub_ipc,
         start_forker,
     )
-    from reasoning.sandbox.state import STDLIB_PRELOAD, WARMUP, Capture, Child, verdict
+    from verimath.reasoning.sandbox.state import STDLIB_PRELOAD, WARMUP, Capture, Child, verdict
 
 
 def wait_readable(fds: list[int], timeout_s: float) -> None:
@@ -93,7 +93,7 @@ def raise_nofile() -> None:
 
 
 class Zygote:
-    """The fork server. ``cfg``: see ``reasoning.sandbox.isolation.server_config``."""
+    """The fork server. ``cfg``: see ``verimath.reasoning.sandbox.isolation.server_config``."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg

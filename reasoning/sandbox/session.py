@@ -7,10 +7,16 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from reasoning.sandbox.result import ExecResult, ExecStatus, SandboxError, check_code, failed
+from verimath.reasoning.sandbox.result import (
+    ExecResult,
+    ExecStatus,
+    SandboxError,
+    check_code,
+    failed,
+)
 
 if TYPE_CHECKING:
-    from reasoning.sandbox.pool import Sandbox
+    from verimath.reasoning.sandbox.pool import Sandbox
 
 RESTART_NOTE = ("[sandbox] this cell ran in a fresh interpreter: the previous one ended ({why}); "
                 "earlier variables and imports are lost\n")

@@ -2,8 +2,8 @@
 
 Endpoints (JSON in, JSON out):
 
-* ``POST /run_code``: SandboxFusion's request/response (see :mod:`reasoning.service.schemas`),
-  Python only;
+* ``POST /run_code``: SandboxFusion's request/response (see
+  :mod:`verimath.reasoning.service.schemas`), Python only;
 * ``POST /v1/exec``: ``{"requests": [ExecRequest, ...]}`` -> ``{"results": [ExecResult, ...]}``
   in input order;
 * ``POST /v1/sessions`` -> ``{"session_id", "isolation"}``; ``POST /v1/sessions/{id}/run``
@@ -35,10 +35,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasoning.grading import GraderConfig
-from reasoning.sandbox import ExecResult, ExecStatus, SandboxConfig, SandboxError
-from reasoning.sandbox.result import failed
-from reasoning.service.metrics import ServiceMetrics
+from verimath.reasoning.grading import GraderConfig
+from verimath.reasoning.sandbox import ExecResult, ExecStatus, SandboxConfig, SandboxError
+from verimath.reasoning.sandbox.result import failed
+from verimath.reasoning.service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class ServiceState:
 
     def start(self) -> None:
         """Start the sandbox (blocking: call from a thread). Raises SandboxError."""
-        from reasoning.sandbox import Sandbox
+        from verimath.reasoning.sandbox import Sandbox
 
         if self.sandbox is None:
             self.sandbox = Sandbox(self.cfg.sandbox)
@@ -153,7 +153,7 @@ class ServiceState:
         """The grader, started on first use (blocking). Raises GraderUnavailable."""
         with self._grader_lock:
             if self.grader is None:
-                from reasoning.grading import Grader
+                from verimath.reasoning.grading import Grader
 
                 self.grader = Grader(self.cfg.grader)
                 self._owned.append(self.grader)
@@ -331,7 +331,7 @@ def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> 
     import anyio
     from fastapi import FastAPI
 
-    from reasoning.service.routes import add_routes
+    from verimath.reasoning.service.routes import add_routes
 
     state = ServiceState(cfg, sandbox, grader)
 

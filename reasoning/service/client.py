@@ -1,18 +1,19 @@
 """Clients of ``verimath serve``: drop-in remote versions of the Sandbox and the Grader.
 
-:class:`RemoteSandbox` has the interface the jobs use of :class:`~reasoning.sandbox.Sandbox`
-(``config``, ``isolation``, ``submit``, ``run``, ``run_many``, ``session``, ``close``) and
-:class:`RemoteGrader` that of :class:`~reasoning.grading.Grader` (``grade``, ``grade_many``,
-``grade_iter``, ``close``). Work is spread round-robin over the endpoints; an endpoint that
-fails at the transport level (refused, reset, timed out) or answers 5xx is set aside for
-``cooldown_s`` and probed with ``GET /health`` before it gets work again; 429 is retried after
-its ``Retry-After``. A request that still fails after ``retries`` more tries (on other endpoints
-when there are any) gives every item it carried ``SANDBOX_ERROR`` (programs) or ``ERROR``
-(verdicts): counted as "could not judge", never as wrong. Sessions are pinned to the server that
-opened them; a cell is never re-sent after its request left (it could run twice), so a lost
-server makes that cell ``SANDBOX_ERROR`` and the next cell starts a fresh interpreter elsewhere
-with the session's restart note. 401/403 (wrong key) and other 4xx (a request the server
-refuses) raise :class:`ServiceError`: a configuration or code bug, not an infrastructure failure.
+:class:`RemoteSandbox` has the interface the jobs use of
+:class:`~verimath.reasoning.sandbox.Sandbox` (``config``, ``isolation``, ``submit``, ``run``,
+``run_many``, ``session``, ``close``) and :class:`RemoteGrader` that of
+:class:`~verimath.reasoning.grading.Grader` (``grade``, ``grade_many``, ``grade_iter``, ``close``).
+Work is spread round-robin over the endpoints; an endpoint that fails at the transport level
+(refused, reset, timed out) or answers 5xx is set aside for ``cooldown_s`` and probed with ``GET
+/health`` before it gets work again; 429 is retried after its ``Retry-After``. A request that still
+fails after ``retries`` more tries (on other endpoints when there are any) gives every item it
+carried ``SANDBOX_ERROR`` (programs) or ``ERROR`` (verdicts): counted as "could not judge", never as
+wrong. Sessions are pinned to the server that opened them; a cell is never re-sent after its request
+left (it could run twice), so a lost server makes that cell ``SANDBOX_ERROR`` and the next cell
+starts a fresh interpreter elsewhere with the session's restart note. 401/403 (wrong key) and other
+4xx (a request the server refuses) raise :class:`ServiceError`: a configuration or code bug, not an
+infrastructure failure.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from typing import Any
 
 import httpx
 
-from reasoning.grading import GRADER_VERSION, GraderConfig
-from reasoning.sandbox import ExecResult, ExecStatus, SandboxConfig, SandboxError
-from reasoning.sandbox.result import failed
-from reasoning.sandbox.session import RESTART_NOTE
-from reasoning.service.schemas import result_from_dict
+from verimath.reasoning.grading import GRADER_VERSION, GraderConfig
+from verimath.reasoning.sandbox import ExecResult, ExecStatus, SandboxConfig, SandboxError
+from verimath.reasoning.sandbox.result import failed
+from verimath.reasoning.sandbox.session import RESTART_NOTE
+from verimath.reasoning.service.schemas import result_from_dict
 from verimath.records import Verdict, VerdictStatus
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,9 @@ def _resolve_isolation(pool: EndpointPool) -> str:
 
 
 class RemoteSandbox:
-    """A :class:`~reasoning.sandbox.Sandbox` stand-in that runs programs on ``verimath serve``.
+    """A :class:`~verimath.reasoning.sandbox.Sandbox` stand-in running programs on a server.
+
+    The server is ``verimath serve``.
 
     Args:
         endpoints: server base URLs.
@@ -332,13 +335,13 @@ class RemoteSandbox:
 
 
 class RemoteSession:
-    """A :class:`~reasoning.sandbox.SandboxSession` stand-in pinned to one server.
+    """A :class:`~verimath.reasoning.sandbox.SandboxSession` stand-in pinned to one server.
 
     The remote interpreter is opened at the first :meth:`run`. A cell whose request is lost
     (server gone) is ``SANDBOX_ERROR``; so is a cell when no server can open a session. After
     a lost interpreter (or one the server closed for idling: 404), the next cell runs in a
-    fresh one with :data:`~reasoning.sandbox.session.RESTART_NOTE` in its stderr, like a local
-    session whose interpreter ended.
+    fresh one with :data:`~verimath.reasoning.sandbox.session.RESTART_NOTE` in its stderr, like a
+    local session whose interpreter ended.
     """
 
     def __init__(self, sandbox: RemoteSandbox, timeout_s: float, memory_mb: int,
@@ -429,7 +432,7 @@ class RemoteSession:
 
 
 class RemoteGrader:
-    """A :class:`~reasoning.grading.Grader` stand-in that grades on ``verimath serve``.
+    """A :class:`~verimath.reasoning.grading.Grader` stand-in that grades on ``verimath serve``.
 
     Args:
         endpoints: server base URLs.

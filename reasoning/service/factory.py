@@ -3,9 +3,9 @@
 A job config's ``sandbox`` / ``grader`` section is a :class:`SandboxSettings` /
 :class:`GraderSettings`: the local config plus ``endpoints`` (and how to reach them). With no
 endpoints, :func:`make_sandbox` / :func:`make_grader` build the local
-:class:`~reasoning.sandbox.Sandbox` / :class:`~reasoning.grading.Grader`; with endpoints, the
-drop-in :class:`~reasoning.service.client.RemoteSandbox` /
-:class:`~reasoning.service.client.RemoteGrader`. YAML::
+:class:`~verimath.reasoning.sandbox.Sandbox` / :class:`~verimath.reasoning.grading.Grader`; with
+endpoints, the drop-in :class:`~verimath.reasoning.service.client.RemoteSandbox` /
+:class:`~verimath.reasoning.service.client.RemoteGrader`. YAML::
 
     sandbox:
       timeout_s: 5
@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from reasoning.grading import GraderConfig
-from reasoning.sandbox import SandboxConfig
+from verimath.reasoning.grading import GraderConfig
+from verimath.reasoning.sandbox import SandboxConfig
 
 API_KEY_ENV = "VERIMATH_API_KEY"
 
@@ -40,7 +40,7 @@ def _check_remote(endpoints: tuple[str, ...], retries: int) -> None:
 
 @dataclass(frozen=True)
 class SandboxSettings(SandboxConfig):
-    """:class:`~reasoning.sandbox.SandboxConfig` plus where to run (see the module docstring).
+    """:class:`~verimath.reasoning.sandbox.SandboxConfig` plus where to run (module docstring).
 
     Attributes:
         endpoints: ``verimath serve`` base URLs; empty: run locally.
@@ -61,7 +61,7 @@ class SandboxSettings(SandboxConfig):
 
 @dataclass(frozen=True)
 class GraderSettings(GraderConfig):
-    """:class:`~reasoning.grading.GraderConfig` plus where to grade.
+    """:class:`~verimath.reasoning.grading.GraderConfig` plus where to grade.
 
     Fields as :class:`SandboxSettings`; after the retries a pair's verdict is ``ERROR``.
     """
@@ -99,7 +99,7 @@ def api_key(cfg: Any) -> str | None:
 
 
 def make_sandbox(cfg: SandboxConfig | None = None) -> Any:
-    """A local :class:`~reasoning.sandbox.Sandbox`, or a RemoteSandbox with ``endpoints``.
+    """A local :class:`~verimath.reasoning.sandbox.Sandbox`, or a RemoteSandbox with ``endpoints``.
 
     Both are context managers with ``run``/``run_many``/``submit``/``session``/``isolation``.
 
@@ -109,17 +109,17 @@ def make_sandbox(cfg: SandboxConfig | None = None) -> Any:
     cfg = cfg or SandboxConfig()
     endpoints = tuple(getattr(cfg, "endpoints", ()) or ())
     if endpoints:
-        from reasoning.service.client import RemoteSandbox
+        from verimath.reasoning.service.client import RemoteSandbox
 
         return RemoteSandbox(endpoints, config=_base(cfg, SandboxConfig), api_key=api_key(cfg),
                              retries=getattr(cfg, "retries", 2))
-    from reasoning.sandbox import Sandbox
+    from verimath.reasoning.sandbox import Sandbox
 
     return Sandbox(_base(cfg, SandboxConfig))
 
 
 def make_grader(cfg: GraderConfig | None = None) -> Any:
-    """A local :class:`~reasoning.grading.Grader`, or a RemoteGrader with ``endpoints``.
+    """A local :class:`~verimath.reasoning.grading.Grader`, or a RemoteGrader with ``endpoints``.
 
     Both are context managers with ``grade``/``grade_many``/``grade_iter``.
 
@@ -129,10 +129,10 @@ def make_grader(cfg: GraderConfig | None = None) -> Any:
     cfg = cfg or GraderConfig()
     endpoints = tuple(getattr(cfg, "endpoints", ()) or ())
     if endpoints:
-        from reasoning.service.client import RemoteGrader
+        from verimath.reasoning.service.client import RemoteGrader
 
         return RemoteGrader(endpoints, config=_base(cfg, GraderConfig), api_key=api_key(cfg),
                             retries=getattr(cfg, "retries", 2))
-    from reasoning.grading import Grader
+    from verimath.reasoning.grading import Grader
 
     return Grader(_base(cfg, GraderConfig))

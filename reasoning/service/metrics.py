@@ -14,7 +14,7 @@ class ServiceMetrics:
 
     Names: ``verimath_requests_total{path,method,code}``,
     ``verimath_request_seconds{path}`` (histogram), ``verimath_exec_total{status}`` (per program,
-    by :class:`~reasoning.sandbox.ExecStatus`), ``verimath_verdicts_total{status}``,
+    by :class:`~verimath.reasoning.sandbox.ExecStatus`), ``verimath_verdicts_total{status}``,
     ``verimath_inflight_requests``, ``verimath_queue_depth`` (programs submitted to the sandbox
     and not finished), ``verimath_sessions_open``, ``verimath_sessions_reaped_total``.
     """

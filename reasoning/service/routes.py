@@ -1,4 +1,4 @@
-"""The routes of ``verimath serve`` (see :mod:`reasoning.service.app` for the API)."""
+"""The routes of ``verimath serve`` (see :mod:`verimath.reasoning.service.app` for the API)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 
-from reasoning.sandbox import ExecStatus, SandboxError
-from reasoning.sandbox.result import failed
-from reasoning.service import schemas as S
+from verimath.reasoning.sandbox import ExecStatus, SandboxError
+from verimath.reasoning.sandbox.result import failed
+from verimath.reasoning.service import schemas as S
 
 if TYPE_CHECKING:
-    from reasoning.service.app import ServiceState
+    from verimath.reasoning.service.app import ServiceState
 
 
 def _limits(state: ServiceState, timeout_s: float | None, memory_mb: int | None,
@@ -62,7 +62,7 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.post("/v1/grade")
     async def grade(batch: S.GradeBatch) -> dict[str, Any]:
-        from reasoning.grading import GraderClosed, GraderUnavailable
+        from verimath.reasoning.grading import GraderClosed, GraderUnavailable
 
         _check_batch(state, len(batch.pairs), "pairs")
         pairs = [(p.gold, p.pred) for p in batch.pairs]
@@ -78,7 +78,7 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
 
 
 def _add_session_routes(app: FastAPI, state: ServiceState) -> None:
-    from reasoning.service.app import _Session, new_session_id
+    from verimath.reasoning.service.app import _Session, new_session_id
 
     @app.post("/v1/sessions")
     async def open_session(req: S.SessionOpen | None = None) -> Any:

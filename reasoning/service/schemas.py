@@ -11,7 +11,7 @@ such as verl's ``sandbox_fusion`` reward and tool, work unchanged. Its rules, ke
   ``TimeLimitExceeded``, ``Error`` (sandbox-side error, only with ``SandboxError``).
 
 We add ``isolation`` (what was in force) and ``exec_status`` (our
-:class:`~reasoning.sandbox.ExecStatus`), so nothing is lost in the mapping.
+:class:`~verimath.reasoning.sandbox.ExecStatus`), so nothing is lost in the mapping.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reasoning.sandbox import ExecResult, ExecStatus
+from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
 
 class RunCodeRequest(BaseModel):

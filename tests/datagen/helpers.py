@@ -59,10 +59,10 @@ def many_problems(path: Path, n: int) -> str:
 
 def informal_config(out: Path, inp: str, **solve: object):
     """A PoT config over ``inp`` with small, fast settings."""
-    from datagen.config import DatagenConfig, DecontamConfig, SolveConfig
-    from reasoning.grading import GraderConfig
-    from reasoning.rollout import RolloutConfig
-    from reasoning.sandbox import SandboxConfig
+    from verimath.datagen.config import DatagenConfig, DecontamConfig, SolveConfig
+    from verimath.reasoning.grading import GraderConfig
+    from verimath.reasoning.rollout import RolloutConfig
+    from verimath.reasoning.sandbox import SandboxConfig
 
     return DatagenConfig(
         mode="informal", inputs=(inp,), out=str(out), decontam=DecontamConfig(enabled=False),
@@ -74,7 +74,7 @@ def informal_config(out: Path, inp: str, **solve: object):
 
 def _child(out: str, inp: str, delay_s: float) -> None:
     """Run the pipeline with a slow scripted backend (killed from outside by the test)."""
-    from datagen.pipeline import Components, main
+    from verimath.datagen.pipeline import Components, main
     from verimath.testing import ScriptedBackend
 
     cfg = informal_config(Path(out), inp, n=4)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from datagen.config import DatagenConfig
 from verimath.cli import main as cli
 from verimath.config import load_config
+from verimath.datagen.config import DatagenConfig
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = sorted((REPO / "configs" / "datagen").glob("*.yaml"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from datagen.export import export_all, export_row, scrub_timing
-from datagen.funnel import Funnel, StageCounts
+from verimath.datagen.export import export_all, export_row, scrub_timing
+from verimath.datagen.funnel import Funnel, StageCounts
 from verimath.records import Problem, Span, SpanKind, Trajectory, Verdict, VerdictStatus
 
 

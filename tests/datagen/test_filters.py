@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from datagen.decontam import NgramIndex, words
-from datagen.dedup import first_occurrences, normalize_text, text_hash
-from datagen.funnel import Funnel
-from datagen.runner import StageRunner
-from datagen.stages import DecontamStage, DedupStage, as_items, split_spec
+from verimath.datagen.decontam import NgramIndex, words
+from verimath.datagen.dedup import first_occurrences, normalize_text, text_hash
+from verimath.datagen.funnel import Funnel
+from verimath.datagen.runner import StageRunner
+from verimath.datagen.stages import DecontamStage, DedupStage, as_items, split_spec
 from verimath.records import Problem
 
 BENCH = (
@@ -128,7 +128,7 @@ def test_dedup_and_decontam_stages_count_and_explain(tmp_path) -> None:
 
 
 def test_gsm8k_test_question_planted_in_train_style_problem_is_caught(shared_data) -> None:
-    from datagen.decontam import build_index
+    from verimath.datagen.decontam import build_index
     from verimath.datasets import load_problems
 
     idx = build_index(["gsm8k"])

@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from datagen.config import (
+from verimath.config import load_config
+from verimath.datagen.config import (
     DatagenConfig,
     DecontamConfig,
     ExportConfig,
     FormalConfig,
     ProverSettings,
 )
-from datagen.formal import extract_statement, parse_judgment, theorem_name
-from datagen.pipeline import Components, ScriptedExportRefused, main
-from prover.scripted import ScriptedChecker
-from verimath.config import load_config
+from verimath.datagen.formal import extract_statement, parse_judgment, theorem_name
+from verimath.datagen.pipeline import Components, ScriptedExportRefused, main
+from verimath.prover.scripted import ScriptedChecker
 from verimath.testing import ScriptedBackend, question_of
 
 # problem id -> (informal text, what the scripted model does with it)
@@ -141,7 +141,7 @@ def test_export_refuses_rows_a_double_verified_unless_allowed(tmp_path) -> None:
 
 
 def test_the_default_prover_is_lean_and_without_it_nothing_runs(tmp_path, monkeypatch) -> None:
-    from prover.types import LeanUnavailable
+    from verimath.prover.types import LeanUnavailable
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no `lake`
     cfg = DatagenConfig(mode="formal", inputs=(_write_input(tmp_path / "in.jsonl"),),
@@ -188,7 +188,7 @@ def test_given_statements_skip_autoformalization(tmp_path) -> None:
     ("no lean here", False),
 ])
 def test_extract_statement(text: str, ok: bool) -> None:
-    from prover.lean_text import StatementError
+    from verimath.prover.lean_text import StatementError
 
     if ok:
         st = extract_statement(text, "renamed")

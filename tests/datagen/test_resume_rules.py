@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from datagen.pipeline import Components, main
 from tests.datagen.helpers import informal_config, pot_policy, write_problems
+from verimath.datagen.pipeline import Components, main
 from verimath.jobs import SettingsMismatch
 from verimath.testing import ScriptedBackend
 
@@ -19,8 +19,8 @@ def _asked(backend: ScriptedBackend) -> int:
 
 
 def test_a_resumed_run_retries_an_injected_sandbox_error(tmp_path, monkeypatch) -> None:
-    import reasoning.sandbox as sbmod
-    from reasoning.sandbox import ExecResult, ExecStatus
+    import verimath.reasoning.sandbox as sbmod
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
     inp = write_problems(tmp_path / "in.jsonl")
     real_run = sbmod.Sandbox.run
@@ -51,8 +51,8 @@ def test_a_resumed_run_retries_an_injected_sandbox_error(tmp_path, monkeypatch) 
 
 
 def test_retries_are_bounded_and_what_stays_unjudged_is_reported(tmp_path, monkeypatch) -> None:
-    import reasoning.sandbox as sbmod
-    from reasoning.sandbox import ExecResult, ExecStatus
+    import verimath.reasoning.sandbox as sbmod
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
     def always_broken(self, code, **kw):
         return ExecResult(ExecStatus.SANDBOX_ERROR, "", "worker died", None, 0.0, 0.0, "t")

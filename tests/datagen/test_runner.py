@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from datagen.funnel import Funnel
-from datagen.runner import Outcome, StageRunner, reject
+from verimath.datagen.funnel import Funnel
+from verimath.datagen.runner import Outcome, StageRunner, reject
 from verimath.jobs import SettingsMismatch
 
 

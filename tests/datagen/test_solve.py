@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from datagen.pipeline import Components, main
 from tests.datagen.helpers import informal_config, many_problems, pot_policy, write_problems
+from verimath.datagen.pipeline import Components, main
 from verimath.testing import ScriptedBackend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def test_kill_9_mid_run_then_resume_equals_uninterrupted_run(tmp_path) -> None:
 def test_tir_trajectories_keep_tool_spans(tmp_path, strategy: str) -> None:
     from dataclasses import replace
 
-    from reasoning.rollout import RolloutConfig
+    from verimath.reasoning.rollout import RolloutConfig
     from verimath.testing import assistant_so_far, question_of
 
     def tir_policy(prompt, j, params) -> str:

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from datagen.config import DatagenConfig, DecontamConfig, SynthConfig
-from datagen.refprog import RefError, parse_reference, pot_program, tir_cells
-from datagen.stages import as_items
-from datagen.synth import SharedTools, SynthStage
-from reasoning.grading import Grader, GraderConfig
-from reasoning.sandbox import Sandbox, SandboxConfig
+from verimath.datagen.config import DatagenConfig, DecontamConfig, SynthConfig
+from verimath.datagen.refprog import RefError, parse_reference, pot_program, tir_cells
+from verimath.datagen.stages import as_items
+from verimath.datagen.synth import SharedTools, SynthStage
 from verimath.datasets import load_problems
+from verimath.reasoning.grading import Grader, GraderConfig
+from verimath.reasoning.sandbox import Sandbox, SandboxConfig
 from verimath.records import Problem
 
 #: share of the first 100 GSM8K train problems that must give a verified PoT program (the
@@ -75,7 +75,7 @@ def test_share_verified_on_real_gsm8k_train(synthesized):
 
 def test_pot_row_is_the_program_that_ran_and_printed_the_gold(synthesized, tools):
     """Re-run every kept PoT program independently: it prints the gold (numerically)."""
-    from datagen.refprog import parse_number
+    from verimath.datagen.refprog import parse_number
 
     _, outs = synthesized
     rows = [r for o in outs for it in o.kept for r in it["rows"] if r["kind"] == "pot"]
@@ -153,7 +153,7 @@ def test_unannotated_last_step_is_recovered_and_verified(tools, train):
     ("23 total meters – 13 meters = 10 meters", "23 total meters – 13 meters = 10 meters"),
 ])
 def test_annotate_inline(line, marked):
-    from datagen.refprog import annotate_inline
+    from verimath.datagen.refprog import annotate_inline
 
     assert annotate_inline(line) == marked
 
@@ -204,8 +204,8 @@ def test_synthesized_rows_train_with_tool_output_masked(synthesized):
     """``verimath sft``'s loader accepts the rows; TIR output tokens get label -100."""
     from transformers import AutoTokenizer
 
-    from rl.sft_data import IGNORE_INDEX, build_sft_dataset, build_sft_features
     from tests.verimath.tiny_model import tiny_model_dir
+    from verimath.rl.sft_data import IGNORE_INDEX, build_sft_dataset, build_sft_features
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir()))
     _, outs = synthesized
@@ -260,8 +260,8 @@ class _LostSandbox:
     isolation = "test-double"
 
     def run_many(self, codes):
-        from reasoning.sandbox import ExecStatus
-        from reasoning.sandbox.result import failed
+        from verimath.reasoning.sandbox import ExecStatus
+        from verimath.reasoning.sandbox.result import failed
 
         return [failed(ExecStatus.SANDBOX_ERROR, "the fork server was lost", "test-double")
                 for _ in codes]
@@ -293,7 +293,7 @@ def test_infrastructure_failures_are_their_own_reasons(tools, sandbox, grader, r
 
 
 def test_a_taken_name_grows_by_context_before_taking_a_number():
-    from datagen.refprog import fresh_name, name_from
+    from verimath.datagen.refprog import fresh_name, name_from
 
     taken: set[str] = set()
     assert name_from("24 clips in May", taken, "x") == "clips_may"

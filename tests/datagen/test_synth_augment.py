@@ -8,9 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from datagen.augment import FOBAR, AugmentStage, Mutable, backward_program
-from datagen.config import AugmentConfig, DatagenConfig, DecontamConfig, ExportConfig, SynthConfig
-from datagen.refprog import (
+from verimath.datagen.augment import FOBAR, AugmentStage, Mutable, backward_program
+from verimath.datagen.config import (
+    AugmentConfig,
+    DatagenConfig,
+    DecontamConfig,
+    ExportConfig,
+    SynthConfig,
+)
+from verimath.datagen.refprog import (
     RefProgram,
     literal_of,
     parse_number,
@@ -19,11 +25,11 @@ from datagen.refprog import (
     question_numbers,
     steps_program,
 )
-from datagen.stages import as_items
-from datagen.synth import SharedTools, SynthStage
-from reasoning.grading import Grader, GraderConfig
-from reasoning.sandbox import Sandbox, SandboxConfig
+from verimath.datagen.stages import as_items
+from verimath.datagen.synth import SharedTools, SynthStage
 from verimath.datasets import load_problems
+from verimath.reasoning.grading import Grader, GraderConfig
+from verimath.reasoning.sandbox import Sandbox, SandboxConfig
 from verimath.records import Problem, content_hash
 
 N_REAL = 40
@@ -212,7 +218,7 @@ def test_backward_with_two_solutions_is_dropped(comps):
 
 
 def test_mutable_percent_stays_a_percent():
-    from datagen.augment import draw_value
+    from verimath.datagen.augment import draw_value
 
     m = Mutable("rate", Fraction(90), "90", 0, 2, "90", percent=True)
     import random
@@ -228,7 +234,7 @@ def test_planted_test_overlap_in_an_augmentation_is_decontaminated(comps, shared
     train-style problem (shorter than 13 words, so only the whole text matches: the parent,
     with its other numbers, stays clean and is kept).
     """
-    from datagen.pipeline import Components, main
+    from verimath.datagen.pipeline import Components, main
 
     inp = tmp_path / "train.jsonl"
     lines = (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[:10]
@@ -285,7 +291,7 @@ def test_program_with_an_ambiguous_binding_is_not_augmented(comps, shared_data):
     "She saves 100 dollars, 20 percent of her pay. What is her pay?",  # percent: /100
 ])
 def test_values_a_word_may_stand_for_are_not_changed(question):
-    from datagen.augment import mutable_constants
+    from verimath.datagen.augment import mutable_constants
 
     nums = [q for q in question_numbers(question)]
     expr = "*".join(q.text for q in nums)
@@ -300,10 +306,10 @@ def test_values_a_word_may_stand_for_are_not_changed(question):
 
 
 def test_augmented_copy_of_an_input_problem_or_of_another_variant_is_dropped(tmp_path):
-    from datagen.dedup import text_hash
-    from datagen.funnel import Funnel
-    from datagen.runner import StageRunner
-    from datagen.synth import AugmentedDedupStage
+    from verimath.datagen.dedup import text_hash
+    from verimath.datagen.funnel import Funnel
+    from verimath.datagen.runner import StageRunner
+    from verimath.datagen.synth import AugmentedDedupStage
 
     def item(key: str, text: str) -> dict:
         return {"key": key, "problem": Problem(id=key, source="s", informal=text).to_dict(),

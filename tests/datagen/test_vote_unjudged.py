@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from datagen.pipeline import Components
-from datagen.solve import SolveStage
-from reasoning.grading import Grader, GraderConfig
 from tests.datagen.helpers import informal_config
+from verimath.datagen.pipeline import Components
+from verimath.datagen.solve import SolveStage
+from verimath.reasoning.grading import Grader, GraderConfig
 from verimath.records import Attempt, Problem
 
 HANG_A = r"9^{9^{9^9}}"

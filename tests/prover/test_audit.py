@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from lean_interact import Command
 
-from prover.audit import ALLOWED_AXIOMS, parse_axioms, prepare, screen_text
-from prover.cache import VerdictCache, cache_key
-from prover.lean_text import drop_proof_marker, parse_statement
-from prover.scripted import RecordedServer, ScriptedChecker, recorded_checker
-from prover.types import CompileStatus, LeanVersion, ProofChecker, ProofTask
 from tests.prover.conftest import AUDIT_CASES, MINIF2F_HEADER, case_responder
+from verimath.prover.audit import ALLOWED_AXIOMS, parse_axioms, prepare, screen_text
+from verimath.prover.cache import VerdictCache, cache_key
+from verimath.prover.lean_text import drop_proof_marker, parse_statement
+from verimath.prover.scripted import RecordedServer, ScriptedChecker, recorded_checker
+from verimath.prover.types import CompileStatus, LeanVersion, ProofChecker, ProofTask
 from verimath.records import VerdictStatus
 
 LEAN = LeanVersion("leanprover/lean4:v4.9.0", "abc123")
@@ -279,7 +279,7 @@ def test_recorded_server_validates_with_lean_interact_models() -> None:
 @pytest.mark.parametrize("warning", ["declaration uses `sorry`",  # Lean v4.33 (transcripts)
                                      "declaration uses 'sorry'"])  # older Lean
 def test_sorry_warning_both_spellings(warning: str) -> None:
-    from prover.audit import LeanMessage, LeanResponse, audit_response, prepare
+    from verimath.prover.audit import LeanMessage, LeanResponse, audit_response, prepare
 
     task = ProofTask("theorem t (x : ℕ) : x = x := by", "", "  rfl", "t")
     cmd, findings = prepare(task)

@@ -1,7 +1,7 @@
 """The Lean verdict cache is shared safely by concurrent jobs (one locked JobStore file)."""
 
-from prover.cache import VerdictCache
-from prover.types import LeanVersion, ProofTask
+from verimath.prover.cache import VerdictCache
+from verimath.prover.types import LeanVersion, ProofTask
 from verimath.records import Verdict, VerdictStatus
 
 LEAN = LeanVersion("leanprover/lean4:v4.9.0", "abc123")

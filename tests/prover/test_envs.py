@@ -21,17 +21,17 @@ from lean_dojo import (
     TacticState,
 )
 
-from prover.dojo import DojoConfig, DojoEnv
-from prover.repl import ReplConfig, ReplPool, ReplProofEnv
-from prover.scripted import RecordedServer
-from prover.types import (
+from tests.prover.conftest import MINIF2F_HEADER, load_fixture
+from verimath.prover.dojo import DojoConfig, DojoEnv
+from verimath.prover.repl import ReplConfig, ReplPool, ReplProofEnv
+from verimath.prover.scripted import RecordedServer
+from verimath.prover.types import (
     LeanVersion,
     ProofEnv,
     ProofTask,
     ProverInfraError,
     TacticStatus,
 )
-from tests.prover.conftest import MINIF2F_HEADER, load_fixture
 
 PS = load_fixture("repl_proofstep.json")
 DJ = load_fixture("dojo_amc12a_2015_p10.json")

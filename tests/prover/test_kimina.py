@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from prover.checker import LeanChecker
-from prover.kimina import KiminaConfig, KiminaRunner
-from prover.types import CompileStatus, ProofTask
 from tests.prover.conftest import AUDIT_CASES
 from tests.prover.kimina_server import KiminaStandIn, audit_answer
 from tests.prover.transcript_repl import read_transcript, request_key
 from tests.prover.transcripts import lean_repl_dir, transcripts
+from verimath.prover.checker import LeanChecker
+from verimath.prover.kimina import KiminaConfig, KiminaRunner
+from verimath.prover.types import CompileStatus, ProofTask
 from verimath.records import VerdictStatus
 
 
@@ -170,8 +170,8 @@ def _flat(d: dict[str, Any], pre: str = "") -> list[tuple[str, Any]]:
 
 
 def test_prove_config_selects_kimina(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prover.evaluation import ProveConfig, build_checker
     from verimath.config import load_config
+    from verimath.prover.evaluation import ProveConfig, build_checker
 
     def build_config(cls: Any, d: dict[str, Any]) -> Any:
         return load_config(cls, None, [f"{k}={json.dumps(v)}" for k, v in _flat(d)])
@@ -198,9 +198,9 @@ def test_prove_config_selects_kimina(monkeypatch: pytest.MonkeyPatch) -> None:
 @needs_transcripts
 def test_datagen_formal_prover_selects_kimina() -> None:
     """datagen's compile filter runs on a kimina-lean-server (`formal.prover.backend: kimina`)."""
-    from datagen.config import DatagenConfig
-    from datagen.formal import build_checker as datagen_checker
     from verimath.config import load_config
+    from verimath.datagen.config import DatagenConfig
+    from verimath.datagen.formal import build_checker as datagen_checker
 
     with KiminaStandIn(_transcript_answer("mathlib/exact")) as srv:
         cfg = load_config(DatagenConfig, None, [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from prover.lean_text import (
+from verimath.prover.lean_text import (
     StatementError,
     drop_proof_marker,
     mask_comments_and_strings,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from prover.types import ProofTask
+from verimath.prover.types import ProofTask
 from verimath.records import VerdictStatus
 
 pytestmark = pytest.mark.lean
@@ -23,9 +23,9 @@ STMT = "theorem mathd_numbertheory_66 : 194 % 11 = 7 := by\n"
 def checker() -> Iterator[object]:
     if not os.environ.get("VERIMATH_LEAN_PROJECT"):
         pytest.skip("set VERIMATH_LEAN_PROJECT to a built Lean project with Mathlib")
-    from prover.checker import LeanChecker
-    from prover.repl import ReplConfig, ReplPool
-    from prover.toolchain import require_lean
+    from verimath.prover.checker import LeanChecker
+    from verimath.prover.repl import ReplConfig, ReplPool
+    from verimath.prover.toolchain import require_lean
 
     project = require_lean()
     pool = ReplPool(ReplConfig(project_dir=str(project.path), workers=1, timeout_s=300),

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from prover.evaluation import ProveConfig, main, score
-from prover.scripted import ScriptedChecker, ScriptedEnv
-from prover.search import SearchConfig
-from prover.types import TacticStatus
-from prover.whole import WholeProofGenerator, informal_prefix
 from tests.conftest import REPO
 from verimath.backends import SamplingParams
 from verimath.cli import main as cli
+from verimath.prover.evaluation import ProveConfig, main, score
+from verimath.prover.scripted import ScriptedChecker, ScriptedEnv
+from verimath.prover.search import SearchConfig
+from verimath.prover.types import TacticStatus
+from verimath.prover.whole import WholeProofGenerator, informal_prefix
 from verimath.records import Problem, VerdictStatus
 from verimath.testing import ScriptedBackend
 
@@ -256,8 +256,8 @@ def test_doctor_reports_missing_lean_with_fixes(no_lean: Path,
 
 
 def test_doctor_reads_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from prover.toolchain import read_project
     from verimath.commands.doctor_cmd import collect
+    from verimath.prover.toolchain import read_project
 
     (tmp_path / "lean-toolchain").write_text("leanprover/lean4:v4.9.0\n")
     (tmp_path / "lake-manifest.json").write_text(json.dumps(

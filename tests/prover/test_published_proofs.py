@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from prover.audit import (
+from verimath.datasets import data_root
+from verimath.prover.audit import (
     RESTATED_NOTE,
     AuditReport,
     CheckedCommand,
@@ -24,8 +25,7 @@ from prover.audit import (
     prepare,
     screen_text,
 )
-from prover.types import LeanVersion, ProofTask
-from verimath.datasets import data_root
+from verimath.prover.types import LeanVersion, ProofTask
 from verimath.records import VerdictStatus
 
 KIMINA = data_root() / "lean_proofs" / "kimina_preview_minif2f_test.jsonl"

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from prover.checker import LeanChecker
-from prover.dojo import DojoEnv, dojo_repo_version, require_same_lean
-from prover.repl import ReplConfig, ReplPool, repl_config
-from prover.scripted import RecordedServer
-from prover.types import LeanUnavailable, LeanVersion, ProofTask, ProverInfraError
 from tests.prover.conftest import AUDIT_CASES, MINIF2F_HEADER
+from verimath.prover.checker import LeanChecker
+from verimath.prover.dojo import DojoEnv, dojo_repo_version, require_same_lean
+from verimath.prover.repl import ReplConfig, ReplPool, repl_config
+from verimath.prover.scripted import RecordedServer
+from verimath.prover.types import LeanUnavailable, LeanVersion, ProofTask, ProverInfraError
 from verimath.records import VerdictStatus
 
 LEAN = LeanVersion("leanprover/lean4:v4.9.0", "abc123")
@@ -128,7 +128,8 @@ def test_prebuilt_local_repl_path_is_passed(monkeypatch: pytest.MonkeyPatch,
     repl_config(ReplConfig(project_dir=str(tmp_path), local_repl_path="/opt/repl"))
     assert seen["local_repl_path"] == "/opt/repl" and seen["build_repl"] is False
     seen.clear()
-    monkeypatch.setattr("prover.toolchain.lean_interact_cache_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr("verimath.prover.toolchain.lean_interact_cache_dir",
+                        lambda: tmp_path / "none")
     with pytest.raises(LeanUnavailable, match="not built"):
         repl_config(ReplConfig(project_dir=str(tmp_path)))  # no prebuilt REPL, no build
     assert seen == {}  # refused before lean_interact could clone anything
@@ -163,7 +164,7 @@ def test_dojo_repo_must_match_the_checker(repo: FakeRepo, checker: LeanVersion,
 
 
 def test_dojo_env_preflight_refuses_a_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
-    import prover.dojo as dojo
+    import verimath.prover.dojo as dojo
 
     real = dojo.default_dojo_factory
     monkeypatch.setattr(dojo, "default_dojo_factory", lambda cfg, expected: real(
@@ -184,10 +185,10 @@ def test_doctor_fix_without_lean_says_why(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_doctor_fix_builds_through_repl_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    import prover.repl
+    import verimath.prover.repl
     from verimath.commands.doctor_cmd import fix_lean
 
     calls: list[Any] = []
-    monkeypatch.setattr(prover.repl, "repl_config", lambda cfg, build=False: calls.append(
+    monkeypatch.setattr(verimath.prover.repl, "repl_config", lambda cfg, build=False: calls.append(
         (cfg.project_dir, build)))
     assert fix_lean("/some/project") == 0 and calls == [("/some/project", True)]

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from lean_interact import Command, LeanServer
 
-from prover.checker import LeanChecker
-from prover.repl import ReplConfig, ReplPool
-from prover.scripted import RecordedServer
-from prover.types import LeanCrash, LeanTimeout, LeanVersion, ProofTask
 from tests.prover.conftest import AUDIT_CASES, MINIF2F_HEADER, setup_answer
+from verimath.prover.checker import LeanChecker
+from verimath.prover.repl import ReplConfig, ReplPool
+from verimath.prover.scripted import RecordedServer
+from verimath.prover.types import LeanCrash, LeanTimeout, LeanVersion, ProofTask
 from verimath.records import VerdictStatus
 
 LEAN = LeanVersion("leanprover/lean4:v4.9.0", "abc123")

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from prover.scripted import FakeClock, ScriptedEnv
-from prover.search import (
+from verimath.backends import Completion, SamplingParams
+from verimath.prover.scripted import FakeClock, ScriptedEnv
+from verimath.prover.search import (
     BackendTacticPolicy,
     SearchConfig,
     SearchStatus,
@@ -15,8 +16,7 @@ from prover.search import (
     best_first_search,
     tactics_to_proof,
 )
-from prover.types import GoalState, ProofEnv, ProofTask, ProverInfraError, TacticStatus
-from verimath.backends import Completion, SamplingParams
+from verimath.prover.types import GoalState, ProofEnv, ProofTask, ProverInfraError, TacticStatus
 
 STMT = "theorem t (a b : ℕ) (h : a = b) : b = a ∧ a = a := by\n"
 TASK = ProofTask(STMT, "", "", "t")
@@ -231,9 +231,9 @@ def test_search_without_lean_failures_stays_a_judgment() -> None:
 def test_dojo_crash_in_search_is_unjudged() -> None:
     # the real DojoEnv over a lean_dojo-shaped process that crashes (DojoCrashError, OOM) on
     # "omega": the env replaces the process, the search must not call the attempt wrong
-    from prover.dojo import DojoConfig, DojoEnv
     from tests.prover.test_envs import DJ, FakeDojo
     from tests.prover.test_envs import TASK as DJ_TASK
+    from verimath.prover.dojo import DojoConfig, DojoEnv
 
     FakeDojo.instances = []
     env = DojoEnv(DojoConfig(), dojo_factory=lambda task: FakeDojo())

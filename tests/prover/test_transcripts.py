@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from prover.checker import LeanChecker
-from prover.repl import ReplConfig, ReplPool, ReplProofEnv
-from prover.responses import (
+from tests.prover.transcript_repl import read_transcript
+from tests.prover.transcripts import TranscriptLeanServer, lean_repl_dir, transcripts
+from verimath.prover.checker import LeanChecker
+from verimath.prover.repl import ReplConfig, ReplPool, ReplProofEnv
+from verimath.prover.responses import (
     SORRY_WARNINGS,
     LeanResponse,
     classify_step,
     parse_repl_json,
 )
-from prover.types import CompileStatus, LeanCrash, LeanVersion, ProofTask, TacticStatus
-from tests.prover.transcript_repl import read_transcript
-from tests.prover.transcripts import TranscriptLeanServer, lean_repl_dir, transcripts
+from verimath.prover.types import CompileStatus, LeanCrash, LeanVersion, ProofTask, TacticStatus
 
 pytestmark = pytest.mark.skipif(not transcripts(), reason=f"no transcripts in {lean_repl_dir()}")
 KNOWN_KEYS = {"env", "messages", "sorries", "tactics", "infotree", "proofStatus", "proofState",

@@ -44,7 +44,7 @@ class ThreadServer:
     def __init__(self, cfg: Any, sandbox: Any = None, grader: Any = None) -> None:
         import uvicorn
 
-        from reasoning.service.app import create_app
+        from verimath.reasoning.service.app import create_app
 
         self.app = create_app(cfg, sandbox=sandbox, grader=grader)
         self.state = self.app.state_ref

@@ -157,9 +157,9 @@ def test_mapping_flags_for_an_unknown_layout(tmp_path, monkeypatch):
 
 
 def test_mapping_keys_in_yaml_configs(tmp_path):
-    from datagen.config import DatagenConfig
-    from reasoning.evaluation import EvalConfig
     from verimath.config import load_config
+    from verimath.datagen.config import DatagenConfig
+    from verimath.reasoning.evaluation import EvalConfig
 
     y = tmp_path / "c.yaml"
     y.write_text('question_field: "{Body} {Question}"\nanswer_field: Answer\nid_field: ID\n')

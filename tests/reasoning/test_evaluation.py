@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from reasoning.evaluation import EvalConfig, main
 from verimath.config import ConfigError, load_config
 from verimath.datasets import load_problems
+from verimath.reasoning.evaluation import EvalConfig, main
 from verimath.testing import ScriptedBackend, question_of
 
 
@@ -78,7 +78,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, shared_data):
         import json, pathlib, sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_evaluation import make_cfg, gold_policy
-        from reasoning.evaluation import main
+        from verimath.reasoning.evaluation import main
         from verimath.testing import ScriptedBackend
         d = pathlib.Path({str(shared_data)!r})
         main(make_cfg(pathlib.Path({str(tmp_path / "killed")!r}), d), progress=False,
@@ -157,8 +157,8 @@ def test_infra_failures_are_excluded_not_wrong(tmp_path):
         def __call__(self, p, j, s):
             return "```python\nprint(4)\n```"
 
-    import reasoning.sandbox as sbmod
-    from reasoning.sandbox import ExecResult, ExecStatus
+    import verimath.reasoning.sandbox as sbmod
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
     real_run = sbmod.Sandbox.run
 
@@ -186,8 +186,8 @@ def test_infra_failures_are_excluded_not_wrong(tmp_path):
 
 
 def test_unjudged_records_are_final_once_the_retries_are_spent(tmp_path, monkeypatch):
-    import reasoning.sandbox as sbmod
-    from reasoning.sandbox import ExecResult, ExecStatus
+    import verimath.reasoning.sandbox as sbmod
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
     data = tmp_path / "in.jsonl"
     data.write_text('{"question": "What is 2+2?", "answer": "4"}\n')

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from reasoning.extract import (
+from verimath.reasoning.extract import (
     clean_answer,
     extract_answer,
     extract_box_run,

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from reasoning.extract import extract_gold
-from reasoning.grading import (
+from verimath.reasoning.extract import extract_gold
+from verimath.reasoning.grading import (
     GRADER_VERSION,
     Grader,
     GraderClosed,
@@ -280,7 +280,7 @@ def test_gsm8k_golds_grade_against_model_style_answers(shared_data, grader):
 def test_grade_attempts_cot_from_text_pot_tir_from_stored_answer(grader):
     """CoT attempts are graded from their whole text (math-verify sees it raw); attempts with
     tool calls from their stored answer, so numbers in tool output never become an answer."""
-    from reasoning.grading import grade_attempts
+    from verimath.reasoning.grading import grade_attempts
     from verimath.records import Attempt, ToolCall
 
     call = ToolCall(code="print(41)", status="ok", output="41\n", wall_time_s=0.0)
@@ -317,7 +317,7 @@ def test_raw_extraction_only_adds_correct_where_the_model_committed_to_nothing(
 
 
 def test_raw_candidates_cannot_turn_an_all_raised_comparison_into_wrong():
-    from reasoning._grade_worker import _Judge
+    from verimath.reasoning._grade_worker import _Judge
 
     j = _Judge({})
     assert j.judge("12:00", "1:00")["status"] == "error"

@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from reasoning.metrics import (
+from verimath.reasoning.metrics import (
     bootstrap_mean_ci,
     group_answers,
     maj_at_k,

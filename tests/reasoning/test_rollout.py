@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from reasoning.rollout import (
+from verimath.backends import SamplingParams
+from verimath.reasoning.rollout import (
     RolloutConfig,
     Strategy,
     extract_code,
@@ -13,8 +14,7 @@ from reasoning.rollout import (
     rollout,
     to_trajectory,
 )
-from reasoning.sandbox import Sandbox, SandboxConfig
-from verimath.backends import SamplingParams
+from verimath.reasoning.sandbox import Sandbox, SandboxConfig
 from verimath.records import Problem, SpanKind
 from verimath.testing import ScriptedBackend, assistant_so_far
 

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from reasoning.sandbox import (
+from tests.reasoning.test_sandbox_adversarial import uid_procs
+from verimath.reasoning.sandbox import (
     ExecResult,
     ExecStatus,
     Sandbox,
@@ -14,9 +15,8 @@ from reasoning.sandbox import (
     SandboxError,
     SandboxSession,
 )
-from reasoning.sandbox.isolation import stdlib_only
-from reasoning.sandbox.result import check_code
-from tests.reasoning.test_sandbox_adversarial import uid_procs
+from verimath.reasoning.sandbox.isolation import stdlib_only
+from verimath.reasoning.sandbox.result import check_code
 
 S = ExecStatus
 
@@ -325,7 +325,7 @@ def test_hung_server_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
     import signal
 
-    from reasoning.sandbox import pool
+    from verimath.reasoning.sandbox import pool
 
     monkeypatch.setattr(pool, "WATCHDOG_GRACE_S", 1.0)
     with Sandbox(SandboxConfig(workers=1, preload=(), timeout_s=5)) as box:
@@ -349,7 +349,7 @@ def test_dir_scrubber_removes_only_that_uid(tmp_path: object) -> None:
     import os
     from pathlib import Path
 
-    from reasoning.sandbox.forker import DirScrubber
+    from verimath.reasoning.sandbox.forker import DirScrubber
 
     if os.geteuid() != 0:
         pytest.skip("needs root to create files of other uids")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig
-from reasoning.sandbox.child import proc_status
 from tests.conftest import require_bwrap
+from verimath.reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig
+from verimath.reasoning.sandbox.child import proc_status
 
 S = ExecStatus
 CANARY = "VERIMATH_CANARY_SECRET"
@@ -404,11 +404,11 @@ def test_fallback_cleans_up_after_a_killed_host() -> None:
     import subprocess
     import sys
 
-    from reasoning.sandbox.pool import reap_stale_fallbacks
+    from verimath.reasoning.sandbox.pool import reap_stale_fallbacks
 
     if os.geteuid() != 0:
         pytest.skip("without root the fallback has no per-run uids to sweep")
-    code = ("from reasoning.sandbox import Sandbox, SandboxConfig\nimport time\n"
+    code = ("from verimath.reasoning.sandbox import Sandbox, SandboxConfig\nimport time\n"
             "sb = Sandbox(SandboxConfig(isolation='rlimits', preload=(), workers=1))\n"
             "r = sb.run('import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n"
             "    time.sleep(60)\\nprint(os.getuid())')\n"

@@ -92,8 +92,8 @@ def test_usage_errors(tmp_path: Path) -> None:
 def test_doctor_reports_the_isolation_in_force(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """doctor starts a real sandbox and runs a program; a fallback is reported loudly."""
-    from reasoning.sandbox import isolation
     from verimath.commands import doctor_cmd
+    from verimath.reasoning.sandbox import isolation
 
     usable = isolation.bwrap_usable()[0]
     checks = {c.name: c for c in doctor_cmd._sandbox_checks()}

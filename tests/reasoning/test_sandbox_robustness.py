@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from reasoning.sandbox import ExecStatus, Sandbox, SandboxConfig, SandboxError, isolation
-from reasoning.sandbox.config import FALLBACK_ENV
 from tests.conftest import require_bwrap
 from tests.reasoning.test_sandbox import _server_pids
 from tests.reasoning.test_sandbox_adversarial import uid_procs
+from verimath.reasoning.sandbox import ExecStatus, Sandbox, SandboxConfig, SandboxError, isolation
+from verimath.reasoning.sandbox.config import FALLBACK_ENV
 
 S = ExecStatus
 

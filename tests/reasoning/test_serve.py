@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
-from reasoning.sandbox import Sandbox, SandboxConfig
-from reasoning.service.app import ServeConfig
-from reasoning.service.metrics import parse_text
 from tests.reasoning.serve_util import ThreadServer, free_port
+from verimath.reasoning.sandbox import Sandbox, SandboxConfig
+from verimath.reasoning.service.app import ServeConfig
+from verimath.reasoning.service.metrics import parse_text
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -225,7 +225,7 @@ def test_metrics_text(srv) -> None:
     ("/wp-admin/x.php", "other"), ("/v1/sessions/a/b/run", "other"),
 ])
 def test_metrics_path_labels_are_bounded(path, label) -> None:
-    from reasoning.service.app import path_label
+    from verimath.reasoning.service.app import path_label
 
     assert path_label(path) == label
 

@@ -11,14 +11,19 @@ from concurrent.futures import wait
 import httpx
 import pytest
 
-from reasoning.grading import GraderConfig
-from reasoning.sandbox import ExecStatus, Sandbox, SandboxConfig, SandboxError
-from reasoning.sandbox.session import RESTART_NOTE
-from reasoning.service.app import ServeConfig
-from reasoning.service.client import RemoteGrader, RemoteSandbox, ServiceError
-from reasoning.service.factory import GraderSettings, SandboxSettings, make_grader, make_sandbox
-from reasoning.service.metrics import parse_text
 from tests.reasoning.serve_util import ThreadServer, free_port, start_cli, wait_healthy
+from verimath.reasoning.grading import GraderConfig
+from verimath.reasoning.sandbox import ExecStatus, Sandbox, SandboxConfig, SandboxError
+from verimath.reasoning.sandbox.session import RESTART_NOTE
+from verimath.reasoning.service.app import ServeConfig
+from verimath.reasoning.service.client import RemoteGrader, RemoteSandbox, ServiceError
+from verimath.reasoning.service.factory import (
+    GraderSettings,
+    SandboxSettings,
+    make_grader,
+    make_sandbox,
+)
+from verimath.reasoning.service.metrics import parse_text
 from verimath.records import VerdictStatus
 
 KEY = "client-key"
@@ -140,8 +145,8 @@ def test_remote_grader_and_lost_server(sb) -> None:
 
 
 def test_factory_picks_local_or_remote(pair, tmp_path) -> None:
-    from reasoning.evaluation import EvalConfig
     from verimath.config import ConfigError, load_config
+    from verimath.reasoning.evaluation import EvalConfig
 
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
@@ -232,8 +237,8 @@ def test_eval_through_remote_sandbox_and_grader(pair, tmp_path, shared_data) -> 
     """``verimath eval`` (PoT) with ``sandbox.endpoints`` / ``grader.endpoints`` set."""
     import os
 
-    from reasoning.evaluation import main
     from tests.reasoning.test_evaluation import gold_policy, make_cfg
+    from verimath.reasoning.evaluation import main
     from verimath.testing import ScriptedBackend
 
     a, b = pair
@@ -253,9 +258,9 @@ def test_eval_through_remote_sandbox_and_grader(pair, tmp_path, shared_data) -> 
 
 def test_tir_rollout_over_remote_sessions(pair) -> None:
     """The TIR engine, unchanged, on RemoteSandbox: state kept across cells, sessions closed."""
-    from reasoning.rollout import RolloutConfig, rollout
     from tests.reasoning.test_rollout import P, tir_policy
     from verimath.backends import SamplingParams
+    from verimath.reasoning.rollout import RolloutConfig, rollout
     from verimath.testing import ScriptedBackend
 
     a, b = pair
@@ -269,8 +274,8 @@ def test_tir_rollout_over_remote_sessions(pair) -> None:
 
 def test_service_errors_are_not_infrastructure_failures():
     """A refused request (bad key, bad request) must stop a job, not become 'could not judge'."""
-    from reasoning.sandbox import SandboxError
-    from rl.rewards import infra_exceptions
+    from verimath.reasoning.sandbox import SandboxError
+    from verimath.rl.rewards import infra_exceptions
 
     assert not issubclass(ServiceError, SandboxError)
     assert not issubclass(ServiceError, infra_exceptions())

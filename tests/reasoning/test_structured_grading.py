@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reasoning._grade_worker import KNOWN_FALSE_POSITIVES, _Judge
-from reasoning.grading import Grader, GraderConfig, GraderUnavailable
+from verimath.reasoning._grade_worker import KNOWN_FALSE_POSITIVES, _Judge
+from verimath.reasoning.grading import Grader, GraderConfig, GraderUnavailable
 from verimath.records import VerdictStatus
 
 CASES_PATH = Path(__file__).parent / "data" / "structured_cases.jsonl"

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from reasoning.rollout import RolloutConfig, rollout
-from reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig
-from reasoning.tir import NO_OUTPUT, Done, RunCode, TirEngine, interpreter_lost
 from tests.reasoning.test_sandbox import _server_pids
 from verimath.backends import SamplingParams
+from verimath.reasoning.rollout import RolloutConfig, rollout
+from verimath.reasoning.sandbox import ExecResult, ExecStatus, Sandbox, SandboxConfig
+from verimath.reasoning.tir import NO_OUTPUT, Done, RunCode, TirEngine, interpreter_lost
 from verimath.records import Problem
 from verimath.testing import CountingSandbox, ScriptedBackend, assistant_so_far
 
@@ -115,8 +115,8 @@ def test_interpreter_killed_between_cells_is_unjudged_not_wrong(tmp_path, monkey
     fresh one and fails with NameError (the sandbox notes the restart). ``fork_server``: every
     process in the sandbox dies; the cell is SANDBOX_ERROR.
     """
-    from reasoning.evaluation import EvalConfig, main
     from verimath.config import load_config
+    from verimath.reasoning.evaluation import EvalConfig, main
 
     bench = tmp_path / "one.jsonl"
     bench.write_text(json.dumps({"question": P.informal, "answer": "#### 42"}) + "\n")
@@ -149,7 +149,7 @@ def test_interpreter_killed_between_cells_is_unjudged_not_wrong(tmp_path, monkey
     cfg = load_config(EvalConfig, None, [f"benchmark={bench}", f"out={tmp_path / 'o'}",
                                          "rollout.strategy=tir", "sandbox.timeout_s=5",
                                          "infra_retries=0"])  # final at once
-    import reasoning.sandbox as sbmod
+    import verimath.reasoning.sandbox as sbmod
 
     monkeypatch.setattr(sbmod, "Sandbox", lambda *_a, **_k: box)  # main() builds it by name
     try:
@@ -215,7 +215,7 @@ class _Raises:
         self.where = where
 
     def session(self):
-        from reasoning.sandbox import SandboxError
+        from verimath.reasoning.sandbox import SandboxError
 
         if self.where == "open":
             raise SandboxError("cannot start a session: out of uids")

@@ -38,7 +38,7 @@ def test_sft_bad_record_exits_2_naming_the_record(capsys, tmp_path):
 
 
 def test_sft_cli_trains_tiny_model_from_datagen_file(capsys, tmp_path):
-    from rl.arith import ArithmeticConfig, arithmetic_problems, arithmetic_trajectories
+    from verimath.rl.arith import ArithmeticConfig, arithmetic_problems, arithmetic_trajectories
 
     recs = arithmetic_trajectories(arithmetic_problems(ArithmeticConfig(n=4)), "pot")
     data = tmp_path / "d.jsonl"

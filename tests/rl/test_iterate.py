@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import rl.iterate as it
+import verimath.rl.iterate as it
 from tests.verimath.tiny_model import tiny_model_dir
 from verimath.config import ConfigError, load_config
 from verimath.jobs import SettingsMismatch
@@ -67,7 +67,7 @@ class Policy:
 
 
 class Calls:
-    """Wraps the sub-jobs of rl.iterate to count calls (and optionally fail one)."""
+    """Wraps the sub-jobs of verimath.rl.iterate to count calls (and optionally fail one)."""
 
     def __init__(self, monkeypatch, fail: str | None = None) -> None:
         self.n = {"run_eval": 0, "run_datagen": 0, "run_sft": 0}
@@ -89,7 +89,7 @@ def _no_timing(path: Path) -> list[dict]:
 
 
 def test_one_round_end_to_end_then_resume_skips_everything_done(tmp_path, monkeypatch):
-    from reasoning.metrics import wilson_interval
+    from verimath.reasoning.metrics import wilson_interval
 
     out = tmp_path / "it"
     pol = Policy()
@@ -208,8 +208,8 @@ def _eval_dir(path: Path, correct: dict[str, bool | None]) -> Path:
 
 
 def test_paired_gain_pairs_by_problem_and_leaves_out_unjudged(tmp_path):
-    from reasoning.metrics import bootstrap_mean_ci
-    from rl.iterate_report import paired_gain
+    from verimath.reasoning.metrics import bootstrap_mean_ci
+    from verimath.rl.iterate_report import paired_gain
 
     base = _eval_dir(tmp_path / "a", {"p1": True, "p2": False, "p3": False, "p4": None,
                                       "p5": False})

@@ -8,9 +8,11 @@ import time
 import pytest
 import torch
 
-from rl.advantages import skip_unjudged
-from rl.concurrency import map_with_deadline
-from rl.rewards import (
+from verimath.records import Verdict
+from verimath.records import VerdictStatus as S
+from verimath.rl.advantages import skip_unjudged
+from verimath.rl.concurrency import map_with_deadline
+from verimath.rl.rewards import (
     AnswerReward,
     FormatReward,
     ProofReward,
@@ -21,8 +23,6 @@ from rl.rewards import (
     completion_text,
     verdict_reward,
 )
-from verimath.records import Verdict
-from verimath.records import VerdictStatus as S
 
 
 class FakeGrader:
@@ -45,7 +45,7 @@ class FakeGrader:
             if marker in (pred or ""):
                 return Verdict(status)
         if extract:
-            from reasoning.extract import extract_answer
+            from verimath.reasoning.extract import extract_answer
 
             pred = extract_answer(pred or "")
         if not pred:
@@ -235,14 +235,14 @@ STMT = "theorem t1 (x : ℕ) : x + 0 = x := by"
     ("I cannot prove it.", 0.0),                              # no lean block
 ])
 def test_proof_reward_with_the_prover_scripted_checker(completion, expected):
-    from prover.scripted import ScriptedChecker
+    from verimath.prover.scripted import ScriptedChecker
 
     fn = ProofReward(VerifierPool(checker=ScriptedChecker({"t1": ["simp"]})))
     assert fn([completion], formal_statement=[STMT], header=["import Mathlib"]) == [expected]
 
 
 def test_proof_reward_dead_lean_is_skipped():
-    from prover.scripted import ScriptedChecker
+    from verimath.prover.scripted import ScriptedChecker
 
     for status in (S.TIMEOUT, S.ERROR):
         fn = ProofReward(VerifierPool(checker=ScriptedChecker(judge=lambda t, s=status: s)))
@@ -250,7 +250,7 @@ def test_proof_reward_dead_lean_is_skipped():
 
 
 def test_answer_reward_pot_runs_programs_in_the_sandbox():
-    from reasoning.sandbox import Sandbox, SandboxConfig
+    from verimath.reasoning.sandbox import Sandbox, SandboxConfig
 
     with Sandbox(SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2)) as sb:
         fn = AnswerReward(VerifierPool(grader=FakeGrader(), sandbox=sb, workers=4), "pot")
@@ -263,7 +263,7 @@ def test_answer_reward_pot_runs_programs_in_the_sandbox():
 
 
 def test_answer_reward_pot_sandbox_failure_is_none():
-    from reasoning.sandbox import ExecResult, ExecStatus
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
     class DeadSandbox:
         def run(self, code, **_):
@@ -278,7 +278,7 @@ def test_answer_reward_pot_sandbox_failure_is_none():
 
 
 def test_answer_reward_with_a_real_grader_timeout_is_none():
-    from reasoning.grading import Grader, GraderConfig
+    from verimath.reasoning.grading import Grader, GraderConfig
 
     hang = r"\boxed{9^{9^{9^9}}}"  # the worker hangs in a C big-integer power and is killed
     with Grader(GraderConfig(timeout_s=1.0, workers=1)) as g:
@@ -290,8 +290,8 @@ def test_answer_reward_with_a_dead_grader_is_none(monkeypatch):
     import os
     import signal
 
-    import reasoning.grading as grading
-    from reasoning.grading import Grader, GraderConfig
+    import verimath.reasoning.grading as grading
+    from verimath.reasoning.grading import Grader, GraderConfig
 
     g = Grader(GraderConfig(workers=1))
     try:
@@ -309,7 +309,7 @@ def test_answer_reward_with_a_dead_grader_is_none(monkeypatch):
 
 
 def test_answer_reward_with_a_closed_grader_raises():
-    from reasoning.grading import Grader, GraderClosed, GraderConfig
+    from verimath.reasoning.grading import Grader, GraderClosed, GraderConfig
 
     g = Grader(GraderConfig(workers=1))
     g.close()  # using a grader after close() is a caller bug, not could-not-judge
@@ -320,7 +320,7 @@ def test_answer_reward_with_a_closed_grader_raises():
 
 @pytest.mark.parametrize("exc", ["LeanTimeout", "LeanCrash", "LeanUnavailable"])
 def test_proof_reward_lean_infra_errors_are_none(exc):
-    import prover.types as pt
+    import verimath.prover.types as pt
 
     class Dying:
         def check(self, task):
@@ -341,7 +341,7 @@ def test_a_code_bug_inside_a_reward_raises():
 
 
 def test_a_reward_fed_a_wrong_column_raises():
-    from prover.scripted import ScriptedChecker
+    from verimath.prover.scripted import ScriptedChecker
 
     fn = ProofReward(VerifierPool(checker=ScriptedChecker({"t1": ["simp"]})))
     wrong = [{"name": "t1", "statement": STMT}]  # a record where a statement string belongs
@@ -352,7 +352,7 @@ def test_a_reward_fed_a_wrong_column_raises():
 
 
 def test_infra_failure_watch_stops_after_n_all_unjudged_steps():
-    from rl.trainer import InfraFailureWatch, RewardInfraFailure
+    from verimath.rl.trainer import InfraFailureWatch, RewardInfraFailure
 
     nan = float("nan")
     watch = InfraFailureWatch(["answer", "format"], max_steps=2)

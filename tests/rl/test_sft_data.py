@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from rl.sft_data import IGNORE_INDEX, build_sft_dataset, build_sft_features, load_records
 from tests.verimath.tiny_model import tiny_model_dir
 from verimath.records import RecordError
+from verimath.rl.sft_data import IGNORE_INDEX, build_sft_dataset, build_sft_features, load_records
 
 MODEL_1 = "Let me compute it.\n```python\nx = 37 * 41\nprint(x)\n```\n"
 TOOL = "```output\n1517\n```\n"
@@ -54,8 +54,8 @@ def test_masks_prompt_and_tool_output_keeps_model_code_and_text(tok):
 
 def test_tool_token_positions_are_exactly_ignored(tok):
     """Token by token: each token lying inside the tool span is -100, each model one is not."""
-    from rl.sft_data import model_char_mask
     from verimath.records import SpanKind
+    from verimath.rl.sft_data import model_char_mask
 
     spans = [(SpanKind(s["kind"]), s["text"]) for s in SPANS]
     text, owner = model_char_mask(MESSAGES, spans, tok)
@@ -109,7 +109,7 @@ def test_dataset_from_datagen_parquet_and_hf_export(tok, tmp_path):
     """datagen stores problem/verdicts/provenance as JSON strings in Parquet and HF datasets."""
     import datasets
 
-    from datagen.export import arrow_table, write_parquet
+    from verimath.datagen.export import arrow_table, write_parquet
 
     def row(pid, status):
         return {"id": pid, "kind": "tir", "verified_by": "gold", "problem_id": pid,

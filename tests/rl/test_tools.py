@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reasoning.tir import find_cut
-from rl.tools import PythonSandboxEnv, TirRollout, generation_stops
 from tests.verimath.tiny_model import tiny_model_dir
+from verimath.reasoning.tir import find_cut
+from verimath.rl.tools import PythonSandboxEnv, TirRollout, generation_stops
 from verimath.testing import CountingSandbox
 
 SCRIPT = [
@@ -26,7 +26,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from reasoning.sandbox import Sandbox, SandboxConfig
+    from verimath.reasoning.sandbox import Sandbox, SandboxConfig
 
     with Sandbox(SandboxConfig(timeout_s=5.0, memory_mb=512, workers=2)) as sb:
         yield sb
@@ -150,7 +150,7 @@ def test_tir_rollout_bounds_open_sessions_and_opens_them_lazily(tok, sandbox):
 
 
 def test_tir_rollout_sandbox_failure_marks_the_completion_unjudgeable(tok):
-    from reasoning.sandbox import ExecResult, ExecStatus
+    from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
     class BrokenSession:
         closed = False
@@ -170,8 +170,8 @@ def test_tir_rollout_sandbox_failure_marks_the_completion_unjudgeable(tok):
     out = TirRollout(BrokenSandbox())([PROMPT], FakeTrainer(tok))
     assert out["tir_error"] == [True] and out["tool_statuses"] == [["sandbox_error"]]
     assert BrokenSession.closed
-    from rl.rewards import AnswerReward, VerifierPool
     from tests.rl.test_rewards import FakeGrader
+    from verimath.rl.rewards import AnswerReward, VerifierPool
 
     reward = AnswerReward(VerifierPool(grader=FakeGrader()), strategy="tir")
     assert reward(["x"], answer=["43"], tir_answer=out["tir_answer"],
@@ -191,10 +191,10 @@ def test_python_env_session_persists_and_resets(sandbox):
 
 def test_grpo_step_with_tir_rollout_masks_tool_tokens_in_the_loss(tmp_path, tok, sandbox):
     """A real TRL GRPO step on the tiny model with our rollout: tool tokens get loss mask 0."""
-    from rl.config import GRPOJobConfig
-    from rl.grpo import build_grpo_trainer
-    from rl.rewards import VerifierPool
     from verimath.config import load_config
+    from verimath.rl.config import GRPOJobConfig
+    from verimath.rl.grpo import build_grpo_trainer
+    from verimath.rl.rewards import VerifierPool
 
     cfg = load_config(GRPOJobConfig, None, [
         f"model={tiny_model_dir()}", f"output_dir={tmp_path / 'g'}", "data.strategy=tir",
@@ -229,10 +229,10 @@ def test_grpo_step_with_tir_rollout_masks_tool_tokens_in_the_loss(tmp_path, tok,
 
 def test_generation_stops_reach_transformers_generate(tmp_path, tok, sandbox):
     """TRL's own transformers generation path stops at a stop string set by generation_stops."""
-    from rl.config import GRPOJobConfig
-    from rl.grpo import build_grpo_trainer
-    from rl.rewards import VerifierPool
     from verimath.config import load_config
+    from verimath.rl.config import GRPOJobConfig
+    from verimath.rl.grpo import build_grpo_trainer
+    from verimath.rl.rewards import VerifierPool
 
     cfg = load_config(GRPOJobConfig, None, [
         f"model={tiny_model_dir()}", f"output_dir={tmp_path / 'g'}", "data.strategy=tir",

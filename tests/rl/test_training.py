@@ -7,11 +7,11 @@ import contextlib
 import pytest
 import torch
 
-from rl.config import GRPOJobConfig, SFTJobConfig
-from rl.rewards import AnswerReward, VerifierPool
 from tests.rl.test_rewards import FakeGrader
 from tests.verimath.tiny_model import tiny_model_dir
 from verimath.config import load_config
+from verimath.rl.config import GRPOJobConfig, SFTJobConfig
+from verimath.rl.rewards import AnswerReward, VerifierPool
 
 
 def _snapshot(model) -> dict[str, torch.Tensor]:
@@ -32,8 +32,8 @@ def sft_cfg(tmp_path, steps: int) -> SFTJobConfig:
 
 
 def test_sft_step_changes_weights_then_resumes_from_checkpoint(tmp_path):
-    from rl.common import TrainReport, run_trainer
-    from rl.sft import build_sft_trainer
+    from verimath.rl.common import TrainReport, run_trainer
+    from verimath.rl.sft import build_sft_trainer
 
     cfg = sft_cfg(tmp_path, steps=1)
     trainer = build_sft_trainer(cfg)
@@ -46,9 +46,9 @@ def test_sft_step_changes_weights_then_resumes_from_checkpoint(tmp_path):
     assert (tmp_path / "sft" / "checkpoint-1").is_dir()
     assert (tmp_path / "sft" / "final" / "config.json").is_file()
 
-    from rl.common import training_settings, write_manifest
-    from rl.sft import run_sft
     from verimath.jobs import SettingsMismatch
+    from verimath.rl.common import training_settings, write_manifest
+    from verimath.rl.sft import run_sft
 
     write_manifest("sft", cfg, cfg.output_dir, settings=training_settings(cfg))
     # a changed setting is refused before anything loads; the stored manifest is kept
@@ -84,7 +84,7 @@ def length_reward(completions, completion_ids, **_):
 
 
 def test_grpo_step_changes_weights_with_verifier_rewards(tmp_path):
-    from rl.grpo import build_grpo_trainer
+    from verimath.rl.grpo import build_grpo_trainer
 
     cfg = grpo_cfg(tmp_path)
     grader = FakeGrader()
@@ -102,7 +102,7 @@ def test_grpo_step_changes_weights_with_verifier_rewards(tmp_path):
 
 def test_grpo_infra_failures_are_skipped_not_scored(tmp_path):
     """Every answer verdict is a TIMEOUT: the samples are skipped, so nothing is learned."""
-    from rl.grpo import build_grpo_trainer
+    from verimath.rl.grpo import build_grpo_trainer
 
     class TimeoutGrader(FakeGrader):
         def grade(self, gold, pred, *, extract=True):
@@ -122,8 +122,8 @@ def test_grpo_infra_failures_are_skipped_not_scored(tmp_path):
 
 def test_grpo_stops_when_a_reward_judges_nothing_for_n_steps(tmp_path):
     """A grader that always times out: with max_infra_failure_steps=1 GRPO stops, clearly."""
-    from rl.grpo import build_grpo_trainer
-    from rl.trainer import RewardInfraFailure
+    from verimath.rl.grpo import build_grpo_trainer
+    from verimath.rl.trainer import RewardInfraFailure
 
     class TimeoutGrader(FakeGrader):
         def grade(self, gold, pred, *, extract=True):
@@ -151,7 +151,7 @@ def test_grpo_config_validation_names_the_key():
 
 @pytest.mark.parametrize("preset", ["arith_cot", "arith_tir", "gsm8k_pot_vllm", "minif2f_proof"])
 def test_grpo_presets_load_and_map_to_trl(preset):
-    from rl.grpo import grpo_args, grpo_choices
+    from verimath.rl.grpo import grpo_args, grpo_choices
 
     cfg = load_config(GRPOJobConfig, f"configs/grpo/{preset}.yaml",
                       ["train.bf16=false"])  # GPU presets use bf16; this CPU cannot
@@ -172,7 +172,7 @@ def test_sft_presets_load(preset):
 
 
 def test_lora_grpo_step_trains_adapters_only(tmp_path):
-    from rl.grpo import build_grpo_trainer
+    from verimath.rl.grpo import build_grpo_trainer
 
     cfg = grpo_cfg(tmp_path, "lora.enabled=true", "lora.r=4", "lora.alpha=8")
     trainer = build_grpo_trainer(cfg, VerifierPool(), reward_funcs=[length_reward])
@@ -188,8 +188,8 @@ def test_lora_grpo_step_trains_adapters_only(tmp_path):
 
 
 def test_proof_prompts_and_missing_lean_is_a_clear_error(monkeypatch, tmp_path):
-    from rl.grpo import build_verifiers, prompt_rows
     from verimath.records import Problem
+    from verimath.rl.grpo import build_verifiers, prompt_rows
 
     cfg = load_config(GRPOJobConfig, "configs/grpo/minif2f_proof.yaml", ["train.bf16=false"])
     stmt = "theorem t (x : ℕ) : x + 0 = x := by"
@@ -204,7 +204,7 @@ def test_proof_prompts_and_missing_lean_is_a_clear_error(monkeypatch, tmp_path):
 
 def test_grpo_grader_options_reach_the_grader(tmp_path):
     """The answer reward's math-verify options are the grpo config's, like eval's and datagen's."""
-    from rl.grpo import build_verifiers
+    from verimath.rl.grpo import build_verifiers
 
     cfg = grpo_cfg(tmp_path, "verifier.grader_float_rounding=2", "verifier.grader_strict=false",
                    "verifier.grader_set_relation=true")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from reasoning import extract
 from verimath.gold import explain_gold, extract_gold, find_last_boxed
+from verimath.reasoning import extract
 
 
 @pytest.mark.parametrize("value,gold", [

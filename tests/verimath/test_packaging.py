@@ -57,3 +57,27 @@ def test_installed_wheel_resolves_presets_outside_a_checkout(wheel, tmp_path) ->
     shipped, resolved = res.stdout.split()
     assert shipped == str(target / "verimath" / "_configs")
     assert resolved == str(target / "verimath" / "_configs" / "eval" / "demo.yaml")
+
+
+def test_sources_import_one_top_level_name() -> None:
+    """Every import of our subpackages goes through ``verimath.`` (issue 19).
+
+    From the checkout, ``import reasoning`` would still work (the folder is on the path) and load a
+    second copy of the modules under another name; an installed wheel has no such name.
+    """
+    import ast
+
+    ours = {"reasoning", "prover", "datagen", "rl"}
+    bad = []
+    for folder in ("verimath", *sorted(ours), "tests", "benchmarks", "examples"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                bad += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names
+                        if n.split(".")[0] in ours]
+    assert not bad, "import verimath.<package>, not the folder name:\n" + "\n".join(bad)

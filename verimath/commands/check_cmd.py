@@ -71,7 +71,7 @@ def _statements(path: str | None) -> tuple[dict[str, dict[str, Any]], list[str]]
 def _tasks(path: str, default_header: str, statements: dict[str, dict[str, Any]] | None = None
            ) -> tuple[list[Any], list[tuple[int, str]]]:
     """``([(line, ProofTask)], [(line, why)])``; a record's own fields win over ``statements``."""
-    from prover.types import ProofTask
+    from verimath.prover.types import ProofTask
     from verimath.store import read_jsonl
 
     tasks: list[Any] = []
@@ -106,7 +106,7 @@ def text_audit(task: Any) -> dict[str, Any]:
     lacks), ``needs_lean`` (passed the text checks; Lean must judge the rest) or ``error``
     (the task itself is bad: an unparsable statement).
     """
-    from prover.audit import AuditReport, audit_text_only
+    from verimath.prover.audit import AuditReport, audit_text_only
 
     out = audit_text_only(task)
     if isinstance(out, AuditReport):
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from prover.types import LeanUnavailable
+    from verimath.prover.types import LeanUnavailable
 
     for f in (args.file, args.statements):
         if f is not None and not Path(f).is_file():
@@ -232,20 +232,20 @@ MINIF2F_HEADER = ("import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 0\n\
 
 
 def _build(args: argparse.Namespace) -> Any:
-    from prover.cache import VerdictCache
-    from prover.checker import LeanChecker
     from verimath.backends.default_model import cache_dir
+    from verimath.prover.cache import VerdictCache
+    from verimath.prover.checker import LeanChecker
 
     if args.lean_server:
-        from prover.kimina import KiminaConfig, KiminaRunner
+        from verimath.prover.kimina import KiminaConfig, KiminaRunner
 
         runner: Any = KiminaRunner(KiminaConfig(
             url=args.lean_server, api_key=args.api_key, timeout_s=args.timeout_s,
             batch_size=args.batch_size, concurrency=args.workers))
         # the server's Lean version is not known, so there is nothing to key a cache on
         return LeanChecker(runner, timeout_s=args.timeout_s)
-    from prover.repl import ReplConfig, ReplPool
-    from prover.toolchain import require_lean
+    from verimath.prover.repl import ReplConfig, ReplPool
+    from verimath.prover.toolchain import require_lean
 
     project = require_lean(args.lean_project)
     pool = ReplPool(ReplConfig(project_dir=str(project.path), workers=args.workers,

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     extra = ["inputs=" + json.dumps(args.inputs)] if args.inputs else []
     try:
-        from datagen.config import DatagenConfig
+        from verimath.datagen.config import DatagenConfig
 
         cfg = config_from_args(DatagenConfig, args, _FLAGS, extra)
     except (ConfigError, FileNotFoundError) as e:
@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from rich.console import Console
 
-    from datagen.pipeline import main
-    from prover.types import LeanUnavailable
+    from verimath.datagen.pipeline import main
     from verimath.progress import StageBars
+    from verimath.prover.types import LeanUnavailable
 
     console = Console()  # the funnel is the command's result: stdout
     try:

@@ -32,14 +32,14 @@ class Check:
 
 
 def _lean_checks(project_dir: str | None) -> list[Check]:
-    from prover.toolchain import (
+    from verimath.prover.toolchain import (
         ELAN_INSTALL,
         PROJECT_ENV,
         PROJECT_SETUP,
         find_project,
         tool_version,
     )
-    from prover.types import LeanUnavailable
+    from verimath.prover.types import LeanUnavailable
 
     out = []
     for exe in ("elan", "lake", "lean"):
@@ -74,7 +74,7 @@ def _package_checks() -> list[Check]:
     import importlib.metadata
     import shutil
 
-    from prover.toolchain import lean_dojo_cache_dir, lean_interact_cache_dir
+    from verimath.prover.toolchain import lean_dojo_cache_dir, lean_interact_cache_dir
 
     out = []
     for dist in ("lean-interact", "lean-dojo"):
@@ -106,8 +106,8 @@ def _sandbox_checks() -> list[Check]:
     ``Check.ok`` is False for a fallback: the isolation is weaker than the default needs, and
     ``verimath eval``/``datagen``/``grpo`` refuse it unless ``allow_fallback: true``.
     """
-    from reasoning.sandbox import Sandbox, SandboxConfig, SandboxError
-    from reasoning.sandbox.isolation import bwrap_usable
+    from verimath.reasoning.sandbox import Sandbox, SandboxConfig, SandboxError
+    from verimath.reasoning.sandbox.isolation import bwrap_usable
 
     usable, why = bwrap_usable()
     out = [Check("bwrap", usable, f"{why} (`bwrap --ro-bind / / true` works)" if usable else why,
@@ -223,8 +223,8 @@ def fix_lean(project_dir: str | None) -> int:
     """
     import sys
 
-    from prover.repl import ReplConfig, repl_config
-    from prover.types import LeanUnavailable
+    from verimath.prover.repl import ReplConfig, repl_config
+    from verimath.prover.types import LeanUnavailable
 
     try:
         repl_config(ReplConfig(project_dir=project_dir), build=True)

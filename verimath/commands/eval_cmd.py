@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     """Build the EvalConfig from preset + flags + overrides and run it; 2 on a config error."""
     import sys
 
-    from reasoning.evaluation import EvalConfig, main
     from verimath.config import ConfigError, config_from_args
+    from verimath.reasoning.evaluation import EvalConfig, main
 
     try:
         cfg = config_from_args(EvalConfig, args, _FLAGS, field_overrides(args)

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if source != "-" and not os.path.isfile(source):
         print(f"verimath exec: no such file: {source}", file=sys.stderr)
         return 2
-    from reasoning.sandbox import Sandbox, SandboxConfig, SandboxError
+    from verimath.reasoning.sandbox import Sandbox, SandboxConfig, SandboxError
 
     workers = args.workers or ((os.cpu_count() or 2) if args.batch else 1)
     preload = ("numpy", "sympy") if args.preload is None else tuple(
@@ -122,7 +122,7 @@ def _read_source(path: str) -> str:
 
 
 def _run_one(sandbox: Any, path: str) -> int:
-    from reasoning.sandbox import ExecStatus
+    from verimath.reasoning.sandbox import ExecStatus
 
     res = sandbox.run(_read_source(path))
     _emit(res.to_dict())
@@ -162,7 +162,7 @@ def run_batch(sandbox: Any, path: str, progress: bool = True) -> int:
     import time
     from collections import Counter, deque
 
-    from reasoning.sandbox import ExecStatus
+    from verimath.reasoning.sandbox import ExecStatus
 
     window = sandbox.config.workers * 8
     pending: deque[tuple[int, str | None, Any]] = deque()

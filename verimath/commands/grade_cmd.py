@@ -22,7 +22,7 @@ message on stderr, and grading goes on. A summary table (counts per status, accu
 judged records with a Wilson 95% interval) and a progress bar go to stderr.
 
 math-verify settings (``--float-rounding``, ``--numeric-precision``, ``--no-strict``,
-``--set-relation``, ``--no-raw-extraction``) are :class:`reasoning.grading.GraderConfig`
+``--set-relation``, ``--no-raw-extraction``) are :class:`verimath.reasoning.grading.GraderConfig`
 fields; ``--manifest PATH`` records them with the versions and the summary.
 
 Exit codes: 0 when grading worked (bad records included), 1 when the grader could not run,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if single and (args.gold is None or args.pred is None):
         print("verimath grade: --gold and --pred go together", file=sys.stderr)
         return 2
-    from reasoning.grading import GraderConfig, GraderUnavailable
+    from verimath.reasoning.grading import GraderConfig, GraderUnavailable
 
     try:
         cfg = GraderConfig(
@@ -110,8 +110,8 @@ def write_manifest(path: str, cfg: Any, report: GradeReport, args: argparse.Name
     from dataclasses import asdict
     from pathlib import Path
 
-    from reasoning.grading import GRADER_VERSION
     from verimath.manifest import build_manifest
+    from verimath.reasoning.grading import GRADER_VERSION
     from verimath.store import atomic_write_json
 
     manifest = build_manifest(
@@ -126,7 +126,7 @@ def _grade_pair(gold: str, pred: str, cfg: Any, *, extract: bool) -> int:
     import json
     import sys
 
-    from reasoning.grading import Grader, GraderConfig
+    from verimath.reasoning.grading import Grader, GraderConfig
 
     with Grader(GraderConfig(**{**cfg.__dict__, "workers": 1})) as grader:
         verdict = grader.grade(gold, pred, extract=extract)
@@ -207,7 +207,7 @@ class GradeReport:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary: records, bad_records, per-status counts, accuracy and ci95."""
-        from reasoning.metrics import rate
+        from verimath.reasoning.metrics import rate
 
         correct = self.counts.get("correct", 0)
         judged = self.judged
@@ -268,7 +268,7 @@ def grade_file(
         path: the JSONL file, or ``"-"`` for stdin.
         gold_field: field (or dotted path) of the gold answer / solution.
         pred_field: field (or dotted path) of the prediction.
-        cfg: a :class:`reasoning.grading.GraderConfig`.
+        cfg: a :class:`verimath.reasoning.grading.GraderConfig`.
         extract: extract answers from predictions (False: they are final answers already).
         progress: show a progress bar on ``err``.
         out: text stream for the per-record lines (default stdout).
@@ -287,7 +287,7 @@ def grade_file(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from reasoning.grading import Grader
+    from verimath.reasoning.grading import Grader
 
     out = out or sys.stdout
     err = err or sys.stderr

@@ -18,9 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the GRPOJobConfig and train; 2 on a config or data error."""
-    from rl.cli import run_job
-    from rl.config import GRPOJobConfig
-    from rl.grpo import run_grpo
+    from verimath.rl.cli import run_job
+    from verimath.rl.config import GRPOJobConfig
+    from verimath.rl.grpo import run_grpo
 
     flags = {"model": "model", "out": "output_dir"}
     return run_job("grpo", args, flags, GRPOJobConfig, run_grpo, "reward")

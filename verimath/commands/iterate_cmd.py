@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from verimath.config import ConfigError, config_from_args
 
     try:
-        from rl.iterate import IterateConfig
+        from verimath.rl.iterate import IterateConfig
 
         flags = {**_FLAGS, **({"progress": "progress"} if args.progress else {})}
         cfg = config_from_args(IterateConfig, args, flags)
@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from rich.console import Console
 
-    from rl.iterate import run_iterate
-    from rl.iterate_report import rounds_table
     from verimath.records import RecordError
+    from verimath.rl.iterate import run_iterate
+    from verimath.rl.iterate_report import rounds_table
 
     try:
         report = run_iterate(cfg)

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if check_shard_set(args.shards)[0].get("job") == "datagen":
-            from datagen.merge import merge_runs
+            from verimath.datagen.merge import merge_runs
 
             report = merge_runs(args.shards, args.out)
             print(f"merged {len(args.shards)} datagen shards into {args.out}/ "
@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     job = manifest.get("job")
     if job == "eval":
-        from reasoning.evaluation import finalize
+        from verimath.reasoning.evaluation import finalize
     elif job == "prove":
-        from prover.evaluation import finalize
+        from verimath.prover.evaluation import finalize
     else:
         print(f"verimath merge: cannot summarize a {job!r} job", file=sys.stderr)
         return 2

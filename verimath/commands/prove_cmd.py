@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     """Build the ProveConfig and run it; 2 on a config error or when Lean is unavailable."""
     import sys
 
-    from prover.evaluation import ProveConfig, main, print_summary
-    from prover.types import LeanUnavailable
     from verimath.config import ConfigError, config_from_args
+    from verimath.prover.evaluation import ProveConfig, main, print_summary
+    from verimath.prover.types import LeanUnavailable
 
     try:
         cfg = config_from_args(ProveConfig, args, _FLAGS, [f"k=[{args.k}]"] if args.k else [])

@@ -7,8 +7,8 @@
 
 Endpoints: ``POST /run_code`` (SandboxFusion-compatible), ``POST /v1/exec``, ``POST
 /v1/sessions``, ``POST /v1/sessions/{id}/run``, ``DELETE /v1/sessions/{id}``, ``POST
-/v1/grade``, ``GET /health``, ``GET /metrics``; see :mod:`reasoning.service.app`. A host that
-is not a loopback address needs an API key (``--api-key``, ``--api-key-file`` or
+/v1/grade``, ``GET /health``, ``GET /metrics``; see :mod:`verimath.reasoning.service.app`. A host
+that is not a loopback address needs an API key (``--api-key``, ``--api-key-file`` or
 ``$VERIMATH_API_KEY``); clients send ``Authorization: Bearer KEY``.
 
 SIGINT/SIGTERM: stop accepting, finish the requests in flight (up to 30 s), close sessions,
@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from reasoning.grading import GraderConfig
-    from reasoning.sandbox import SandboxConfig, SandboxError
-    from reasoning.service.app import ServeConfig, serve
+    from verimath.reasoning.grading import GraderConfig
+    from verimath.reasoning.sandbox import SandboxConfig, SandboxError
+    from verimath.reasoning.service.app import ServeConfig, serve
 
     try:
         key = read_api_key(args.api_key, args.api_key_file)

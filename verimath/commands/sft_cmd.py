@@ -18,9 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the SFTJobConfig and train; 2 on a config or data error."""
-    from rl.cli import run_job
-    from rl.config import SFTJobConfig
-    from rl.sft import run_sft
+    from verimath.rl.cli import run_job
+    from verimath.rl.config import SFTJobConfig
+    from verimath.rl.sft import run_sft
 
     flags = {"model": "model", "data": "data.path", "out": "output_dir"}
     return run_job("sft", args, flags, SFTJobConfig, run_sft, "loss")
