@@ -51,7 +51,7 @@ from verimath.datagen.refprog import (
 from verimath.datagen.runner import Item, Outcome, fingerprint, reject
 from verimath.datagen.stages import item_problem
 from verimath.datagen.synth import SYNTH_VERSION, SharedTools, pot_attempt
-from verimath.records import Problem, Verdict, VerdictStatus, content_hash
+from verimath.records import Problem, Verdict, VerdictStatus, content_hash, judged
 
 if TYPE_CHECKING:
     from verimath.datagen.config import DatagenConfig
@@ -206,6 +206,7 @@ class AugmentStage:
     """
 
     name = "augment"
+    uses_verifiers = True  # sandbox/grader settings join the settings and keys (runner)
     unit_in = "programs"
     unit_out = "problems"
 
@@ -325,11 +326,9 @@ class AugmentStage:
             new: input name -> drawn value.
             steps: the execution of :func:`steps_program` with the drawn values.
         """
-        from verimath.reasoning.sandbox import ExecStatus
-
         if not new:
             return "no_value: no new value could be drawn"
-        if steps.status is ExecStatus.SANDBOX_ERROR:
+        if not judged(steps):  # the one rule: SANDBOX_ERROR or a lost interpreter
             return f"sandbox_error: {steps.stderr.strip()[-200:]}"
         if not steps.ok:
             return f"exec_error: {steps.status}"
@@ -347,9 +346,7 @@ class AugmentStage:
     @staticmethod
     def _printed_check(res: ExecResult, steps: ExecResult) -> str | None:
         """The record's program ran and printed the answer step's value."""
-        from verimath.reasoning.sandbox import ExecStatus
-
-        if res.status is ExecStatus.SANDBOX_ERROR:
+        if not judged(res):  # the one rule: SANDBOX_ERROR or a lost interpreter
             return f"sandbox_error: {res.stderr.strip()[-200:]}"
         printed = parse_number(res.stdout.strip().splitlines()[-1]) if res.ok and \
             res.stdout.strip() else None
@@ -427,9 +424,7 @@ class AugmentStage:
     @staticmethod
     def _solved(res: ExecResult, m: Mutable) -> tuple[str | None, str]:
         """``(None, literal of the recovered value)`` or ``(reason, "")``."""
-        from verimath.reasoning.sandbox import ExecStatus
-
-        if res.status is ExecStatus.SANDBOX_ERROR:
+        if not judged(res):  # the one rule: SANDBOX_ERROR or a lost interpreter
             return f"sandbox_error: {res.stderr.strip()[-200:]}", ""
         if not res.ok:
             if "too many values to unpack" in res.stderr:

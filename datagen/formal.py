@@ -14,7 +14,8 @@ The recipe of Lean Workbook (Ying et al. 2024) and DeepSeek-Prover (Xin et al. 2
   (:func:`verimath.prover.lean_text.negate_statement`) are generated and audited by the
   ProofChecker. Statement proved: verified formal data. Negation proved: the formalization is false,
   dropped with that reason. Neither: kept as an open statement in ``open.jsonl`` -- unless a
-  check could not be judged (Lean timeout / crash), which makes the outcome provisional
+  check could not be judged (a crashed or lost Lean; a proof's own Lean timeout is a failed
+  proof, issue 18), which makes the outcome provisional
   (``proof_check_unjudged``), retried on resume like ``compile_check_failed``.
 
 The stages see only the Backend and ProofChecker protocols, so tests run them with scripted
@@ -44,6 +45,7 @@ from verimath.records import (
     Verdict,
     VerdictStatus,
     content_hash,
+    judged,
 )
 
 log = logging.getLogger(__name__)
@@ -498,7 +500,7 @@ class ProveStage(_ModelStage):
                 found[i][kind] = (task.proof, v)
             elif not v.correct:
                 fails[i][f"{kind}:{v.status}"] += 1
-                unjudged[i] += not v.status.judged
+                unjudged[i] += not judged(v)
         return [self._decide(it, f, c, getattr(checker, "lean", None), n)
                 for it, f, c, n in zip(items, found, fails, unjudged, strict=True)]
 

@@ -161,8 +161,11 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     funnel = Funnel()
+    from verimath.datagen.config import stage_settings
+
     runner = StageRunner(out, funnel, progress, max_inflight=cfg.max_inflight,
-                         retries=cfg.infra_retries, replay_only=comps.replay_only)
+                         retries=cfg.infra_retries, replay_only=comps.replay_only,
+                         verifier_settings=stage_settings(cfg, ("sandbox", "grader")))
     problems, rejected, load_counts = load_stage(cfg)
     funnel.add(load_counts)
     items = as_items(problems)

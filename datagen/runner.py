@@ -72,6 +72,20 @@ class Outcome:
                    dict(d.get("side") or {}), list(d.get("unjudged") or []))
 
 
+#: Rejection reasons (the text before any ``:``) that are infrastructure failures, i.e. "could
+#: not judge": the one list every stage's outcomes are read against. An outcome rejecting
+#: anything for one of them is provisional (``unjudged``), whatever the stage said, so a resume
+#: runs it again (issue 18: a lost interpreter must never become a final rejection).
+INFRA_REASONS = frozenset({"sandbox_error", "grader_timeout", "grader_error", "grader_unjudged",
+                           "compile_check_failed", "proof_check_unjudged"})
+
+
+def infra_reasons_of(outcome: Outcome) -> list[str]:
+    """The infrastructure reasons among ``outcome``'s rejections (:data:`INFRA_REASONS`)."""
+    found = {str(r.get("reason", "")).split(":", 1)[0].strip() for r in outcome.rejected}
+    return sorted(found & INFRA_REASONS)
+
+
 def reject(item: Item, reason: str, unit: str) -> dict[str, Any]:
     """A rejection entry for ``item``."""
     return {"reason": reason, "unit": unit, "record": item}
@@ -165,10 +179,16 @@ class StageRunner:
         retries: how many more times a resume runs an item whose stored outcome is unjudged.
         replay_only: every outcome must already be stored (``verimath merge`` rebuilding the
             files of merged shards); an item left to do raises ``RuntimeError``.
+        verifier_settings: the flat settings of the verifiers (sandbox and grader limits,
+            ``sandbox.timeout_s``, ``grader.strict``, ...). Every stage with a true
+            ``uses_verifiers`` attribute has them added to its settings and its item keys, so a
+            resume never reuses results judged under other limits or rules.
     """
 
     def __init__(self, out_dir: str | Path, funnel: Funnel, progress: Progress | None = None,
-                 max_inflight: int = 2, retries: int = 2, replay_only: bool = False) -> None:
+                 max_inflight: int = 2, retries: int = 2, replay_only: bool = False,
+                 verifier_settings: dict[str, Any] | None = None) -> None:
+        self.verifier_settings = dict(verifier_settings or {})
         self.replay_only = replay_only
         self.out_dir = Path(out_dir)
         self.funnel = funnel
@@ -185,11 +205,15 @@ class StageRunner:
             verimath.jobs.SettingsMismatch: the stage file was written with other settings.
         """
         path = self.out_dir / "stages" / f"{stage.name}.jsonl"
-        keys = [content_hash(it["key"], stage.fingerprint) for it in items]
+        settings = getattr(stage, "settings", None) or {"@fingerprint": stage.fingerprint}
+        salt: tuple[Any, ...] = ()
+        if getattr(stage, "uses_verifiers", False) and self.verifier_settings:
+            settings = {**settings, **self.verifier_settings}
+            salt = (sorted(self.verifier_settings.items()),)
+        keys = [content_hash(it["key"], stage.fingerprint, *salt) for it in items]
         if len(set(keys)) != len(keys):
             raise ValueError(f"stage {stage.name}: duplicate input keys")
         t0 = time.perf_counter()
-        settings = getattr(stage, "settings", None) or {"@fingerprint": stage.fingerprint}
         with JobStore(path) as store:
             meta = path.with_suffix(".settings.json")
             check_settings(meta, settings, has_work=len(store) > 0)
@@ -227,6 +251,9 @@ class StageRunner:
         if len(outs) != len(batch):
             raise RuntimeError(f"stage {stage.name}: {len(outs)} outcomes for {len(batch)} items")
         for (k, it), o in zip(batch, outs, strict=True):
+            infra = infra_reasons_of(o)
+            if infra and not o.unjudged:  # the one rule, whatever the stage marked
+                o.unjudged = infra
             store.add(k, {"input": it["key"], **o.to_dict()})
         self.progress.advance(stage.name, len(batch))
 

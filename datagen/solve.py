@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 from verimath.datagen.config import stage_settings
 from verimath.datagen.dedup import normalize_text
 from verimath.datagen.export import export_row
+from verimath.datagen.runner import INFRA_REASONS as RUNNER_INFRA_REASONS
 from verimath.datagen.runner import Item, Outcome, reject
 from verimath.datagen.stages import item_problem
 from verimath.jobs import fingerprint_of
 from verimath.reasoning.grading import grade_attempts
-from verimath.records import Attempt, Problem, Verdict, VerdictStatus, content_hash
+from verimath.records import Attempt, Problem, Verdict, VerdictStatus, content_hash, judged
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, SamplingParams
@@ -49,13 +50,15 @@ log = logging.getLogger(__name__)
 _STATUS_REASON = {
     VerdictStatus.WRONG: "wrong",
     VerdictStatus.NO_ANSWER: "no_answer",
+    VerdictStatus.UNVERIFIABLE: "unverifiable",
     VerdictStatus.BAD_GOLD: "bad_gold",
     VerdictStatus.TIMEOUT: "grader_timeout",
     VerdictStatus.ERROR: "grader_error",
 }
 #: Attempt rejection reasons that are infrastructure failures (could not judge): a problem with
 #: any of them is not final and is solved again on resume (``DatagenConfig.infra_retries``).
-INFRA_REASONS = frozenset({"sandbox_error", "grader_timeout", "grader_error"})
+#: The one list of the engine (:data:`verimath.datagen.runner.INFRA_REASONS`).
+INFRA_REASONS = RUNNER_INFRA_REASONS
 
 
 class TimedBackend:
@@ -318,7 +321,7 @@ class SolveStage:
             return [verdicts[pr].correct for pr in asked]
 
         first = group_answers(answers, equivalent=ask)  # unjudged pairs count as "not equal"
-        open_ = [pr for pr, v in verdicts.items() if v.status in _UNJUDGED]
+        open_ = [pr for pr, v in verdicts.items() if _unjudged(v)]
         if not open_:
             return [first]
         if len(open_) <= _MAX_UNJUDGED:
@@ -373,9 +376,15 @@ class SolveStage:
         return reject(rec, reason, "attempts")
 
 
-#: grader outcomes of a pairwise comparison that say nothing about equivalence (BAD_GOLD
-#: here means the first answer does not parse: the two differ as texts and as math)
-_UNJUDGED = frozenset({VerdictStatus.TIMEOUT, VerdictStatus.ERROR})
+def _unjudged(v: Verdict) -> bool:
+    """A pairwise comparison that says nothing about equivalence (the one predicate).
+
+    BAD_GOLD here means the first answer does not parse: the two differ as texts and as math,
+    which is a judgment.
+    """
+    return not judged(v) and v.status is not VerdictStatus.BAD_GOLD
+
+
 _MAX_UNJUDGED = 6  # unjudged comparisons settled exhaustively (2**6 groupings) in a vote
 
 

@@ -55,6 +55,7 @@ from verimath.records import (
     Verdict,
     VerdictStatus,
     content_hash,
+    judged,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ log = logging.getLogger(__name__)
 SYNTH_VERSION = "refprog-v3"  # v3: names grow by context words before taking a number
 
 _GRADE_REASON = {VerdictStatus.WRONG: "exec_mismatch", VerdictStatus.NO_ANSWER: "exec_mismatch",
+                 VerdictStatus.UNVERIFIABLE: "exec_mismatch",
                  VerdictStatus.BAD_GOLD: "no_gold", VerdictStatus.TIMEOUT: "grader_timeout",
                  VerdictStatus.ERROR: "grader_error"}
 
@@ -166,6 +168,7 @@ class SynthStage:
     """
 
     name = "synthesize"
+    uses_verifiers = True  # sandbox/grader settings join the settings and keys (runner)
     unit_in = "problems"
     unit_out = "programs"
 
@@ -319,8 +322,6 @@ class SynthStage:
 
     def _tir_one(self, p: Problem, prog: RefProgram) -> tuple[Attempt | None, str | None]:
         """One TIR trajectory: cells run in one session; (attempt, None) or (None, reason)."""
-        from verimath.reasoning.sandbox import ExecStatus
-
         spans: list[Span] = []
         calls: list[ToolCall] = []
         claims = {s.name: s for s in prog.steps}
@@ -330,7 +331,7 @@ class SynthStage:
                     res = sess.run(cell.code)
                     call = tool_call(cell.code, res, self.max_chars)
                     calls.append(call)
-                    if res.status is ExecStatus.SANDBOX_ERROR:
+                    if not judged(res):  # the one rule: SANDBOX_ERROR or a lost interpreter
                         return None, f"sandbox_error: {res.stderr.strip()[-200:]}"
                     if not res.ok:
                         return None, f"tir_exec_error: {res.status}"
@@ -354,9 +355,7 @@ class SynthStage:
 
 def _pot_failure(result: ExecResult, verdict: Verdict | None) -> str | None:
     """Why a PoT program is not verified, or None when it is."""
-    from verimath.reasoning.sandbox import ExecStatus
-
-    if result.status is ExecStatus.SANDBOX_ERROR:
+    if not judged(result):
         return f"sandbox_error: {result.stderr.strip()[-200:]}"
     if not result.ok:
         last = (result.stderr.strip().splitlines() or [str(result.status)])[-1]

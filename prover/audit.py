@@ -62,7 +62,13 @@ from verimath.prover.types import LeanVersion, ProofTask
 from verimath.records import Verdict, VerdictStatus
 
 #: Bump when the audit gets stricter: it is part of the verdict-cache key.
-AUDIT_VERSION = "2"  # 2: +native / bv_decide screened; restatements judged by the pin
+AUDIT_VERSION = "3"  # 2: +native / bv_decide screened; restatements judged by the pin;
+# 3: search tactics (apply?, exact?, ...) screened
+#: Proof-search tactics that are suggestions, not proofs: never left in a submitted proof.
+#: DeepSeek-Prover-V2 (Ren et al. 2025, section 3) reports its 7B model exploiting a Lean 4.9
+#: ``apply?`` that closed goals without emitting ``sorry``; ``polyrith`` calls a web service.
+SEARCH_TACTICS = frozenset({"apply?", "exact?", "rw?", "rw_search", "library_search", "hint",
+                            "polyrith", "suggest"})
 ALLOWED_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 #: Names of the trusted declarations the audit adds; submissions may not mention them.
 REF_NAME = "verimath_ref_stmt"
@@ -184,7 +190,13 @@ class AuditReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_verdict(self, task: ProofTask, lean: LeanVersion, elapsed_s: float = 0.0) -> Verdict:
-        """The verdict: CORRECT, WRONG (first failed check), TIMEOUT or ERROR (infra)."""
+        """The verdict: CORRECT, WRONG (first failed check), UNVERIFIABLE or ERROR (infra).
+
+        ``infra == "timeout"``: the proof ran Lean out of its time limit; that is the proof's
+        own failure (as DeepSeek-Prover, Goedel-Prover and kimina count it), a judged
+        ``UNVERIFIABLE``, never could-not-judge. Any other ``infra`` (a crashed or lost REPL,
+        "Unknown environment", a server error) is ``ERROR``: could not judge.
+        """
         detail: dict[str, Any] = {
             "checks": {c: "pass" for c in self.passed} | {f.check: "fail" for f in self.findings},
             "findings": [{"check": f.check, "why": f.why} for f in self.findings],
@@ -197,9 +209,12 @@ class AuditReport:
             "elapsed_s": round(elapsed_s, 3),
             **self.extra,
         }
+        if self.infra == "timeout":
+            detail["lean_timeout"] = True
+            return Verdict(VerdictStatus.UNVERIFIABLE,
+                           "the proof ran Lean out of its time limit (a failed proof)", detail)
         if self.infra is not None:
-            status = VerdictStatus.TIMEOUT if self.infra == "timeout" else VerdictStatus.ERROR
-            return Verdict(status, f"lean could not judge: {self.infra}", detail)
+            return Verdict(VerdictStatus.ERROR, f"lean could not judge: {self.infra}", detail)
         if self.findings:
             first = self.findings[0]
             detail["failed"] = first.check
@@ -236,6 +251,8 @@ def screen_text(text: str, *, allowed_commands: frozenset[str] = frozenset(),
         bad = [c for c in comps if c in FORBIDDEN_IDENTS]
         if bad:
             found.append(f"uses {bad[0]!r}")
+        elif tok in SEARCH_TACTICS:
+            found.append(f"uses the search tactic {tok!r} (a suggestion, not a proof)")
         elif tok in COMMAND_KEYWORDS and tok not in allowed_commands:
             found.append(f"contains the command {tok!r}")
         elif comps[0] == "Lean" and len(comps) > 1:

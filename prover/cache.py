@@ -17,7 +17,7 @@ from pathlib import Path
 from verimath.jobs import DuplicateKeyError, JobStore
 from verimath.prover.audit import AUDIT_VERSION
 from verimath.prover.types import LeanVersion, ProofTask
-from verimath.records import Verdict, content_hash
+from verimath.records import Verdict, content_hash, judged
 
 
 def cache_key(task: ProofTask, lean: LeanVersion) -> str:
@@ -53,7 +53,7 @@ class VerdictCache:
         Also False when the key is already stored (another job checked the same proof first:
         the verdict of the same check is the same).
         """
-        if not verdict.status.judged:
+        if not judged(verdict):
             return False
         with self._lock:
             try:

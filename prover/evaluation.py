@@ -34,7 +34,7 @@ from verimath.prover.repl import ReplConfig
 from verimath.prover.search import SearchConfig, SearchStatus, load_template
 from verimath.prover.types import LeanVersion, ProofChecker, ProofEnv
 from verimath.reasoning.metrics import check_ks
-from verimath.records import Problem
+from verimath.records import Problem, judged
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, SamplingParams
@@ -240,7 +240,7 @@ def _bfs_attempts(cfg: ProveConfig, p: Problem, backend: Backend, checker: Proof
         elif res.proof is not None:
             v = checker.check(task_for(p, res.proof))
             att["verdict"] = v.to_dict()
-            att["correct"] = v.correct if v.status.judged else None
+            att["correct"] = v.correct if judged(v) else None
         attempts.append(att)
     return attempts
 
@@ -250,12 +250,14 @@ def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
 
     ``score`` is :func:`verimath.reasoning.metrics.score`.
 
-    Attempts Lean could not judge (TIMEOUT / ERROR, env failure) are excluded and counted in
-    ``n_infra_failures``; a problem with fewer than k judged attempts is left out of pass@k
-    for that k (``problems_per_k`` says how many entered); ``pass@k_ci95`` is the Wilson
-    interval over problems.
+    Attempts Lean could not judge (ERROR: a crashed or lost REPL, env failure) are excluded and
+    counted in ``n_infra_failures``; a proof that ran Lean out of its time limit is a judged
+    failed attempt, counted in ``n_unverifiable``; a problem with fewer than k judged attempts
+    is left out of pass@k for that k (``problems_per_k`` says how many entered);
+    ``pass@k_ci95`` is the Wilson interval over problems.
     """
     from verimath.reasoning.metrics import score as score_samples
+    from verimath.reasoning.report import count_unverifiable
 
     correct = [[True] * r["n_correct"] + [False] * (r["n_judged"] - r["n_correct"])
                + [None] * r["n_infra"] for r in records]
@@ -266,6 +268,7 @@ def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
         "n_judged": sc.n_judged, "n_infra_failures": sc.n_infra_failures,
         "nothing_judged": sc.nothing_judged,
         "n_solved": sum(1 for r in records if r["n_correct"] > 0),
+        "n_unverifiable": count_unverifiable(records),
         "pass@k": {k: v.mean for k, v in sc.pass_at_k.items()},
         "pass@k_ci95": {k: list(v.ci95) for k, v in sc.pass_at_k.items()},
         "problems_per_k": {k: v.problems for k, v in sc.pass_at_k.items()},

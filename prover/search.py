@@ -7,10 +7,12 @@ first ``PROVED`` outcome, when no open state is left, or when a budget (expansio
 spent. States whose goals were already seen are not queued twice. Tactics that fail the
 forbidden-construct screen (``sorry``, ``native_decide``, ...) are never sent to Lean.
 
-A tactic whose Lean run timed out or crashed (``TacticStatus.TIMEOUT`` / ``CRASHED``) is an
-infrastructure failure, not a failed expansion: it is counted in
-:attr:`SearchResult.infra_failures`, and a search that then ends without a proof is unjudged
-(status ``INFRA_ERROR``, never "no proof"): the subtree behind that tactic was never explored.
+A tactic that runs Lean out of its time limit (``TacticStatus.TIMEOUT``) is the tactic's own
+failure, a failed expansion like a Lean error (issue 18: a policy must not escape a verdict by
+proposing tactics that hang Lean). A tactic whose Lean process crashed (``CRASHED``) is an
+infrastructure failure: it is counted in :attr:`SearchResult.infra_failures`, and a search that
+then ends without a proof is unjudged (status ``INFRA_ERROR``, never "no proof"): the subtree
+behind that tactic was never explored.
 
 The proof found is a tactic script; it must still pass the whole-proof audit
 (:class:`verimath.prover.types.ProofChecker`), which the prove job runs.
@@ -159,7 +161,8 @@ class SearchResult:
         outcomes: count of each :class:`TacticStatus` seen.
         wall_s: seconds spent.
         message: the infrastructure error, when status is INFRA_ERROR.
-        infra_failures: tactics whose Lean run timed out or crashed (not judgments).
+        infra_failures: tactics whose Lean process crashed (not judgments; a tactic's own
+            timeout is a failed expansion, counted in ``outcomes["timeout"]``).
     """
 
     status: SearchStatus
@@ -193,7 +196,7 @@ class SearchResult:
         }
 
 
-_INFRA_TACTIC = (TacticStatus.TIMEOUT, TacticStatus.CRASHED)
+_INFRA_TACTIC = (TacticStatus.CRASHED,)
 
 
 def tactics_to_proof(tactics: tuple[str, ...] | list[str]) -> str:
@@ -233,7 +236,7 @@ def best_first_search(task: ProofTask, env: ProofEnv, policy: TacticPolicy,
     def done(status: SearchStatus, tactics: tuple[str, ...] = (), msg: str = "") -> SearchResult:
         infra = sum(counts[str(s)] for s in _INFRA_TACTIC)
         if infra and status not in (SearchStatus.PROVED, SearchStatus.INFRA_ERROR):
-            msg = (f"search ended ({status}) after {infra} Lean timeout/crash(es) on tactics "
+            msg = (f"search ended ({status}) after {infra} Lean crash(es) on tactics "
                    "whose subtrees were never explored: unjudged")
             status = SearchStatus.INFRA_ERROR
         return SearchResult(status, tactics, expansions, len(seen), calls, dict(counts),

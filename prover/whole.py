@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from verimath.prover.search import Template, load_template
 from verimath.prover.types import ProofChecker, ProofTask
-from verimath.records import Problem, Verdict, VerdictStatus
+from verimath.records import Problem, Verdict, VerdictStatus, judged
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, Prompt, SamplingParams
@@ -46,7 +46,7 @@ class WholeProofAttempt:
     def correct(self) -> bool | None:
         """True / False when judged, None when the last round could not be judged."""
         v = self.verdict
-        return v.correct if v.status.judged else None
+        return v.correct if judged(v) else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: rounds with proof and verdict, plus ``correct``."""

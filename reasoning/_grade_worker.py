@@ -15,7 +15,11 @@ JSON object per line:
   whatever math-verify alone would call equivalent on the raw texts, we call equivalent too;
 * worker -> parent, one line per item as soon as it is judged, in order:
   ``{"status", "reason", "gold_parsed", "pred_parsed"}`` with status one of ``correct``,
-  ``wrong``, ``bad_gold``, ``error``. The parent times each item from the previous reply.
+  ``wrong``, ``bad_gold``, ``error``; an ``error`` that the compared texts themselves can cause
+  (memory, recursion, a parser crash, every comparison raising) carries ``"cause": "input"``,
+  which the parent re-checks on a fresh worker before it calls the answer ``unverifiable``;
+  one that ran out of a limit (memory, recursion, parser crash) also ``"limit": true``.
+  The parent times each item from the previous reply.
 
 Candidates: gold = [ours] + [math-verify's on gold_raw]; pred = [math-verify's on pred_raw]
 + [ours]; CORRECT when any pair verifies. When *every* comparison raised, nothing was judged:
@@ -165,7 +169,8 @@ class _Judge:
         try:
             return self._judge(gold, pred, gold_raw, pred_raw)
         except ParseCrash as e:
-            return {"status": "error", "reason": f"math-verify's parser crashed ({e})"}
+            return {"status": "error", "reason": f"math-verify's parser crashed ({e})",
+                    "cause": "input", "limit": True}
 
     def _judge(self, gold: str, pred: str, gold_raw: str | None,
                pred_raw: str | None) -> dict[str, Any]:
@@ -197,7 +202,8 @@ class _Judge:
         raised = ", ".join(sorted(set(errors)))
         if not done or ours_all_raised:  # our own answer could not be compared: no judgment
             what = "every comparison" if not done else "every comparison of the extracted answer"
-            out.update(status="error", reason=f"math-verify: {what} raised ({raised})")
+            out.update(status="error", reason=f"math-verify: {what} raised ({raised})",
+                       cause="input")
             return out
         reason = "math-verify: not equivalent"
         if errors:
@@ -227,7 +233,8 @@ class _Judge:
                 )
             except (MemoryError, RecursionError) as e:
                 why = f"math-verify: {type(e).__name__}"
-                return {"status": "error", "reason": why}, done, errors
+                return {"status": "error", "reason": why, "cause": "input", "limit": True}, \
+                    done, errors
             except Exception as e:  # noqa: BLE001 - one comparison that could not be made
                 errors.append(type(e).__name__)
                 continue
@@ -285,8 +292,9 @@ def _judge_one(judge: _Judge, gold: str, pred: str, gold_raw: str | None = None,
                pred_raw: str | None = None) -> dict[str, Any]:
     try:
         return judge.judge(str(gold), str(pred), gold_raw, pred_raw)
-    except MemoryError:
-        return {"status": "error", "reason": "math-verify: MemoryError"}
+    except (MemoryError, RecursionError) as e:
+        return {"status": "error", "reason": f"math-verify: {type(e).__name__}", "cause": "input",
+                "limit": True}
     except Exception as e:  # noqa: BLE001 - reported to the parent, worker stays up
         return {"status": "error", "reason": f"grader worker: {type(e).__name__}: {e}"[:300]}
 

@@ -31,7 +31,7 @@ from verimath.reasoning.grading import GRADER_VERSION
 from verimath.reasoning.metrics import check_ks
 from verimath.reasoning.rollout import RolloutConfig, Strategy, load_prompt
 from verimath.reasoning.service.factory import GraderSettings, SandboxSettings
-from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus
+from verimath.records import Attempt, Problem, RecordError, Verdict, VerdictStatus, judged
 
 if TYPE_CHECKING:
     from verimath.backends import Backend
@@ -125,7 +125,7 @@ def run_settings(cfg: EvalConfig, prompt_hash: str) -> dict[str, Any]:
 
 def _sample_correct(attempt: Attempt, verdict: Verdict) -> bool | None:
     """True/False when judged; None when infrastructure failed (excluded from scores)."""
-    if attempt.finish_reason == "error" or not verdict.status.judged:
+    if attempt.finish_reason == "error" or not judged(verdict):
         return None
     return verdict.status is VerdictStatus.CORRECT
 
@@ -283,8 +283,10 @@ def _config_dict(cfg: EvalConfig) -> dict[str, Any]:
     return d
 
 
-#: Verdict statuses a retry can change (infrastructure); BAD_GOLD is data and stays as it is.
-_RETRYABLE = frozenset({"timeout", "error"})
+#: Verdict statuses a retry can change: could-not-judge (the one predicate,
+#: :func:`verimath.records.judged`) except BAD_GOLD, which is data and stays as it is.
+_RETRYABLE = frozenset(str(s) for s in VerdictStatus
+                       if not judged(s) and s is not VerdictStatus.BAD_GOLD)
 
 
 def _unjudged(record: dict[str, Any]) -> bool:

@@ -247,9 +247,42 @@ def _after_anchor(text: str, start: int) -> str | None:
     return line or None
 
 
+#: a final answer that offers alternatives: "7 or 8", "either $7$ or $8$", ``7 \lor 8``
+_ALTERNATIVES_RE = re.compile(r"(?<![\\A-Za-z])(?:or|either)(?![A-Za-z])|\\lor\b|\\vee\b")
+
+
+def offers_alternatives(answer: str | None) -> bool:
+    """Whether an extracted answer names alternatives ("7 or 8"): one answer must be given.
+
+    Such an answer is graded as what it says (math-verify reads "7 or 8" as the set
+    ``{7, 8}``: right only against a gold that is that set), never reduced to one of its
+    members (issue 18: a policy offering several answers must not collect the reward).
+    """
+    return bool(answer) and bool(_ALTERNATIVES_RE.search(answer or ""))
+
+
+def _alternatives_sentence(text: str, start: int) -> str | None:
+    """The anchored sentence at ``start`` when it offers alternatives, ``$`` delimiters dropped."""
+    line = text[start : start + _MAX_PHRASE].lstrip().lstrip("*").lstrip().split("\n", 1)[0]
+    m = re.search(r"\.\s+(?=[A-Z])|\.\s*$", line)
+    if m:
+        line = line[: m.start()]
+    if not offers_alternatives(line) or len(_NUMBER_RE.findall(line)) + line.count("$") < 2:
+        return None
+    phrase = _DELIM_RE.sub(" ", line)
+    phrase = re.sub(r"(?<![A-Za-z])either(?![A-Za-z])", " ", phrase)
+    return re.sub(r"\s+", " ", phrase).strip().rstrip(".").strip() or None
+
+
 def _answer_is(text: str) -> str | None:
-    """The phrase after the last "the answer is" / "final answer:" (prose cut away)."""
+    """The phrase after the last "the answer is" / "final answer:" (prose cut away).
+
+    A phrase offering alternatives ("$7$ or $8$") is kept whole (:func:`offers_alternatives`).
+    """
     for m in reversed(list(_ANSWER_IS_RE.finditer(text))):
+        alt = _alternatives_sentence(text, m.end())
+        if alt:
+            return clean_answer(alt)
         ans = _after_anchor(text, m.end())
         if ans:
             return clean_answer(_unprose(ans))

@@ -14,8 +14,20 @@ Statuses (:class:`verimath.records.VerdictStatus`):
 * ``NO_ANSWER``: the prediction is None, empty, or no answer could be extracted from it
   (an empty ``\boxed{}`` included); judged, and counts as not correct;
 * ``BAD_GOLD``: the gold is None, empty, has unbalanced braces, or math-verify cannot parse it;
-* ``TIMEOUT``: no verdict within ``timeout_s``;
-* ``ERROR``: the worker crashed or ran out of memory.
+* ``UNVERIFIABLE``: the answer itself runs the grader out of its limits (see below); judged,
+  counts as not correct everywhere (reward 0.0);
+* ``TIMEOUT``: no verdict within ``timeout_s``, and the re-check could not decide either;
+* ``ERROR``: the worker crashed or was killed (twice), or failed for a reason of its own.
+
+Caused by the input or by the infrastructure (issue 18). A comparison that times out, runs the
+worker out of memory, crashes math-verify's parser (recursion) or makes every comparison raise
+is re-checked once, on a fresh worker with the same limits, where the time limit is measured in
+the worker's **CPU time** (its wall-clock is capped at ``retry_wall_factor * timeout_s``), so a
+loaded machine is not mistaken for a heavy answer. If the failure reproduces, the gold answer
+alone (gold against itself) is run through the same check: when the gold evaluates, the answer
+caused the failure and the verdict is ``UNVERIFIABLE``; when the gold fails too, ``BAD_GOLD``.
+What does not reproduce (a worker killed from outside, a machine too loaded to give the re-check
+its CPU time, a worker that dies again) stays ``TIMEOUT`` / ``ERROR``: could not judge.
 
 ``BAD_GOLD``, ``TIMEOUT`` and ``ERROR`` are never ``CORRECT``; callers map them to "skipped".
 Every verdict's ``detail`` has ``gold`` and ``pred`` (the extracted strings, or None),
@@ -53,6 +65,7 @@ from verimath.reasoning.extract import (
     find_choice,
     mc_choice,
     normalize_answer,
+    offers_alternatives,
 )
 from verimath.records import Attempt, Verdict, VerdictStatus
 
@@ -107,6 +120,9 @@ class GraderConfig:
             still has its own ``timeout_s``).
         string_fast_path: call two answers with the same
             :func:`~verimath.reasoning.extract.normalize_answer` key CORRECT without math-verify.
+        retry_wall_factor: wall-clock cap of the CPU-timed re-check of a failed comparison, as
+            a multiple of ``timeout_s`` (see the module docstring); past it the machine was too
+            loaded to decide and the verdict stays TIMEOUT.
     """
 
     timeout_s: float = 5.0
@@ -120,6 +136,7 @@ class GraderConfig:
     raw_extraction: bool = True
     batch_size: int = 8
     string_fast_path: bool = True
+    retry_wall_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
@@ -134,6 +151,18 @@ class GraderConfig:
             raise ValueError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
         if self.float_rounding < 0 or self.numeric_precision < 1:
             raise ValueError("float_rounding must be >= 0 and numeric_precision >= 1")
+        if not self.retry_wall_factor >= 1:
+            raise ValueError(f"retry_wall_factor must be >= 1 (a multiple of timeout_s), got "
+                             f"{self.retry_wall_factor}")
+
+    def call_budget_s(self) -> float:
+        """Upper bound (s) of one comparison's wall time, re-checks and worker starts included.
+
+        A caller's own deadline for one :meth:`Grader.grade` call (e.g. a reward's safety net)
+        should not be shorter: below it, the caller and not the grader would decide the item.
+        """
+        check = self.timeout_s * self.retry_wall_factor + self.start_timeout_s
+        return self.timeout_s + self.start_timeout_s + 2 * check
 
 
 class _WorkerDied(Exception):
@@ -141,7 +170,14 @@ class _WorkerDied(Exception):
 
 
 class _Timeout(Exception):
-    """No reply within the time limit."""
+    """No reply within the time limit (wall-clock, or the worker's CPU time in a re-check)."""
+
+
+class _Overloaded(Exception):
+    """A re-check's wall-clock cap passed before the worker could use its CPU time limit."""
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class _Worker:
@@ -243,6 +279,39 @@ class _Worker:
         """The next reply (one per item); _Timeout on timeout, _WorkerDied on exit."""
         return self._get(timeout_s)
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system) the worker has used; None where /proc cannot tell."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def receive_cpu(self, cpu_limit_s: float, wall_limit_s: float) -> dict[str, Any]:
+        """The next reply, timed by the worker's CPU time.
+
+        Raises:
+            _Timeout: the worker used ``cpu_limit_s`` of CPU time without replying (without
+                /proc: ``cpu_limit_s`` of wall-clock time).
+            _Overloaded: ``wall_limit_s`` passed first.
+            _WorkerDied: the worker exited.
+        """
+        t0 = time.monotonic()
+        base = self.cpu_s()
+        while True:
+            left = t0 + wall_limit_s - time.monotonic()
+            if left <= 0:
+                raise _Overloaded
+            try:
+                return self._get(min(0.1, left))
+            except _Timeout:
+                pass
+            now = self.cpu_s()
+            used = now - base if now is not None and base is not None else None
+            if (used if used is not None else time.monotonic() - t0) >= cpu_limit_s:
+                raise _Timeout
+
     def kill(self) -> None:
         """SIGKILL the worker's process group and reap it. Idempotent."""
         _kill_proc(self.proc)
@@ -328,6 +397,10 @@ class _Item:
     verdict: Verdict | None = None  # set when decided
     gold_raw: str | None = None  # whole gold solution for math-verify's own extraction
     pred_raw: str | None = None  # whole completion for math-verify's own extraction
+    failure: str | None = None  # "timeout" / "died" / "input": the first try failed; re-check
+
+    def payload(self) -> tuple[str, str, str | None, str | None]:
+        return (str(self.gold), str(self.pred), self.gold_raw, self.pred_raw)
 
     def finish(self, status: VerdictStatus, reason: str, elapsed_s: float, **extra: Any) -> None:
         self.detail.update(extra)
@@ -361,6 +434,8 @@ class Grader:
         self._idle: queue.Queue[_Worker | None] = queue.Queue()  # None: slot to respawn
         self._finalizer = weakref.finalize(self, _kill_all, self._procs)
         self.restarts = 0  #: workers replaced after a timeout or crash
+        self.rechecks = 0  #: failed comparisons re-checked on a fresh worker
+        self._gold_checked: dict[tuple[str | None, str | None], bool] = {}  # gold -> evaluates
         for _ in range(self.config.workers):
             self._idle.put(self._spawn())
 
@@ -517,6 +592,10 @@ class Grader:
             # completion with boxes it sees the boxes only.
             if raw_pred and isinstance(pred, str):
                 item.pred_raw = boxes_only(pred) or pred
+            # an answer offering alternatives ("7 or 8") is graded as what it says; math-verify's
+            # raw extraction would keep only its first member (issue 18)
+            if offers_alternatives(p):
+                item.pred_raw = None
 
         def done(status: VerdictStatus, reason: str) -> _Item:
             item.finish(status, reason, time.perf_counter() - t0)
@@ -552,10 +631,125 @@ class Grader:
         return item
 
     def _run_batch(self, items: list[_Item]) -> None:
-        """Judge ``items`` on one worker, re-sending the rest after a timeout or crash."""
-        while items:
-            done = self._run_on_worker(items)
-            items = items[done:]
+        """Judge ``items`` on one worker, re-sending the rest after a timeout or crash.
+
+        Items whose first try failed are then re-checked (:meth:`_settle`).
+        """
+        todo = items
+        while todo:
+            done = self._run_on_worker(todo)
+            todo = todo[done:]
+        for it in items:
+            if it.failure is not None:
+                self._settle(it)
+
+    def _recheck(self, payload: tuple[str, str, str | None, str | None]
+                 ) -> tuple[str, dict[str, Any] | None]:
+        """Run one pair on a fresh worker with the CPU-time limit.
+
+        Returns:
+            ``("reply", reply)``, ``("cpu", None)`` (used its CPU time limit),
+            ``("overloaded", None)`` (the wall-clock cap passed first) or ``("died", None)``.
+        """
+        old = self._acquire()
+        old.kill()
+        with self._lock:
+            self._procs.discard(old.proc)
+            self.restarts += 1
+            self.rechecks += 1
+        try:
+            w = self._spawn()
+        except (GraderUnavailable, GraderClosed):
+            self._idle.put(None)
+            raise
+        ok = False
+        try:
+            self._ready_send(w, [payload])
+            reply = w.receive_cpu(self.config.timeout_s,
+                                  self.config.timeout_s * self.config.retry_wall_factor)
+            ok = True
+            return "reply", reply
+        except _Timeout:
+            return "cpu", None
+        except _Overloaded:
+            return "overloaded", None
+        except _WorkerDied:
+            return "died", None
+        finally:
+            self._release(w, replace=not ok)
+
+    def _gold_evaluates(self, item: _Item) -> bool | None:
+        """Whether the gold alone evaluates within the limits; None when that is unknown.
+
+        Two checks on fresh workers, cached per gold: the gold against itself must verify, and
+        the gold against a plain ``0`` must not run out of a limit (a gold such as
+        ``9^{9^{9^{9}}}`` is equal to itself at once but hangs against any other number).
+        """
+        key = (item.gold, item.gold_raw)
+        with self._lock:
+            known = self._gold_checked.get(key)
+        if known is not None:
+            return known
+        result = True
+        for pred, pred_raw, need_equal in ((str(item.gold), item.gold_raw, True),
+                                           ("0", None, False)):
+            kind, reply = self._recheck((str(item.gold), pred, item.gold_raw, pred_raw))
+            if kind == "cpu":
+                result = False
+            elif kind != "reply" or reply is None:
+                return None  # the check itself could not run
+            elif reply.get("status") == "bad_gold" or reply.get("limit"):
+                result = False
+            elif need_equal and reply.get("status") != "correct":
+                result = False
+            if not result:
+                break
+        with self._lock:
+            if len(self._gold_checked) > 4096:
+                self._gold_checked.clear()
+            self._gold_checked[key] = result
+        return result
+
+    def _settle(self, item: _Item) -> None:
+        """Decide an item whose first try failed: input-caused (judged) or could not judge."""
+        first = item.verdict
+        assert first is not None
+        t0 = time.perf_counter()
+        kind, reply = self._recheck(item.payload())
+        item.detail["first_try"] = {"status": str(first.status), "reason": first.reason}
+        item.detail["recheck"] = kind
+        item.failure = None
+        reproduced = kind == "cpu" or (
+            kind == "reply" and reply is not None and reply.get("status") == "error"
+            and reply.get("cause") == "input")
+        if kind == "reply" and reply is not None and not reproduced:
+            extra = {k: reply[k] for k in ("gold_parsed", "pred_parsed") if k in reply}
+            item.finish(VerdictStatus(reply.get("status", "error")),
+                        f"{reply.get('reason', '')} (re-checked on a fresh worker after: "
+                        f"{first.reason})", time.perf_counter() - t0, **extra)
+            return
+        if not reproduced:
+            why = {"died": "the re-check's worker died too",
+                   "overloaded": "the machine was too loaded to give the re-check "
+                                 f"{self.config.timeout_s:g} s of CPU time"}[kind]
+            item.finish(first.status, f"{first.reason}; {why}: could not judge",
+                        time.perf_counter() - t0)
+            return
+        what = (f"used {self.config.timeout_s:g} s of CPU time" if kind == "cpu"
+                else str((reply or {}).get("reason", "failed")))
+        gold_ok = self._gold_evaluates(item)
+        if gold_ok is None:
+            item.finish(first.status, f"{first.reason}; reproduced ({what}), but the gold "
+                        "check could not be run: could not judge", time.perf_counter() - t0)
+        elif gold_ok:
+            item.finish(VerdictStatus.UNVERIFIABLE,
+                        f"the answer could not be evaluated within the limits: {what} twice, "
+                        "on fresh workers, while the gold alone evaluates",
+                        time.perf_counter() - t0)
+        else:
+            item.finish(VerdictStatus.BAD_GOLD,
+                        f"the gold answer alone could not be evaluated within the limits ({what})",
+                        time.perf_counter() - t0)
 
     def _run_on_worker(self, items: list[_Item]) -> int:
         """Send ``items`` to an idle worker; sets verdicts in order. Returns how many got one.
@@ -612,10 +806,12 @@ class Grader:
                 item.finish(VerdictStatus.TIMEOUT,
                             f"no verdict within {limit}; worker killed and replaced",
                             time.perf_counter() - t_prev)
+                item.failure = "timeout"
                 return n, True
             except _WorkerDied as e:
                 item.finish(VerdictStatus.ERROR, f"grader worker died mid-item: {e}",
                             time.perf_counter() - t_prev)
+                item.failure = "died"
                 return n, True
             now = time.perf_counter()
             extra: dict[str, Any] = {
@@ -624,6 +820,8 @@ class Grader:
             extra["math_verify"] = info.get("math_verify")
             item.finish(VerdictStatus(res.get("status", "error")), str(res.get("reason", "")),
                         now - t_prev, **extra)
+            if res.get("status") == "error" and res.get("cause") == "input":
+                item.failure = "input"
             t_prev = now
         return len(items), False
 

@@ -40,7 +40,18 @@ def score(records: list[dict[str, Any]], ks: tuple[int, ...]) -> dict[str, Any]:
     reasons = [[_unjudged_reason(a) for a in r["attempts"]] for r in records]
     out = metrics.score(correct, ks, answers=answers, reasons=reasons).to_dict()
     out["n_problems_without_gold"] = sum(1 for r in records if r.get("gold") is None)
+    out["n_unverifiable"] = count_unverifiable(records)
     return out
+
+
+def count_unverifiable(records: list[dict[str, Any]]) -> int:
+    """Attempts whose answer (or proof) ran a verifier out of its limits: judged, not correct.
+
+    ``UNVERIFIABLE`` verdicts are counted as wrong in every score; this count shows how many
+    of the judged samples were such (issue 18).
+    """
+    return sum(1 for r in records for a in r.get("attempts", [])
+               if (a.get("verdict") or {}).get("status") == "unverifiable")
 
 
 def write_parquet(path: Path, records: list[dict[str, Any]]) -> None:
@@ -128,6 +139,8 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     t.add_row("samples (judged)", f"{summary['n_samples']} ({summary['n_judged']})")
     t.add_row("bad gold (excluded)", str(summary["n_bad_gold"]))
     t.add_row("infrastructure failures (excluded)", str(summary["n_infra_failures"]))
+    if summary.get("n_unverifiable"):
+        t.add_row("unverifiable answers (judged wrong)", str(summary["n_unverifiable"]))
     loud = nothing_judged_message(summary)
     if loud is None:
         t.add_row("accuracy [95% Wilson CI]", f"{pct(summary['accuracy'])} [{pct(lo)}, {pct(hi)}]")

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from verimath.reasoning.extract import extract_answer, extract_program_output
 from verimath.reasoning.tir import TIR_STOP, TirEngine, drive, extract_code, tool_feedback
-from verimath.records import Attempt, Problem, Span, SpanKind, ToolCall, Trajectory, Verdict
+from verimath.records import (
+    Attempt,
+    Problem,
+    Span,
+    SpanKind,
+    ToolCall,
+    Trajectory,
+    Verdict,
+    judged,
+)
 
 if TYPE_CHECKING:
     from verimath.backends import Backend, Completion, Prompt, SamplingParams
@@ -182,7 +191,7 @@ def finalize_completion(
         result = sandbox.run(code)
         call = _tool_call(code, result, tool_feedback(result, max_tool_output_chars))
         answer = extract_program_output(result.stdout) if result.status == "ok" else None
-        reason = "error" if str(result.status) == "sandbox_error" else finish_reason
+        reason = "error" if not judged(result) else finish_reason  # the one predicate
         return Attempt(text=text, spans=(Span(SpanKind.MODEL, text),), tool_calls=(call,),
                        answer=answer, finish_reason=reason, completion_tokens=completion_tokens)
     model_text = text

@@ -264,7 +264,9 @@ class VerifierConfig:
 
     Attributes:
         workers: concurrent verifier calls per batch (threads over the sandbox/grader pools).
-        timeout_s: wall-clock seconds per reward batch; a sample still unverified gets None.
+        item_timeout_s: wall-clock seconds one verifier call may take, a safety net (None:
+            derived from the verifiers' own limits, ``VerifierPool.item_limit_s``); a call past
+            it gets None. There is no per-batch deadline that could decide a sample.
         grader_timeout_s: per-comparison limit inside the grader's worker processes.
         sandbox_timeout_s / sandbox_memory_mb: limits per program run.
         proof_timeout_s: per-proof limit of the Lean checker.
@@ -280,7 +282,7 @@ class VerifierConfig:
     """
 
     workers: int = 4
-    timeout_s: float = 120.0
+    item_timeout_s: float | None = None
     grader_timeout_s: float = 5.0
     sandbox_timeout_s: float = 10.0
     sandbox_memory_mb: int = 1024
@@ -297,7 +299,7 @@ class VerifierConfig:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("verifier.workers must be >= 1")
-        if min(self.timeout_s, self.grader_timeout_s, self.sandbox_timeout_s,
+        if min(self.item_timeout_s or 1.0, self.grader_timeout_s, self.sandbox_timeout_s,
                self.proof_timeout_s) <= 0:
             raise ValueError("verifier timeouts must be > 0 seconds")
 

@@ -89,7 +89,7 @@ def build_verifiers(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Verifier
     need = needed_verifiers(cfg.reward_specs(), cfg.data.strategy)
     if cfg.tools.mode != "none":
         need.add("sandbox")
-    pool = VerifierPool(workers=v.workers, timeout_s=v.timeout_s)
+    pool = VerifierPool(workers=v.workers, item_timeout_s=v.item_timeout_s)
     if "grader" in need:
         from verimath.reasoning.service.factory import GraderSettings, make_grader
 

@@ -8,20 +8,26 @@ Every reward function has TRL's calling convention and our one signature (DESIGN
 * ``completions``: shape (B*G,); TRL passes plain strings for standard prompts and
   ``[{"role": "assistant", "content": ...}, ...]`` message lists for conversational prompts (tool
   turns included); :func:`completion_text` accepts both.
-* return: shape (B*G,); ``None`` means "could not judge" (sandbox ``SANDBOX_ERROR``, grader
-  ``TIMEOUT``/``ERROR``/``BAD_GOLD``, a dead Lean process, a verifier call that hung past
-  ``timeout_s``). Only these known infrastructure failures become None: the verdict statuses
-  above and the exceptions of :func:`infra_exceptions` (``SandboxError``, ``GraderUnavailable``,
-  ``ProverInfraError`` and its ``LeanTimeout``/``LeanCrash``). Any other exception (a code
-  bug, a wrong dataset column) propagates and stops training. TRL turns ``None`` into NaN
-  and leaves the sample out of the group baseline;
-  :class:`rl.trainers.VerifierGRPOTrainer` additionally skips the sample's shaping terms. An
-  infrastructure failure is never scored 0.0 or 1.0. Each call logs its failure rate through
-  TRL's ``log_metric`` as ``rewards/<name>/infra_failure_rate``.
+* return: shape (B*G,); ``None`` means "could not judge" (sandbox ``SANDBOX_ERROR`` or a lost
+  interpreter, grader ``TIMEOUT``/``ERROR``/``BAD_GOLD``, a crashed or lost Lean, a verifier
+  call that hung past its own per-item limit). Only these known infrastructure failures become
+  None: what :func:`verimath.records.judged` calls not judged, and the exceptions of
+  :func:`infra_exceptions` (``SandboxError``, ``GraderUnavailable``, ``ProverInfraError``). Any
+  other exception (a code bug, a wrong dataset column) propagates and stops training.
+* what the completion itself caused is judged, never None (issue 18: a None leaves the sample
+  out of its GRPO group, so a policy would be paid to break the verifier): an answer that
+  reproducibly runs the grader out of its limits (``UNVERIFIABLE``), a program's own timeout,
+  memory or crash, a proof that runs Lean out of its time limit all get 0.0.
+
+TRL turns ``None`` into NaN and leaves the sample out of the group baseline;
+:class:`verimath.rl.trainer.VerifierGRPOTrainer` additionally skips the sample's shaping terms.
+An infrastructure failure is never scored 0.0 or 1.0. Each call logs its failure rate through
+TRL's ``log_metric`` as ``rewards/<name>/infra_failure_rate``.
 
 Verifier rewards (``answer``, ``proof``) run their checks concurrently (sandbox pool, grader
-worker processes, proof checker) with a per-batch deadline
-(:func:`verimath.rl.concurrency.map_with_deadline`).
+worker processes, proof checker), each call with a deadline of its own derived from its
+verifiers' limits (:meth:`VerifierPool.item_limit_s`,
+:func:`verimath.rl.concurrency.map_with_deadline`); the batch deadline is only a safety net.
 """
 
 from __future__ import annotations
@@ -32,21 +38,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from verimath.records import Verdict, VerdictStatus
+from verimath.records import Verdict, VerdictStatus, judged
 from verimath.rl.concurrency import map_with_deadline
 
 log = logging.getLogger(__name__)
 
 RewardFn = Callable[..., list[float | None]]
 
-#: verdict status -> reward; statuses not listed ("could not judge") give None.
+#: judged verdict status -> reward (every judged status; the rest, "could not judge", give None).
 VERDICT_REWARD: Mapping[VerdictStatus, float] = {
-    VerdictStatus.CORRECT: 1.0,
-    VerdictStatus.WRONG: 0.0,
-    VerdictStatus.NO_ANSWER: 0.0,
+    s: 1.0 if s is VerdictStatus.CORRECT else 0.0 for s in VerdictStatus if s.judged
 }
 
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+#: a ```output block: tool output. In a plain completion the model may have written it itself
+#: (fabricated evidence), so answers are never read from one (issue 18)
+_OUTPUT_BLOCK_RE = re.compile(r"```output[ \t]*\n.*?(?:\n```|\Z)", re.DOTALL)
 _PY_BLOCK_RE = re.compile(r"```(?:python|py)[ \t]*\n(.*?)\n```", re.DOTALL)
 _LEAN_BLOCK_RE = re.compile(r"```(?:lean4?|lean)[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 
@@ -102,10 +109,14 @@ def completion_text(
 
 
 def verdict_reward(verdict: Verdict | None) -> float | None:
-    """1.0 for CORRECT, 0.0 for WRONG / NO_ANSWER, None for anything that could not be judged."""
-    if verdict is None:
+    """1.0 for CORRECT, 0.0 for any other judged verdict, None for what could not be judged.
+
+    Judged-or-not is :func:`verimath.records.judged`: WRONG, NO_ANSWER and UNVERIFIABLE give 0.0.
+    """
+    if not judged(verdict):
         return None
-    return VERDICT_REWARD.get(verdict.status)
+    assert verdict is not None
+    return 1.0 if verdict.status is VerdictStatus.CORRECT else 0.0
 
 
 def _log_failure_rate(
@@ -132,14 +143,37 @@ class VerifierPool:
         answers.
         checker: whole-proof checker (prover); needed for the proof reward.
         workers: concurrent verifier calls per batch.
-        timeout_s: wall-clock seconds per batch; a sample still being verified then gets None.
+        item_timeout_s: wall-clock seconds one verifier call may take (from its own start);
+            None derives it from the verifiers' own limits (:meth:`item_limit_s`). It is a
+            safety net: a call past it hung past its verifier's limits, so it gets None
+            (could not judge). Never a per-batch deadline: a sample is never decided by its
+            place in the queue.
     """
 
     grader: GraderLike | None = None
     sandbox: SandboxLike | None = None
     checker: ProofCheckerLike | None = None
     workers: int = 4
-    timeout_s: float = 60.0
+    item_timeout_s: float | None = None
+
+    def item_limit_s(self) -> float:
+        """Seconds one verifier call may take (the per-item safety net).
+
+        The sum of its verifiers' call budgets, times the queueing a call can meet inside a
+        verifier with fewer slots than ``workers``, plus a 10 s margin.
+        """
+        if self.item_timeout_s is not None:
+            return self.item_timeout_s
+        budget, slots = 0.0, []
+        for comp in (self.grader, self.sandbox, self.checker):
+            if comp is None:
+                continue
+            budget += _call_budget_s(comp)
+            n = getattr(getattr(comp, "config", None), "workers", None)
+            if isinstance(n, int) and n > 0:
+                slots.append(n)
+        queueing = max(1, -(-self.workers // min(slots))) if slots else 1
+        return budget * queueing + 10.0
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         """``fn`` over ``items`` concurrently; None for an item that hung or hit an infra error.
@@ -148,12 +182,33 @@ class VerifierPool:
             Exception: the first exception of an item that is not an infrastructure failure
                 (:func:`infra_exceptions`): a bug is not "could not judge".
         """
-        outs = map_with_deadline(fn, items, workers=self.workers, timeout_s=self.timeout_s)
+        outs = map_with_deadline(fn, items, workers=self.workers,
+                                 item_timeout_s=self.item_limit_s())
         infra = infra_exceptions()
         for o in outs:
             if o.exception is not None and not isinstance(o.exception, infra):
                 raise o.exception
         return [o.value if o.ok else None for o in outs]
+
+
+def _call_budget_s(component: Any) -> float:
+    """Upper bound of one call's wall time on ``component`` (its limits plus its overheads).
+
+    A grader: :meth:`GraderConfig.call_budget_s`; a sandbox: run limit + watchdog grace +
+    start-up; a proof checker: its ``timeout_s`` times (crash retries + 1) plus a margin; an
+    object with none of these: 60 s.
+    """
+    cfg = getattr(component, "config", None)
+    if callable(getattr(cfg, "call_budget_s", None)):
+        return float(cfg.call_budget_s())
+    if cfg is not None and hasattr(cfg, "startup_timeout_s") and hasattr(cfg, "timeout_s"):
+        from verimath.reasoning.sandbox.pool import WATCHDOG_GRACE_S
+
+        return float(cfg.timeout_s) + WATCHDOG_GRACE_S + float(cfg.startup_timeout_s)
+    t = getattr(component, "timeout_s", None)
+    if isinstance(t, int | float):
+        return float(t) * (int(getattr(component, "crash_retries", 0)) + 1) + 30.0
+    return 60.0
 
 
 def infra_exceptions() -> tuple[type[BaseException], ...]:
@@ -173,7 +228,8 @@ class AnswerReward:
       rollout passes ``tir_answer`` and ``tir_error`` columns: the answer found in the model's
       own text or the last program output, and whether the sandbox failed).
     * ``pot``: the ```python block runs once in the sandbox; its printed output is graded.
-      A ``SANDBOX_ERROR`` gives None.
+      A ``SANDBOX_ERROR`` (or a lost interpreter) gives None; the program's own timeout,
+      memory or crash is judged: 0.0.
 
     Call: ``(completions: (N,), *, answer: (N,) list[str | None], **_) -> (N,) list[float | None]``.
     A row whose gold ``answer`` is None gives None (no gold, cannot judge).
@@ -193,6 +249,8 @@ class AnswerReward:
         if self.pool.grader is None:
             raise ValueError("answer reward needs a grader (VerifierPool.grader)")
         texts = [completion_text(c, roles=("assistant",)) for c in completions]
+        if self.strategy != "pot":  # never grade an output block the completion wrote itself
+            texts = [_OUTPUT_BLOCK_RE.sub("", t) for t in texts]
         tir_answer = kwargs.get("tir_answer")
         tir_error = kwargs.get("tir_error")
         envs = kwargs.get("environments")
@@ -242,9 +300,10 @@ class ProofReward:
     """Proof validity from the audited whole-proof checker.
 
     Call: ``(completions: (N,), *, formal_statement: (N,) list[str | None], header: (N,)
-    list[str | None] = None, **_) -> (N,)``. 1.0 for an audited CORRECT proof, 0.0 for WRONG or
-    a completion without a ```lean4 block, None for TIMEOUT / ERROR (a dead or stuck Lean) and
-    for rows with no formal statement (informal problems in a mixed batch).
+    list[str | None] = None, **_) -> (N,)``. 1.0 for an audited CORRECT proof, 0.0 for WRONG,
+    for a proof that ran Lean out of its time limit (UNVERIFIABLE: the proof's own failure) or
+    a completion without a ```lean4 block; None for ERROR (a crashed or lost Lean, a server
+    error) and for rows with no formal statement (informal problems in a mixed batch).
     """
 
     pool: VerifierPool

@@ -33,21 +33,64 @@ def content_hash(*parts: object, length: int = 16) -> str:
 class VerdictStatus(StrEnum):
     """Outcome of a grader or prover audit.
 
-    ``BAD_GOLD``, ``TIMEOUT`` and ``ERROR`` mean "could not judge": they are never counted as
-    correct and reward functions map them to ``None`` (sample skipped), not to 0.0.
+    Judged (a decision about the model's output; see :func:`judged`): ``CORRECT``, ``WRONG``,
+    ``NO_ANSWER`` and ``UNVERIFIABLE`` (the answer reproducibly ran the verifier out of its
+    limits: a grader comparison over its CPU time or memory, or a parser crash, twice on fresh
+    workers while the gold alone evaluates fine; counted as not correct everywhere, reward 0.0).
+    ``BAD_GOLD``, ``TIMEOUT`` and ``ERROR`` mean "could not judge": never counted as correct or
+    wrong; reward functions map them to ``None`` (sample skipped), not to 0.0.
     """
 
     CORRECT = "correct"
     WRONG = "wrong"
     NO_ANSWER = "no_answer"
+    UNVERIFIABLE = "unverifiable"
     BAD_GOLD = "bad_gold"
     TIMEOUT = "timeout"
     ERROR = "error"
 
     @property
     def judged(self) -> bool:
-        """True when the verifier reached a decision (CORRECT, WRONG or NO_ANSWER)."""
-        return self in (VerdictStatus.CORRECT, VerdictStatus.WRONG, VerdictStatus.NO_ANSWER)
+        """True when the verifier reached a decision (CORRECT, WRONG, NO_ANSWER, UNVERIFIABLE)."""
+        return self in _JUDGED_STATUSES
+
+
+_JUDGED_STATUSES = frozenset({VerdictStatus.CORRECT, VerdictStatus.WRONG,
+                              VerdictStatus.NO_ANSWER, VerdictStatus.UNVERIFIABLE})
+
+
+def judged(outcome: Any) -> bool:
+    """The one "judged or could-not-judge" predicate (``verimath.reasoning`` docstring).
+
+    Every consumer (metrics, votes, rewards, search, datagen stages, eval and prove records)
+    asks this function, never a status list of its own.
+
+    Args:
+        outcome: a :class:`Verdict` or :class:`VerdictStatus` (grader or proof audit), a
+            sandbox ``ExecResult`` (judged unless ``infra_failure``: SANDBOX_ERROR or a lost
+            interpreter; the program's own timeout / memory / crash is a judgment), or any
+            result with a boolean ``judged`` attribute (``prover.search.SearchResult``).
+            None (no outcome at all: a verifier call abandoned at its deadline) is not judged.
+
+    Returns:
+        True when the outcome is a decision about the model's output.
+
+    Raises:
+        TypeError: an object this rule does not know (a code bug, not "could not judge").
+    """
+    if outcome is None:
+        return False
+    if isinstance(outcome, VerdictStatus):
+        return outcome.judged
+    if isinstance(outcome, Verdict):
+        return outcome.status.judged
+    infra = getattr(outcome, "infra_failure", None)
+    if isinstance(infra, bool):
+        return not infra
+    flag = getattr(outcome, "judged", None)
+    if isinstance(flag, bool):
+        return flag
+    raise TypeError(f"judged(): no judged/could-not-judge rule for {type(outcome).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +111,11 @@ class Verdict:
     def correct(self) -> bool:
         """True only for CORRECT."""
         return self.status is VerdictStatus.CORRECT
+
+    @property
+    def judged(self) -> bool:
+        """See :func:`judged`: a decision about the model's output, not "could not judge"."""
+        return self.status.judged
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ``{"status", "reason", "detail"}``."""

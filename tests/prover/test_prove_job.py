@@ -64,11 +64,19 @@ def test_whole_proof_correction_rounds_feed_errors_back() -> None:
 
 
 def test_infrastructure_failures_are_not_corrected_and_not_scored() -> None:
-    checker = ScriptedChecker(judge=lambda t: VerdictStatus.TIMEOUT)
+    checker = ScriptedChecker(judge=lambda t: VerdictStatus.ERROR)
     be = ScriptedBackend(lambda p, j, params: PROOF)
-    [atts] = WholeProofGenerator(be, checker, SamplingParams(n=2), rounds=3).run([P10])
+    [atts] = WholeProofGenerator(be, checker, SamplingParams(n=2), rounds=1).run([P10])
     assert [a.correct for a in atts] == [None, None] and len(be.calls) == 1
-    assert atts[0].verdict.status is VerdictStatus.TIMEOUT
+    assert atts[0].verdict.status is VerdictStatus.ERROR
+
+
+def test_a_proof_that_runs_lean_out_of_time_is_a_failed_attempt() -> None:
+    checker = ScriptedChecker(judge=lambda t: VerdictStatus.TIMEOUT)  # Lean's time limit hit
+    be = ScriptedBackend(lambda p, j, params: PROOF)
+    [atts] = WholeProofGenerator(be, checker, SamplingParams(n=2), rounds=1).run([P10])
+    assert [a.correct for a in atts] == [False, False]
+    assert atts[0].verdict.status is VerdictStatus.UNVERIFIABLE
 
 
 def test_chat_prompts_and_full_snippet_answers() -> None:
@@ -300,7 +308,7 @@ def test_prove_retries_problems_lean_could_not_judge(tmp_path: Path, shared_data
                       out=str(tmp_path), infra_retries=1)
     first = [json.loads(x)["name"] for x in
              (shared_data / "minif2f" / "minif2f.jsonl").open()][:2]
-    flaky = ScriptedChecker(judge=lambda t: VerdictStatus.TIMEOUT)
+    flaky = ScriptedChecker(judge=lambda t: VerdictStatus.ERROR)  # a crashed / lost Lean
     rep = main(cfg, progress=False, backend=ScriptedBackend(_policy_solving({first[0]})),
                checker=flaky)
     assert rep.summary["n_infra_failures"] == 2 and rep.summary["n_judged"] == 0

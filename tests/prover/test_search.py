@@ -124,10 +124,12 @@ def test_max_depth() -> None:
     res = best_first_search(TASK, ScriptedEnv(TREE, ROOT), TablePolicy(no_timeout),
                             SearchConfig(width=4, max_depth=2))
     assert res.status is SearchStatus.EXHAUSTED  # RIGHT is at depth 2: never expanded
-    # with the "omega" timeout on the way the same search is unjudged, not "no proof"
+    # an "omega" that runs Lean out of time is the tactic's failed expansion (issue 18): the
+    # same search is still a judgment, "no proof", with the timeout counted in its outcomes
     res = best_first_search(TASK, ScriptedEnv(TREE, ROOT), TablePolicy(GOOD_POLICY),
                             SearchConfig(width=4, max_depth=2))
-    assert res.status is SearchStatus.INFRA_ERROR and res.infra_failures == 1
+    assert res.status is SearchStatus.EXHAUSTED and res.infra_failures == 0
+    assert res.outcomes["timeout"] == 1
 
 
 class LogprobBackend:
@@ -201,10 +203,20 @@ def test_search_config_validation() -> None:
         SearchConfig(wall_s=0)
 
 
-# -- Lean timeouts / crashes are infrastructure, not failed expansions ----------------------
+# -- Lean crashes are infrastructure; a tactic's own timeout is a failed expansion ----------
 
 
-@pytest.mark.parametrize("bad", [TacticStatus.TIMEOUT, TacticStatus.CRASHED])
+def test_a_tactic_that_runs_lean_out_of_time_is_a_failed_expansion() -> None:
+    """A policy must not escape "no proof" by proposing tactics that hang Lean (issue 18)."""
+    tree = {ROOT: {"simp": TacticStatus.ERROR, "omega": TacticStatus.TIMEOUT}}
+    res = best_first_search(TASK, ScriptedEnv(tree, ROOT),
+                            TablePolicy({ROOT: [("simp", -0.1), ("omega", -0.2)]}),
+                            SearchConfig())
+    assert res.status is SearchStatus.EXHAUSTED and res.judged and res.infra_failures == 0
+    assert res.outcomes["timeout"] == 1
+
+
+@pytest.mark.parametrize("bad", [TacticStatus.CRASHED])
 def test_search_that_ran_out_after_lean_failures_is_unjudged(bad: TacticStatus) -> None:
     tree = {ROOT: {"simp": TacticStatus.ERROR, "omega": bad}}
     res = best_first_search(TASK, ScriptedEnv(tree, ROOT),
@@ -219,7 +231,8 @@ def test_search_that_ran_out_after_lean_failures_is_unjudged(bad: TacticStatus) 
 def test_a_proof_found_despite_a_lean_timeout_is_judged() -> None:
     res = best_first_search(TASK, ScriptedEnv(TREE, {"t": ROOT}), TablePolicy(GOOD_POLICY),
                             SearchConfig(width=4))
-    assert res.status is SearchStatus.PROVED and res.judged and res.infra_failures == 1
+    assert res.status is SearchStatus.PROVED and res.judged and res.infra_failures == 0
+    assert res.outcomes["timeout"] == 1
 
 
 def test_search_without_lean_failures_stays_a_judgment() -> None:

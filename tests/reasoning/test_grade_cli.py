@@ -71,7 +71,7 @@ def test_file_mode(tmp_path, capsys):
     status = {r["line"]: r["verdict"]["status"] for r in rows}
     assert status == {
         1: "correct", 2: "correct", 3: "error", 4: "error", 5: "correct", 6: "error",
-        7: "error", 9: "wrong", 10: "no_answer", 11: "timeout", 12: "error",
+        7: "error", 9: "wrong", 10: "no_answer", 11: "bad_gold", 12: "error",
     }
     by_line = {r["line"]: r for r in rows}
     assert by_line[1]["id"] == "a" and by_line[1]["gold"] == "18" and by_line[1]["pred"] == "18"

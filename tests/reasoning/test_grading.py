@@ -16,12 +16,13 @@ from verimath.reasoning.grading import (
 )
 from verimath.records import VerdictStatus
 
-C, W, N, B, T = (
+C, W, N, B, T, U = (
     VerdictStatus.CORRECT,
     VerdictStatus.WRONG,
     VerdictStatus.NO_ANSWER,
     VerdictStatus.BAD_GOLD,
     VerdictStatus.TIMEOUT,
+    VerdictStatus.UNVERIFIABLE,
 )
 HANG = r"9^{9^{9^9}}"  # sympy tries to evaluate it: never returns (C big-int power)
 
@@ -98,9 +99,10 @@ CASES = [
     (r"\text{Evelyn}", "Evelyn", C),
     (r"\text{(C)}", r"\text{(B)}", W),
     (r"\text{(C)}", "C", C),
-    # --- adversarial: hangs are TIMEOUT, never WRONG or CORRECT ---
-    (HANG, "5", T),
-    ("5", HANG, T),
+    # --- adversarial: a hang that reproduces on a fresh worker (CPU time) is the side's fault:
+    # the answer's (UNVERIFIABLE, judged, counts as wrong) or the gold's (BAD_GOLD) ---
+    (HANG, "5", B),
+    ("5", HANG, U),
     ("9^9^9^9", "5", W),  # unbraced: latex parses ((9^9)^9)^9, a 696-digit number, judged fast
     # --- adversarial: bad gold ---
     ("}{", "5", B),
@@ -182,10 +184,10 @@ def test_timeout_kills_and_replaces_worker():
     with Grader(GraderConfig(timeout_s=1.0, workers=1)) as g:
         g.grade("1", "0.999999999", extract=False)  # wait until the worker is up
         (old,) = g.worker_pids()
-        t0 = time.monotonic()
-        v = g.grade(HANG, "5")
-        assert v.status is T and time.monotonic() - t0 < 10
-        assert g.restarts == 1
+        v = g.grade("5", HANG)
+        assert v.status is U and v.detail["recheck"] == "cpu"
+        assert v.detail["first_try"]["status"] == "timeout"
+        assert g.restarts >= 2 and g.rechecks == 3  # the re-check and the two gold checks
         with pytest.raises(ProcessLookupError):
             os.kill(old, 0)  # the hung worker is gone (killed and reaped)
         assert g.grade(r"\frac{1}{2}", "0.5").correct  # the replacement works
@@ -194,26 +196,80 @@ def test_timeout_kills_and_replaces_worker():
 
 def test_timeout_inside_a_batch_only_hits_that_item():
     with Grader(GraderConfig(timeout_s=1.5, workers=1, batch_size=8)) as g:
-        pairs = [("1/2", "0.5"), (HANG, "5"), ("2x", "x+x"), ("3", "4"), ("7", "7.0")]
+        pairs = [("1/2", "0.5"), ("5", HANG), ("2x", "x+x"), ("3", "4"), ("7", "7.0")]
         statuses = [v.status for v in g.grade_many(pairs, extract=False)]
-        assert statuses == [C, T, C, W, C]  # the items after the hang went to the new worker
-        assert g.restarts == 1
+        assert statuses == [C, U, C, W, C]  # the items after the hang went to the new worker
 
 
-def test_worker_killed_mid_item_is_replaced():
-    with Grader(GraderConfig(timeout_s=60.0, workers=1)) as g:
+def _kill_workers_while(g: Grader, busy: threading.Thread, after_s: float = 0.5) -> set[int]:
+    """SIGKILL every grader worker that has lived ``after_s`` while ``busy`` runs."""
+    seen: dict[int, float] = {}
+    killed: set[int] = set()
+    while busy.is_alive():
+        now = time.monotonic()
+        for pid in g.worker_pids():
+            if now - seen.setdefault(pid, now) >= after_s and pid not in killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+        time.sleep(0.05)
+    return killed
+
+
+def test_worker_killed_mid_item_once_is_rechecked_and_judged():
+    with Grader(GraderConfig(timeout_s=2.0, workers=1)) as g:
         g.grade("1", "1.0000000001", extract=False)
         (pid,) = g.worker_pids()
         box: dict[str, object] = {}
-        t = threading.Thread(target=lambda: box.setdefault("v", g.grade(HANG, "5")))
+        t = threading.Thread(target=lambda: box.setdefault("v", g.grade("7", "8.5")))
+        t.start()
+        t.join(timeout=60)
+        assert box["v"].status is W  # type: ignore[union-attr]
+        # killed from outside once, mid-item: the fresh worker's re-check decides
+        t = threading.Thread(target=lambda: box.__setitem__("v", g.grade("5", HANG)))
         t.start()
         time.sleep(0.5)  # the worker is now stuck in the big power
         os.kill(pid, signal.SIGKILL)
-        t.join(timeout=30)
+        t.join(timeout=120)
         v = box["v"]
-        assert v.status is VerdictStatus.ERROR and "died" in v.reason  # type: ignore[union-attr]
+        assert v.detail["first_try"]["status"] == "error"  # type: ignore[union-attr]
+        assert v.status is U  # type: ignore[union-attr]
         assert g.grade("2x+1", "1+2x").correct
         assert g.worker_pids() and g.worker_pids() != [pid]
+
+
+def test_worker_killed_on_every_try_is_could_not_judge():
+    with Grader(GraderConfig(timeout_s=30.0, workers=1)) as g:
+        g.grade("1", "1.0000000001", extract=False)
+        box: dict[str, object] = {}
+        t = threading.Thread(target=lambda: box.setdefault("v", g.grade("5", HANG)))
+        t.start()
+        killed = _kill_workers_while(g, t)
+        v = box["v"]
+        assert len(killed) >= 2  # the first try's worker and the re-check's
+        assert v.status is VerdictStatus.ERROR  # type: ignore[union-attr]
+        assert "died too" in v.reason  # type: ignore[union-attr]
+
+
+def test_a_starved_worker_is_could_not_judge_never_unverifiable(monkeypatch):
+    """Machine load must not become a verdict: a re-check that gets no CPU time stays TIMEOUT."""
+    import verimath.reasoning.grading as grading
+
+    stopped: list[int] = []
+    real_send = grading._Worker.send
+
+    def send_then_starve(self, items):  # the worker gets the item, then never the CPU
+        real_send(self, items)
+        os.kill(self.pid, signal.SIGSTOP)
+        stopped.append(self.pid)
+
+    with Grader(GraderConfig(timeout_s=0.5, workers=1, retry_wall_factor=3)) as g:
+        g.grade("1", "1.0000000001", extract=False)
+        monkeypatch.setattr(grading._Worker, "send", send_then_starve)
+        v = g.grade("2x", "x+x")
+        assert v.status is T and v.detail["recheck"] == "overloaded"
+        assert len(stopped) == 2  # the first try and the re-check, each starved
+        monkeypatch.undo()
+        assert g.grade("2x", "x+x").correct
 
 
 def test_worker_dead_while_idle_is_replaced_transparently():
@@ -301,10 +357,10 @@ def test_grade_attempts_cot_from_text_pot_tir_from_stored_answer(grader):
     # an unparseable box must not let math-verify's raw fallback pick a guess from the reasoning
     ("4", r"Let $n=4$. Then the count is \boxed{12{:}00}", VerdictStatus.WRONG),
     ("3", r"The train takes 3 hours, so it arrives at \boxed{12{:}00}.", VerdictStatus.WRONG),
-    # a parser crash (RecursionError inside math-verify) is could-not-judge, not "did not parse"
-    # (ERROR; TIMEOUT when the deep parse outlasts the item deadline on a loaded machine)
+    # a parser crash (RecursionError inside math-verify) that reproduces on a fresh worker is
+    # the answer's fault: UNVERIFIABLE (judged, not correct), never "did not parse" (WRONG)
     ("3", r"We have $x=3$ so \boxed{" + "(" * 100 + "1" + ")" * 100 + "}",
-     (VerdictStatus.ERROR, VerdictStatus.TIMEOUT)),
+     VerdictStatus.UNVERIFIABLE),
     # raw extraction still helps where there is no box, and sees all the boxes where there are
     ("x >= 5", r"Therefore $x \geq 5$ is the solution.", VerdictStatus.CORRECT),
     ("-3, 2", r"The roots are $x = \boxed{-3}$ and $x = \boxed{2}$.", VerdictStatus.CORRECT),
@@ -324,3 +380,49 @@ def test_raw_candidates_cannot_turn_an_all_raised_comparison_into_wrong():
     raw = "After 5 steps we get 1:00. Answer: 1:00"
     assert j.judge("12:00", "1:00", pred_raw=raw)["status"] == "error"
     assert j.judge("1", "(" * 200 + "1" + ")" * 200)["status"] == "error"
+
+
+def _throttle(g: Grader, stop: threading.Event, run_s: float = 0.03, period_s: float = 0.1
+              ) -> None:
+    """Give every grader worker ``run_s / period_s`` of a CPU, as a loaded machine would: a
+    SIGSTOP / SIGCONT duty cycle (deterministic, unlike competing for a CPU with hogs)."""
+    while not stop.is_set():
+        pids = g.worker_pids()
+        time.sleep(run_s)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        time.sleep(period_s - run_s)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_loaded_machine_never_turns_honest_answers_into_unverifiable():
+    """Grader workers that get 30% of a CPU (:func:`_throttle`): comparisons that take 50-70 ms
+    of CPU outlast a 0.15 s ``timeout_s`` on their first try; the re-check counts CPU time, so
+    they are judged (or, at worst, could not be judged), never UNVERIFIABLE."""
+    cfg = GraderConfig(timeout_s=0.15, workers=1, string_fast_path=False, batch_size=1,
+                       retry_wall_factor=40)
+    pairs = [("x^2-1", "(x-1)(x+1)"), (r"\sin^2 x + \cos^2 x", "1"), (r"\frac{1}{2}", "0.5"),
+             ("3", "4")]
+    stop = threading.Event()
+    with Grader(cfg) as g:
+        g.grade("1", "1.0", extract=False)  # the worker is up before the load starts
+        t = threading.Thread(target=_throttle, args=(g, stop), daemon=True)
+        t.start()
+        try:
+            verdicts = [g.grade(gold, pred, extract=False) for gold, pred in pairs]
+        finally:
+            stop.set()
+            t.join(timeout=10)
+            for pid in g.worker_pids():
+                os.kill(pid, signal.SIGCONT)
+    statuses = [v.status for v in verdicts]
+    assert U not in statuses, [(v.status, v.reason) for v in verdicts]
+    assert statuses == [C, C, C, W], verdicts
+    assert any("first_try" in v.detail for v in verdicts[:2])  # the load did slow a first try

@@ -128,11 +128,13 @@ def test_every_comparison_raising_is_error_not_wrong(monkeypatch):
     assert res["status"] == "error" and "every comparison raised" in res["reason"]
 
 
-def test_real_all_raising_comparison_is_error(grader):
-    # math-verify reads "12:00" as 12/0 (complex infinity); comparing two of them raises:
-    # nothing was judged, so the verdict is ERROR (math-verify alone would say False)
+def test_real_all_raising_comparison_with_a_bad_gold_is_bad_gold(grader):
+    # math-verify reads "12:00" as 12/0 (complex infinity); comparing two of them raises, and
+    # it reproduces; the gold does not even verify against itself: BAD_GOLD (never WRONG, which
+    # math-verify alone would say)
     v = grader.grade("12:00", "1:00", extract=False)
-    assert v.status is VerdictStatus.ERROR and "every comparison raised" in v.reason
+    assert v.status is VerdictStatus.BAD_GOLD, v
+    assert v.detail["first_try"]["reason"].startswith("math-verify: every comparison")
     assert grader.grade("12:00", "12:00", extract=False).status is VerdictStatus.CORRECT
 
 

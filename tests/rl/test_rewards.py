@@ -101,7 +101,7 @@ def test_answer_reward_tir_columns():
 
 def test_answer_reward_hung_sample_is_timed_out_not_scored():
     g = FakeGrader(hang_on="<hang>")
-    fn = AnswerReward(VerifierPool(grader=g, workers=4, timeout_s=0.5), strategy="cot")
+    fn = AnswerReward(VerifierPool(grader=g, workers=4, item_timeout_s=0.5), strategy="cot")
     t0 = time.monotonic()
     out = fn(["\\boxed{7}", "\\boxed{7} <hang>", "\\boxed{8}"], answer=["7"] * 3)
     g.release.set()
@@ -115,7 +115,7 @@ def test_answer_reward_runs_a_batch_concurrently():
             time.sleep(0.2)
             return super().grade(gold, pred, extract=extract)
 
-    fn = AnswerReward(VerifierPool(grader=Slow(), workers=8, timeout_s=10), strategy="cot")
+    fn = AnswerReward(VerifierPool(grader=Slow(), workers=8, item_timeout_s=10), strategy="cot")
     t0 = time.monotonic()
     assert fn(["\\boxed{1}"] * 8, answer=["1"] * 8) == [1.0] * 8
     assert time.monotonic() - t0 < 0.2 * 8 / 2  # well under the serial time
@@ -217,7 +217,7 @@ def test_map_with_deadline_reports_errors_and_timeouts():
             time.sleep(2)
         return x.upper()
 
-    outs = map_with_deadline(fn, ["a", "boom", "hang"], workers=3, timeout_s=0.3)
+    outs = map_with_deadline(fn, ["a", "boom", "hang"], workers=3, item_timeout_s=0.3)
     assert outs[0].ok and outs[0].value == "A"
     assert not outs[1].ok and "broken tool" in outs[1].error
     assert outs[2].timed_out and outs[2].value is None
@@ -244,9 +244,15 @@ def test_proof_reward_with_the_prover_scripted_checker(completion, expected):
 def test_proof_reward_dead_lean_is_skipped():
     from verimath.prover.scripted import ScriptedChecker
 
-    for status in (S.TIMEOUT, S.ERROR):
-        fn = ProofReward(VerifierPool(checker=ScriptedChecker(judge=lambda t, s=status: s)))
-        assert fn([f"```lean4\n{STMT}\n  simp\n```"], formal_statement=[STMT]) == [None]
+    fn = ProofReward(VerifierPool(checker=ScriptedChecker(judge=lambda t: S.ERROR)))
+    assert fn([f"```lean4\n{STMT}\n  simp\n```"], formal_statement=[STMT]) == [None]
+
+
+def test_proof_reward_a_proof_that_runs_lean_out_of_time_is_zero():
+    from verimath.prover.scripted import ScriptedChecker
+
+    fn = ProofReward(VerifierPool(checker=ScriptedChecker(judge=lambda t: S.TIMEOUT)))
+    assert fn([f"```lean4\n{STMT}\n  simp\n```"], formal_statement=[STMT]) == [0.0]
 
 
 def test_answer_reward_pot_runs_programs_in_the_sandbox():
@@ -277,13 +283,13 @@ def test_answer_reward_pot_sandbox_failure_is_none():
 # -- only known infrastructure failures become None; bugs raise -----------------------------
 
 
-def test_answer_reward_with_a_real_grader_timeout_is_none():
+def test_answer_reward_an_answer_that_hangs_the_real_grader_is_zero():
     from verimath.reasoning.grading import Grader, GraderConfig
 
-    hang = r"\boxed{9^{9^{9^9}}}"  # the worker hangs in a C big-integer power and is killed
+    hang = r"\boxed{9^{9^{9^9}}}"  # the worker hangs in a C big-integer power, on every try
     with Grader(GraderConfig(timeout_s=1.0, workers=1)) as g:
         fn = AnswerReward(VerifierPool(grader=g, workers=2), strategy="cot")
-        assert fn([hang, r"\boxed{7}"], answer=["5", "7"]) == [None, 1.0]
+        assert fn([hang, r"\boxed{7}"], answer=["5", "7"]) == [0.0, 1.0]
 
 
 def test_answer_reward_with_a_dead_grader_is_none(monkeypatch):
