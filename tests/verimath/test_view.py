@@ -296,3 +296,13 @@ def test_datagen_report_shows_the_funnel_drops_and_rows(browser, tmp_path, share
     assert page.locator("#vm-rows tr.detail pre.code").count() >= 1
     page.screenshot(path=str(tmp_path / "datagen_report.png"), full_page=True)
     assert pg.errors == []
+
+
+def test_a_damaged_record_line_is_left_out_and_named(runs, tmp_path) -> None:
+    run = tmp_path / "damaged"
+    shutil.copytree(runs["a"], run)
+    lines = (run / "records.jsonl").read_text().splitlines(keepends=True)
+    (run / "records.jsonl").write_text(lines[0] + '{"id": "cut sho' + "\n" + "".join(lines[1:]))
+    d = load_run(run)
+    assert len(d["problems"]) == 5 and len(d["damaged"]) == 1
+    assert "records.jsonl:2" in d["damaged"][0]

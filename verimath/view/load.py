@@ -56,11 +56,15 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return obj
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path, damaged: list[str] | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file in order; [] when absent.
 
+    A line that is not a JSON object (a write cut short by a kill, which the job store skips
+    and redoes on resume) is left out and described in ``damaged`` ("FILE:LINE: why"), so the
+    report can say so; with ``damaged`` None such a line raises.
+
     Raises:
-        RunFolderError: a line is not a JSON object (names the file and line).
+        RunFolderError: a damaged line and no ``damaged`` list (names the file and line).
     """
     from verimath.store import read_jsonl
 
@@ -69,23 +73,27 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     out = []
     for _line, rec in read_jsonl(path):
         if isinstance(rec, Exception):
-            raise RunFolderError(str(rec))
+            if damaged is None:
+                raise RunFolderError(str(rec))
+            damaged.append(str(rec))
+            continue
         out.append(rec)
     return out
 
 
-def job_records(run: Path) -> list[dict[str, Any]]:
+def job_records(run: Path, damaged: list[str] | None = None) -> list[dict[str, Any]]:
     """Final records of an eval / prove folder plus provisional ones (``"_provisional": True``).
 
     A problem appears once: its final record when there is one, else its latest try in
     ``retries.jsonl`` (an attempt an infrastructure failure left unjudged, awaiting a resume).
-    Order: ``records.jsonl`` order, then provisional problems in first-seen order.
+    Order: ``records.jsonl`` order, then provisional problems in first-seen order. Damaged
+    lines are skipped and described in ``damaged`` (see :func:`read_records`).
     """
     final: dict[str, dict[str, Any]] = {}
-    for rec in read_records(run / "records.jsonl"):
+    for rec in read_records(run / "records.jsonl", damaged):
         final[str(rec["id"])] = rec
     pending: dict[str, dict[str, Any]] = {}
-    for rec in read_records(run / "retries.jsonl"):
+    for rec in read_records(run / "retries.jsonl", damaged):
         key = str(rec.get("id"))
         if key not in final:
             pending[key] = {**rec, "_provisional": True}  # later tries replace earlier ones
@@ -225,30 +233,30 @@ def load_eval(run: Path, msgs: Messages) -> dict[str, Any]:
     "pv": provisional, "at": [eval_attempt, ...]}``.
     """
     manifest = read_json(run / "manifest.json")
-    problems = []
-    for rec in job_records(run):
+    problems, damaged = [], []
+    for rec in job_records(run, damaged):
         problems.append({
             "id": str(rec["id"]), "q": rec.get("question"), "g": rec.get("gold"),
             "m": msgs.ref(rec.get("prompt")), "sec": rec.get("seconds"),
             "pv": bool(rec.get("_provisional")),
             "at": [eval_attempt(a) for a in rec.get("attempts") or []],
         })
-    return {"kind": "eval", "run": run_info(run, manifest),
+    return {"kind": "eval", "run": run_info(run, manifest), "damaged": damaged,
             "summary": read_json(run / "summary.json"), "problems": problems}
 
 
 def load_prove(run: Path, msgs: Messages) -> dict[str, Any]:
     """The payload of a prove folder (same problem shape as eval; ``q`` is the statement)."""
     manifest = read_json(run / "manifest.json")
-    problems = []
-    for rec in job_records(run):
+    problems, damaged = [], []
+    for rec in job_records(run, damaged):
         problems.append({
             "id": str(rec["id"]), "q": rec.get("formal_statement"), "g": None,
             "split": rec.get("split"), "mode": rec.get("mode"), "sec": rec.get("seconds"),
             "pv": bool(rec.get("_provisional")),
             "at": [prove_attempt(a) for a in rec.get("attempts") or []],
         })
-    return {"kind": "prove", "run": run_info(run, manifest),
+    return {"kind": "prove", "run": run_info(run, manifest), "damaged": damaged,
             "summary": read_json(run / "summary.json"), "problems": problems}
 
 
@@ -268,19 +276,20 @@ def load_datagen(run: Path, msgs: Messages, *, examples_per_reason: int = 5) -> 
     """
     manifest = read_json(run / "manifest.json")
     drops: dict[tuple[str, str], dict[str, Any]] = {}
-    for rej in read_records(run / "rejected.jsonl"):
+    damaged: list[str] = []
+    for rej in read_records(run / "rejected.jsonl", damaged):
         key = (str(rej.get("stage")), _reason_key(str(rej.get("reason") or "")))
         d = drops.setdefault(key, {"stage": key[0], "reason": key[1], "n": 0, "ex": []})
         d["n"] += 1
         if len(d["ex"]) < examples_per_reason:
             d["ex"].append(rej)
     rows = []
-    for row in read_records(run / "data.jsonl"):
+    for row in read_records(run / "data.jsonl", damaged):
         rows.append({"id": row.get("id"), "kind": row.get("kind"), "vb": row.get("verified_by"),
                      "pid": row.get("problem_id"), "a": row.get("answer"),
                      "m": msgs.ref(row.get("messages")), "v": row.get("verdicts"),
                      "pr": row.get("provenance")})
-    return {"kind": "datagen", "run": run_info(run, manifest),
+    return {"kind": "datagen", "run": run_info(run, manifest), "damaged": damaged,
             "funnel": read_json(run / "funnel.json"), "drops": list(drops.values()),
             "rows": rows}
 

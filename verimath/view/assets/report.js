@@ -126,6 +126,11 @@
   }
 
   // ------------------------------------------------------------------ header
+  function damagedNote(D) {
+    return (D.damaged || []).length ? el("p", { class: "warn", id: "vm-damaged" },
+      `${D.damaged.length} damaged line(s) left out (a write cut short; a resume redoes them): `,
+      short(D.damaged.join("; "), 400)) : null;
+  }
   function runHeader(run, title) {
     const iso = run.isolation;
     const isoText = iso ? (String(iso).startsWith("bwrap") ? iso : iso + " (FALLBACK)") : null;
@@ -383,7 +388,7 @@
   // ------------------------------------------------------------------ pages
   function pageRun(D) {
     prepare(D.problems);
-    return [...runHeader(D.run, `${D.kind} report: ${D.run.benchmark || D.run.name}`), ...evalSummary(D),
+    return [...runHeader(D.run, `${D.kind} report: ${D.run.benchmark || D.run.name}`), damagedNote(D), ...evalSummary(D),
       el("h2", {}, "Problems"), ...problemTable(D)];
   }
 
@@ -391,7 +396,7 @@
     const F = D.funnel || {}, stages = F.stages || [];
     const maxIn = Math.max(1, ...stages.map((s) => s.entered || 0));
     const fmtDrop = (o) => Object.entries(o || {}).map(([k, v]) => el("span", { class: "badge" }, `${k}: ${v}`));
-    const out = [...runHeader(D.run, `datagen report: ${D.run.name}`), el("h2", {}, "Funnel"),
+    const out = [...runHeader(D.run, `datagen report: ${D.run.name}`), damagedNote(D), el("h2", {}, "Funnel"),
       el("table", { id: "vm-funnel" }, el("thead", {}, el("tr", {}, ["stage", "in", "kept", "", "out", "dropped (why)", "rejected (why)", UNJUDGED].map((h) => el("th", {}, h)))),
         el("tbody", {}, stages.map((s) => {
           const bar = el("div", { class: "bar" }); bar.style.width = `${(240 * (s.left || 0)) / maxIn}px`;
