@@ -23,6 +23,14 @@ $(STAMP): pyproject.toml setup.py Makefile
 	     || echo "warning: bubblewrap could not be installed; the sandbox falls back to rlimits"; \
 	  else echo "warning: bwrap missing and not root; the sandbox falls back to rlimits"; fi; \
 	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian; headless browser tests of verimath view reports)"; \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null)) \
+	     || echo "warning: chromium could not be installed; the report browser tests skip"; \
+	  else echo "warning: /usr/bin/chromium missing and not root; the report browser tests skip"; fi; \
+	fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build first: pyproject states torch as a range, which this pin satisfies
@@ -41,6 +49,9 @@ demo: $(STAMP)
 	@echo "  (a hub id or local folder, needs the model on disk or network), or any OpenAI-compatible"
 	@echo "  server: --backend openai --base-url http://HOST:PORT/v1 --model NAME (vLLM: --backend vllm)."
 	@echo "Verified training data without a model: $(BIN)/verimath datagen --config configs/datagen/gsm8k_reference.yaml --limit 200"
+	@echo "Compare two runs (flipped problems, paired difference): $(BIN)/verimath view RUN_A RUN_B"
+	@echo ""
+	@echo "Report (open it in a browser; self-contained, works offline): $$(cd runs/demo && pwd)/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not gpu and not vllm" -p no:cacheprovider

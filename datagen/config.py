@@ -273,6 +273,7 @@ class DatagenConfig:
         shard: ``"I/N"``: after dedup and decontamination (which see every input), solve /
             formalize only shard ``I`` (0-based) of ``N`` of the problems, split by item key;
             ``verimath merge`` joins the shard folders. None: every problem.
+        report: write ``report.html`` (``verimath view``: funnel, drop reasons, rows) at the end.
         decontam / backend / rollout / sandbox / grader / solve / formal / synth / export:
             components.
     """
@@ -290,6 +291,7 @@ class DatagenConfig:
     infra_retries: int = 2
     torch_threads: int | None = None
     shard: str | None = None
+    report: bool = True
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(strategy=Strategy.POT))

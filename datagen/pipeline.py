@@ -239,6 +239,10 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     atomic_write_json(out / "manifest.json", build_manifest(
         "datagen", config_dict(cfg), settings=settings_of(config_dict(cfg)), counts=paths.counts,
         **shard_info, **extra_manifest))
+    if cfg.report:
+        from verimath.view import write_job_report
+
+        write_job_report(out)
     return DatagenReport(out=out, funnel=funnel, counts=paths.counts, timing=timing,
                          files=paths.files)
 

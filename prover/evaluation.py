@@ -76,6 +76,7 @@ class ProveConfig:
             (``retries.jsonl``). 0 makes the first record final.
         shard: ``"I/N"``: only shard ``I`` (0-based) of ``N`` of the problems (split by
             problem id); ``verimath merge`` joins shard folders. None runs every problem.
+        report: write ``report.html`` (``verimath view``) when the run finishes.
     """
 
     benchmark: str = "minif2f"
@@ -102,6 +103,7 @@ class ProveConfig:
     cache_path: str | None = None
     infra_retries: int = 2
     shard: str | None = None
+    report: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_ks(self.k, self.n))
@@ -358,6 +360,10 @@ def main(cfg: ProveConfig, *, progress: bool = True, backend: Backend | None = N
             o.close()
     records = [r for p in problems if (r := store.get(p.id)) is not None]
     summary = finalize(out, records, manifest)
+    if cfg.report:
+        from verimath.view import write_job_report
+
+        write_job_report(out)
     return ProveReport(summary, out, len(problems), len(loaded.errors))
 
 

@@ -64,6 +64,7 @@ class EvalConfig:
         shard: ``"I/N"``: run only shard ``I`` (0-based) of ``N``, a deterministic split by
             problem id (``verimath.jobs.shard_of``); ``verimath merge`` joins the shard
             folders into the files of one unsharded run. None runs every problem.
+        report: write ``report.html`` (``verimath view``) when the run finishes.
         backend / rollout / sandbox / grader: component configs.
     """
 
@@ -83,6 +84,7 @@ class EvalConfig:
     seed: int = 0
     infra_retries: int = 2
     shard: str | None = None
+    report: bool = True
     backend: BackendConfig = field(default_factory=BackendConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     sandbox: SandboxSettings = field(default_factory=lambda: SandboxSettings(timeout_s=5.0))
@@ -257,6 +259,10 @@ def main(cfg: EvalConfig, *, progress: bool = True, backend: Backend | None = No
         if owned and backend is not None:
             backend.close()
     summary = finalize(out, _ordered(store, problems), manifest)
+    if cfg.report:
+        from verimath.view import write_job_report
+
+        write_job_report(out)
     return EvalReport(summary=summary, out=out, n_problems=len(problems),
                       n_bad_records=len(loaded.errors))
 

@@ -118,6 +118,8 @@ class IterateConfig:
             ``previous`` (continue from the last round's model).
         torch_threads: CPU threads for torch in every sub-job (None: torch's default).
         progress: progress bars of the sub-jobs (stderr).
+        report: write ``report.html`` (rounds table and plot, each round linking its eval's
+            report) after the last round; the sub-jobs' own ``report`` switches are theirs.
         eval: the eval of every round (identical each round; ``out`` and ``backend.model``
             are set by iterate).
         seed: the ``reference``-mode datagen run that makes the seed data (once).
@@ -137,6 +139,7 @@ class IterateConfig:
     sft_init: str = "base"
     torch_threads: int | None = 1
     progress: bool = False
+    report: bool = True
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: DatagenConfig = field(default_factory=_default_seed)
     datagen: DatagenConfig = field(default_factory=_default_datagen)
@@ -423,4 +426,8 @@ def run_iterate(cfg: IterateConfig, *, backend_for: BackendFactory | None = None
         rows.append(round_row(r, phases, cfg, out))
         write_rounds(out, rows)
         log.info("round %d: accuracy %s", r, rows[-1]["accuracy"])
+    if cfg.report:
+        from verimath.view import write_job_report
+
+        write_job_report(out)
     return IterateReport(out=out, rounds=rows)

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "grpo": "grpo_cmd",
     "iterate": "iterate_cmd",
     "serve": "serve_cmd",
+    "view": "view_cmd",
 }
 
 

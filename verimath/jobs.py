@@ -40,6 +40,7 @@ NON_RESULT_KEYS: dict[str, str] = {
     "limit": "selects how many problems run, not what a problem's record holds",
     "shard": "selects which problems this process runs (records are keyed by problem id)",
     "progress": "progress display",
+    "report": "writing report.html at the end (a view of the results; `verimath view`)",
     "max_inflight": "generation/verification overlap (outputs are collected in input order)",
     "torch_threads": "CPU thread count",
     "*workers": "worker-process counts (sandbox, grader, Lean REPL pools)",

@@ -35,6 +35,7 @@ def test_wheel_ships_every_preset_and_declares_the_dependencies(wheel) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     presets = {str(p.relative_to(REPO / "configs")) for p in (REPO / "configs").rglob("*.yaml")}
     assert presets and {f"verimath/_configs/{p}" for p in presets} <= names
+    assert {"verimath/view/assets/report.js", "verimath/view/assets/report.css"} <= names
     meta = next(n for n in names if n.endswith("METADATA"))
     reqs = [ln for ln in zipfile.ZipFile(wheel).read(meta).decode().splitlines()
             if ln.startswith("Requires-Dist:")]

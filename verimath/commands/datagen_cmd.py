@@ -90,4 +90,6 @@ def run(args: argparse.Namespace) -> int:
             "on verification)")
     files = ", ".join(sorted(report.files.values()))
     console.print(f"results in {report.out}/ ({files}, funnel.json, funnel.png, manifest.json)")
+    if cfg.report:
+        console.print(f"report: {report.out / 'report.html'}", soft_wrap=True)
     return 0

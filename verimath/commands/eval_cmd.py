@@ -77,4 +77,6 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"results in {report.out}/ (summary.json, records.jsonl, results.parquet, "
           "pass_at_k.png, manifest.json)", file=sys.stderr)
+    if cfg.report:
+        print(f"report: {report.out / 'report.html'}")
     return 0

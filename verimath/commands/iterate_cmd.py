@@ -59,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(rounds_table(report.rounds))
     console.print(f"results in {report.out}/ (rounds.json, rounds.png, manifest.json, "
                   "seed/, round_<r>/)")
+    if cfg.report:
+        console.print(f"report: {report.out / 'report.html'}", soft_wrap=True)
     return 0

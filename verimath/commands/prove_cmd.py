@@ -72,4 +72,6 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"results in {report.out}/ (summary.json, records.jsonl, manifest.json)",
           file=sys.stderr)
+    if cfg.report:
+        print(f"report: {report.out / 'report.html'}")
     return 0
