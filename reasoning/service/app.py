@@ -78,7 +78,7 @@ class ServeConfig:
         grader: the grader's settings (started at the first ``/v1/grade``).
         max_timeout_s / max_memory_mb: the largest per-request limits accepted (else 400).
         max_body_bytes: larger request bodies get 413.
-        max_batch: more items in one ``/v1/exec`` or ``/v1/grade`` get 413.
+        max_batch: more items in one ``/v1/exec``, ``/v1/grade``, ``/run_jupyter`` get 422.
         max_inflight: requests served at once (work endpoints); more get 429.
         max_sessions: open sessions; opening more gets 429.
         session_idle_s: sessions unused this long (seconds) are closed.

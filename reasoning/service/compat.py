@@ -48,6 +48,7 @@ from verimath.reasoning.service.schemas import (
     MAX_TIMEOUT_S,
     STRICT_IGNORE,
     CommandRunResult,
+    Int,
     timeout_field,
 )
 
@@ -171,7 +172,7 @@ class ExecuteRequest(BaseModel):
     timeout: float = timeout_field(10.0)
     language: Literal["ipython", "python", "python3"] = "ipython"
     std_input: str = ""
-    max_output_characters: int = Field(1000, ge=0, le=MAX_OUTPUT_CHARS)
+    max_output_characters: Int = Field(1000, ge=0, le=MAX_OUTPUT_CHARS)
     traceback_verbosity: Literal["Plain", "Context", "Verbose", "Minimal", "Docs"] = "Plain"
 
 

@@ -36,7 +36,8 @@ def _add_jupyter(app: FastAPI, state: ServiceState) -> None:
     @app.post("/run_jupyter", response_model=C.RunJupyterResponse, responses=errors(400))
     async def run_jupyter(req: C.RunJupyterRequest) -> Any:
         _check_batch(state, len(req.cells), "cells")
-        total, mem = _limits(state, req.total_timeout, None, "total_timeout")
+        total, mem = _limits(state, S.capped(req, "total_timeout", state.cfg.max_timeout_s),
+                             None, "total_timeout")
         cell_limit, _ = _limits(state, req.cell_timeout or None, None, "cell_timeout")
         key = "jupyter:" + secrets.token_hex(8)
         try:
@@ -101,7 +102,8 @@ def _add_nemo(app: FastAPI, state: ServiceState) -> None:
     @app.post("/execute", response_model=C.ExecuteResponse, responses=errors(400))
     async def execute(req: C.ExecuteRequest, x_session_id: str | None = Header(
             None, max_length=256, description="ipython: the session to run in")) -> Any:
-        timeout, mem = _limits(state, req.timeout, None, "timeout")
+        timeout, mem = _limits(state, S.capped(req, "timeout", state.cfg.max_timeout_s), None,
+                               "timeout")
         lim = req.max_output_characters
         if req.language != "ipython":
             res = await state.execute(S.with_stdin(req.generated_code, req.std_input),

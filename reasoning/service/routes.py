@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException
@@ -23,9 +24,14 @@ def _limits(state: ServiceState, timeout_s: float | None, memory_mb: int | None,
         raise HTTPException(400, f"{where}: {e}") from e
 
 
-def _check_batch(state: ServiceState, n: int, what: str) -> None:
+def _check_batch(state: ServiceState, n: int, field: str) -> None:
+    """422 naming ``field`` (as the OpenAPI ``maxItems`` says) over ``max_batch`` items."""
+    from fastapi.exceptions import RequestValidationError
+
     if n > state.cfg.max_batch:
-        raise HTTPException(413, f"{n} {what} in one request; the limit is {state.cfg.max_batch}")
+        raise RequestValidationError([{
+            "type": "too_long", "loc": ("body", field), "input": n,
+            "msg": f"{n} items in one request; this server's limit is {state.cfg.max_batch}"}])
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -33,18 +39,41 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
     Every route may get 401 (API key), 413 (body size) and 429 (too many in flight) from
     :class:`~verimath.reasoning.service.app.Guard`; 422 is FastAPI's own (a field of the wrong
-    type or out of bounds, named in ``detail``).
+    type or out of bounds, or a batch over ``max_batch``, named in ``detail``).
     """
-    desc = {400: "over this server's limits", 401: "missing or wrong API key",
-            404: "no such session", 413: "body or batch too large", 429: "busy; see Retry-After",
+    desc = {400: "over this server's limits, or a body that is not JSON",
+            401: "missing or wrong API key",
+            404: "no such session", 413: "request body too large", 429: "busy; see Retry-After",
             503: "the sandbox or grader is unavailable (could not judge)"}
     return {c: {"model": S.ErrorBody, "description": desc[c]}
             for c in sorted({401, 413, 429, *codes})}
 
 
+def _finite(x: Any) -> Any:
+    """``x`` with non-finite floats as strings (JSON has no ``inf``)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return repr(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
 def add_routes(app: FastAPI, state: ServiceState) -> None:
     """Register every route on ``app`` (and show this server's limits in its OpenAPI)."""
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
     from verimath.reasoning.service.compat_routes import add_compat_routes
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_req: Any, exc: RequestValidationError) -> Any:
+        # FastAPI's own answer, except that an ``inf`` input (1e400) is echoed as a string
+        # rather than failing to serialise (a 500)
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))},
+                            status_code=422)
 
     _add_exec_routes(app, state)
     _add_session_routes(app, state)
@@ -68,13 +97,14 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
     @app.post("/run_code", response_model=S.RunCodeResponse, responses=errors(400))
     async def run_code(req: S.RunCodeRequest) -> S.RunCodeResponse:
         memory = req.memory_limit_MB if req.memory_limit_MB > 0 else None
-        timeout, mem = _limits(state, req.run_timeout, memory, "run_code")
+        timeout, mem = _limits(state, S.capped(req, "run_timeout", state.cfg.max_timeout_s),
+                               memory, "run_code")
         res = await state.execute(S.with_stdin(req.code, req.stdin), timeout, mem)
         return S.to_sandboxfusion(res)
 
     @app.post("/v1/exec", response_model=S.ExecResults, responses=errors(400))
     async def exec_batch(batch: S.ExecBatch) -> dict[str, Any]:
-        _check_batch(state, len(batch.requests), "programs")
+        _check_batch(state, len(batch.requests), "requests")
         lims = [_limits(state, r.timeout_s, r.memory_mb, f"requests[{i}]")
                 for i, r in enumerate(batch.requests)]
         results = await asyncio.gather(*(state.execute(r.code, t, m)
@@ -82,7 +112,7 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
         return {"results": [S.result_dict(res, r.id)
                             for r, res in zip(batch.requests, results, strict=True)]}
 
-    @app.post("/v1/grade", response_model=S.GradeResults, responses=errors(503))
+    @app.post("/v1/grade", response_model=S.GradeResults, responses=errors(400, 503))
     async def grade(batch: S.GradeBatch) -> dict[str, Any]:
         from verimath.reasoning.grading import GraderClosed, GraderUnavailable
 
@@ -147,8 +177,8 @@ def _add_info_routes(app: FastAPI, state: ServiceState) -> None:
 
     from verimath import __version__
 
-    @app.get("/health", response_model=S.Health, responses={
-        503: {"model": S.Health, "description": "the sandbox refused work"}})
+    @app.get("/health", response_model=S.Health, responses={  # no auth, no 429 here
+        413: errors()[413], 503: {"model": S.Health, "description": "the sandbox refused work"}})
     async def health() -> Any:
         from fastapi.responses import JSONResponse
 

@@ -16,9 +16,9 @@ We add ``isolation`` (what was in force) and ``exec_status`` (our
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from verimath.reasoning.sandbox import ExecResult, ExecStatus
 
@@ -37,6 +37,20 @@ MAX_TIMEOUT_S = 86_400.0
 MAX_MEMORY_MB = 1 << 20
 #: Largest ``max_output_characters`` (NeMo-Skills) accepted.
 MAX_OUTPUT_CHARS = 1 << 24
+
+
+def _integral(v: Any) -> Any:
+    """JSON Schema's integer: ``510.0`` is one (made ``510``); booleans are not."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+#: an integer field that also takes integral JSON numbers such as ``510.0`` (still no bools,
+#: no strings, no ``510.5``)
+Int = Annotated[int, BeforeValidator(_integral)]
+#: a memory limit in MB, an :data:`Int` in [1, ``MAX_MEMORY_MB``]
+MemoryMB = Annotated[int, Field(ge=1, le=MAX_MEMORY_MB), BeforeValidator(_integral)]
 
 
 def timeout_field(default: float | None, **kw: Any) -> Any:
@@ -64,7 +78,7 @@ class RunCodeRequest(BaseModel):
     language: Literal["python"] = "python"
     run_timeout: float = timeout_field(10.0)
     compile_timeout: float = Field(10.0, ge=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
-    memory_limit_MB: int = Field(-1, ge=-1, le=MAX_MEMORY_MB)  # noqa: N815 - SandboxFusion's
+    memory_limit_MB: Int = Field(-1, ge=-1, le=MAX_MEMORY_MB)  # noqa: N815 - SandboxFusion's
     stdin: str | None = None
     files: dict[str, str | None] = Field(default_factory=dict, max_length=0)
     fetch_files: list[str] = Field(default_factory=list, max_length=0)
@@ -104,7 +118,7 @@ class ExecRequest(BaseModel):
     code: str
     id: str | None = None
     timeout_s: float | None = timeout_field(None)
-    memory_mb: int | None = Field(None, ge=1, le=MAX_MEMORY_MB)
+    memory_mb: MemoryMB | None = None
 
 
 class ExecBatch(BaseModel):
@@ -121,7 +135,7 @@ class SessionOpen(BaseModel):
     model_config = STRICT
 
     timeout_s: float | None = timeout_field(None)
-    memory_mb: int | None = Field(None, ge=1, le=MAX_MEMORY_MB)
+    memory_mb: MemoryMB | None = None
     echo: bool = True
 
 
@@ -228,8 +242,9 @@ def schema_limits(schema: dict[str, Any], max_timeout_s: float, max_memory_mb: i
     """Write one server's limits into its OpenAPI ``schema`` (in place; returned).
 
     The request models carry hard bounds; a server's ``max_timeout_s`` / ``max_memory_mb`` /
-    ``max_batch`` are tighter and answered with 400 / 413. Showing them as ``maximum`` /
-    ``maxItems`` makes the schema say exactly what this server accepts.
+    ``max_batch`` are tighter and answered with 400 / 422. Showing them as ``maximum`` /
+    ``maxItems`` makes the schema say exactly what this server accepts; a default over the
+    maximum is shown capped, as :func:`capped` applies it.
     """
     for model in schema.get("components", {}).get("schemas", {}).values():
         for name, prop in (model.get("properties") or {}).items():
@@ -242,7 +257,25 @@ def schema_limits(schema: dict[str, Any], max_timeout_s: float, max_memory_mb: i
                     alt["maximum"] = min(alt.get("maximum", max_memory_mb), max_memory_mb)
                 elif name in _BATCH_FIELDS and kind == "array":
                     alt["maxItems"] = min(alt.get("maxItems", max_batch), max_batch)
+                    continue
+                else:
+                    continue
+                if isinstance(prop.get("default"), int | float):  # an omitted field is capped
+                    prop["default"] = min(prop["default"], alt["maximum"])
     return schema
+
+
+def capped(model: BaseModel, name: str, maximum: float) -> Any:
+    """Field ``name`` of ``model``; a default (field not sent) is capped at ``maximum``.
+
+    Other projects' formats have defaults (SandboxFusion's ``total_timeout`` 45 s) that may be
+    over a server's ``max_timeout_s``: a client that did not ask for them gets the maximum, a
+    client that did gets 400.
+    """
+    value = getattr(model, name)
+    if name in model.model_fields_set or value is None:
+        return value
+    return min(value, maximum)
 
 
 def result_dict(res: ExecResult, rid: str | None = None) -> dict[str, Any]:

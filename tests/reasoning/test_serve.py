@@ -143,9 +143,10 @@ def test_body_too_large_is_413(srv, chunked) -> None:
     assert r.status_code == 413
 
 
-def test_batch_too_large_is_413(srv) -> None:
+def test_batch_too_large_is_422_naming_the_field(srv) -> None:
     r = httpx.post(srv.url + "/v1/exec", json={"requests": [{"code": "1"}] * 51}, headers=AUTH)
-    assert r.status_code == 413 and "limit is 50" in r.text
+    assert r.status_code == 422 and "limit is 50" in r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "requests"]
 
 
 def test_exec_batch_order_ids_and_bad_record(srv) -> None:
