@@ -1,7 +1,10 @@
-"""A :class:`verimath.prover.checker.LeanRunner` over a kimina-lean-server (``POST /verify``).
+"""A :class:`verimath.prover.checker.LeanRunner` over a kimina-lean-server (``/api/check``).
 
 kimina-lean-server (project-numina/kimina-lean-server) serves a pool of Lean REPLs over HTTP.
-Its ``/verify`` endpoint (the backward-compatible one every release has) takes::
+Its current endpoint, ``POST /api/check`` (the default here, ``KiminaConfig.api="check"``),
+takes ``{"snippets": [{"id", "code"}], "timeout", "debug", "reuse", "infotree"}`` and answers
+``{"results": [{"id", "time", "error", "response", "diagnostics"}]}``. The legacy ``/verify``
+endpoint (``api="verify"``, what every release still serves) takes::
 
     {"codes": [{"custom_id": "...", "proof": "<whole Lean file>"}], "timeout": 60,
      "infotree_type": null, "disable_cache": false}
@@ -21,6 +24,15 @@ finds the anchor from the reference statement's own sorry warning (``setup`` alw
 Transport failures and HTTP 429 / 5xx are retried with backoff; when retries run out the
 check is a :class:`verimath.prover.types.LeanCrash` / :class:`verimath.prover.types.LeanTimeout`,
 which the checker reports as ERROR / TIMEOUT — never WRONG.
+
+kimina-client's statuses under the could-not-judge rule (one answer each):
+
+* ``valid`` / ``sorry`` / ``lean_error``: Lean judged the proof (the audit decides the verdict);
+* ``timeout_error`` (an ``error`` saying "timed out"): the proof ran Lean out of its time: a
+  :class:`~verimath.prover.types.LeanTimeout`, reported TIMEOUT, the proof's own failure;
+* ``repl_error`` (a REPL-level ``{"message"}`` answer) and ``server_error`` (any other
+  ``error``, no REPL available, HTTP 5xx, unreachable): a dead REPL or server, a
+  :class:`~verimath.prover.types.LeanCrash`: could not judge, never WRONG.
 """
 
 from __future__ import annotations
@@ -61,7 +73,9 @@ class KiminaConfig:
     """Settings of the kimina-lean-server runner.
 
     Attributes:
-        url: server base URL (``http://host:port``); ``/verify`` is appended.
+        url: server base URL (``http://host:port``); the endpoint path is appended.
+        api: ``"check"`` (``POST /api/check``, current servers) or ``"verify"`` (legacy
+            ``POST /verify``).
         api_key: sent as ``X-Auth-Token``; None reads ``$KIMINA_API_KEY`` (unset: no header).
         timeout_s: Lean time limit per proof, in seconds (the request's ``timeout``).
         http_timeout_s: HTTP read limit per request in seconds; None: ``timeout_s + 120``.
@@ -75,6 +89,7 @@ class KiminaConfig:
     """
 
     url: str
+    api: str = "check"
     api_key: str | None = None
     timeout_s: float = 120.0
     http_timeout_s: float | None = None
@@ -87,6 +102,8 @@ class KiminaConfig:
     mathlib_rev: str | None = None
 
     def __post_init__(self) -> None:
+        if self.api not in ("check", "verify"):
+            raise ValueError(f"api={self.api!r}: use 'check' (/api/check) or 'verify'")
         if not re.match(r"https?://", self.url):
             raise ValueError(f"url={self.url!r}: need http(s)://host[:port]")
         if self.batch_size < 1 or self.concurrency < 1 or self.retries < 0:
@@ -168,17 +185,29 @@ class KiminaRunner:
                 batch.append(nxt)
             self._send(batch)
 
+    def _body(self, batch: list[_Job]) -> tuple[str, dict[str, Any]]:
+        """(path, JSON body) of one request in the configured API."""
+        timeout = max(1, int(round(max(j.timeout_s for j in batch))))
+        if self.config.api == "verify":
+            return "/verify", {
+                "codes": [{"custom_id": j.custom_id, "proof": j.proof} for j in batch],
+                "timeout": timeout, "infotree_type": None,
+                "disable_cache": self.config.disable_cache}
+        return "/api/check", {
+            "snippets": [{"id": j.custom_id, "code": j.proof} for j in batch],
+            "timeout": timeout, "debug": False, "reuse": not self.config.disable_cache,
+            "infotree": None}
+
     def _send(self, batch: list[_Job]) -> None:
-        body = {"codes": [{"custom_id": j.custom_id, "proof": j.proof} for j in batch],
-                "timeout": max(1, int(round(max(j.timeout_s for j in batch)))),
-                "infotree_type": None, "disable_cache": self.config.disable_cache}
+        path, body = self._body(batch)
         try:
-            results = self._post(body)
+            results = self._post(path, body)
         except ProverInfraError as e:
             for j in batch:
                 j.future.set_exception(e)
             return
-        by_id = {str(r.get("custom_id")): r for r in results if isinstance(r, dict)}
+        key = "custom_id" if self.config.api == "verify" else "id"
+        by_id = {str(r.get(key)): r for r in results if isinstance(r, dict)}
         for j in batch:
             if j.custom_id in by_id:
                 j.future.set_result(by_id[j.custom_id])
@@ -186,8 +215,8 @@ class KiminaRunner:
                 j.future.set_exception(LeanCrash(
                     f"kimina-lean-server returned no result for {j.custom_id}"))
 
-    def _post(self, body: dict[str, Any]) -> list[Any]:
-        """``results`` of one ``/verify`` call, with retries on transport errors / 429 / 5xx."""
+    def _post(self, path: str, body: dict[str, Any]) -> list[Any]:
+        """``results`` of one call, with retries on transport errors / 429 / 5xx."""
         import httpx
 
         delay = self.config.backoff_s
@@ -197,7 +226,7 @@ class KiminaRunner:
                 time.sleep(delay)
                 delay *= 2
             try:
-                r = self._http.post("/verify", json=body)
+                r = self._http.post(path, json=body)
             except httpx.TimeoutException as e:
                 last = LeanTimeout(f"kimina-lean-server did not answer in time: {e}")
                 continue
@@ -262,7 +291,9 @@ class KiminaRunner:
         if not isinstance(raw, dict):
             raise LeanCrash(f"kimina-lean-server sent no response: {str(result)[:200]}")
         raw = dict(raw)
-        server_time = raw.pop("time", None)
+        server_time = raw.pop("time", None)  # /verify: in the response; /api/check: beside it
+        if server_time is None and isinstance(result.get("time"), int | float):
+            server_time = result["time"]
         try:
             lr = parse_repl_json(raw, elapsed_s=elapsed, time_s=server_time)
         except ValueError as e:  # pydantic.ValidationError is a ValueError
