@@ -40,10 +40,10 @@ def _schemathesis() -> str:
     return found
 
 
-def test_schemathesis_finds_no_contract_failures(srv) -> None:
+def test_schemathesis_finds_no_contract_failures(srv, tmp_path) -> None:
     cmd = [_schemathesis(), "run", f"{srv.url}/openapi.json", "--checks", "all",
            "--max-examples", "20", "--seed", "20", "--no-color"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path,
                          env={"PATH": str(Path(sys.executable).parent), "HOME": "/tmp",
                               "SCHEMATHESIS_TELEMETRY": "false"})
     report = out.stdout + out.stderr

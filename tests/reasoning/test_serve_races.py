@@ -80,7 +80,7 @@ def test_concurrent_creates_never_exceed_the_limit(box) -> None:
 
 def test_a_cell_that_started_keeps_its_session(box) -> None:
     slow = SlowSessions(box, close_s=0.5)
-    cfg = ServeConfig(port=free_port(), sandbox=box.config, session_idle_s=0.4)
+    cfg = ServeConfig(port=free_port(), sandbox=box.config, session_idle_s=2.0)
     with ThreadServer(cfg, sandbox=slow) as srv:
         sids = [httpx.post(srv.url + "/v1/sessions", json={}).json()["session_id"]
                 for _ in range(3)]
@@ -90,7 +90,9 @@ def test_a_cell_that_started_keeps_its_session(box) -> None:
         assert slow.closing, "the reaper never closed an idle session"
         first = httpx.post(srv.url + f"/v1/sessions/{sids[-1]}/run", json={"code": "x = 1"},
                            timeout=30)
-        end = time.monotonic() + 3  # let the reaper finish whatever it decided
+        # let the reaper finish what it decided (3 closes of 0.5 s), but ask again well within
+        # session_idle_s of the first cell, so a session that is merely idle again stays
+        end = time.monotonic() + 1.2
         while len(slow.closed) < 3 and time.monotonic() < end:
             time.sleep(0.02)
         second = httpx.post(srv.url + f"/v1/sessions/{sids[-1]}/run", json={"code": "x"},
