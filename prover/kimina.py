@@ -12,7 +12,7 @@ endpoint (``api="verify"``, what every release still serves) takes::
 and answers ``{"results": [{"custom_id", "error", "response": {"env", "messages", "sorries",
 "tactics", "infotree", "time"}}]}``; ``response`` is the REPL's own JSON (or ``{"message"}``
 for a REPL-level error) and ``error`` a server-side failure (``Lean REPL command timed out in
-N seconds``). An API key goes in the ``X-Auth-Token`` header. The server splits the leading
+N seconds``). The server splits the leading
 ``import`` lines off as the REPL header and reuses REPLs with that header.
 
 The audit runs on top unchanged: :class:`KiminaRunner` sends ``header + setup + code`` as one
@@ -22,17 +22,27 @@ finds the anchor from the reference statement's own sorry warning (``setup`` alw
 ``:= sorry``) and refuses to guess when it cannot (an ERROR, never a verdict).
 
 Transport failures and HTTP 429 / 5xx are retried with backoff; when retries run out the
-check is a :class:`verimath.prover.types.LeanCrash` / :class:`verimath.prover.types.LeanTimeout`,
-which the checker reports as ERROR / TIMEOUT — never WRONG.
+check is a :class:`verimath.prover.types.LeanCrash` (could not judge: ERROR, never WRONG).
 
-kimina-client's statuses under the could-not-judge rule (one answer each):
+kimina-client's statuses under the could-not-judge rule (checked against the real
+kimina-lean-server 2.1.3 in ``tests/prover/test_kimina_real.py``):
 
 * ``valid`` / ``sorry`` / ``lean_error``: Lean judged the proof (the audit decides the verdict);
-* ``timeout_error`` (an ``error`` saying "timed out"): the proof ran Lean out of its time: a
-  :class:`~verimath.prover.types.LeanTimeout`, reported TIMEOUT, the proof's own failure;
-* ``repl_error`` (a REPL-level ``{"message"}`` answer) and ``server_error`` (any other
-  ``error``, no REPL available, HTTP 5xx, unreachable): a dead REPL or server, a
-  :class:`~verimath.prover.types.LeanCrash`: could not judge, never WRONG.
+* ``timeout_error`` (an ``error`` with "timed out": the server's own time limit on the REPL
+  command, ``Lean REPL command timed out in N seconds``; the server kills that REPL): the
+  proof ran Lean out of its time, a :class:`~verimath.prover.types.LeanTimeout`: the proof's
+  own failure, judged (TIMEOUT now; UNVERIFIABLE, reward 0.0, under issue 18's rule);
+* ``repl_error`` (a REPL-level ``{"message"}`` answer such as ``Unknown environment.``) and
+  ``server_error`` (any other ``error``: a REPL that died or sent no JSON, ``No available
+  REPLs``, ``Failed to get REPL``): a dead REPL or server, a
+  :class:`~verimath.prover.types.LeanCrash`: could not judge, never WRONG;
+* the server not answering at all (connection refused, HTTP 429 / 5xx, or no answer within
+  ``http_timeout_s``, our HTTP client's own limit): :class:`~verimath.prover.types.LeanCrash`,
+  could not judge. An HTTP read timeout is the server's failure, not the proof's: the
+  server's own limit (``timeout``) is shorter and would have answered ``timed out`` first.
+
+The API key goes both in ``Authorization: Bearer KEY`` (what kimina-lean-server 2.x reads)
+and ``X-Auth-Token`` (older deployments).
 """
 
 from __future__ import annotations
@@ -76,9 +86,11 @@ class KiminaConfig:
         url: server base URL (``http://host:port``); the endpoint path is appended.
         api: ``"check"`` (``POST /api/check``, current servers) or ``"verify"`` (legacy
             ``POST /verify``).
-        api_key: sent as ``X-Auth-Token``; None reads ``$KIMINA_API_KEY`` (unset: no header).
+        api_key: sent as ``Authorization: Bearer`` and ``X-Auth-Token``; None reads
+            ``$KIMINA_API_KEY`` (unset: no header).
         timeout_s: Lean time limit per proof, in seconds (the request's ``timeout``).
         http_timeout_s: HTTP read limit per request in seconds; None: ``timeout_s + 120``.
+            Running past it is could-not-judge (:class:`~verimath.prover.types.LeanCrash`).
         batch_size: proofs per ``/verify`` request (pending checks are batched up to this).
         concurrency: requests in flight at once (also the checker's parallelism).
         retries: extra attempts after a transport error / HTTP 429 / 5xx.
@@ -143,7 +155,7 @@ class KiminaRunner:
 
         self.config = config
         key = config.api_key if config.api_key is not None else os.environ.get(API_KEY_ENV)
-        headers = {"X-Auth-Token": key} if key else {}
+        headers = {"Authorization": f"Bearer {key}", "X-Auth-Token": key} if key else {}
         read = config.http_timeout_s or config.timeout_s + 120.0
         self._http = httpx.Client(base_url=config.url.rstrip("/"), headers=headers,
                                   timeout=httpx.Timeout(read, connect=10.0), transport=transport)
@@ -227,8 +239,9 @@ class KiminaRunner:
                 delay *= 2
             try:
                 r = self._http.post(path, json=body)
-            except httpx.TimeoutException as e:
-                last = LeanTimeout(f"kimina-lean-server did not answer in time: {e}")
+            except httpx.TimeoutException as e:  # the server's failure, never the proof's
+                last = LeanCrash(f"kimina-lean-server did not answer within the HTTP limit "
+                                 f"({type(e).__name__}): could not judge")
                 continue
             except httpx.TransportError as e:
                 last = LeanCrash(f"kimina-lean-server unreachable: {type(e).__name__}: {e}")
@@ -272,8 +285,9 @@ class KiminaRunner:
         """Run ``header + setup + code`` on the server; positions are lines of ``code``.
 
         Raises:
-            LeanTimeout: the server reports a timeout (or none came in time).
-            LeanCrash: the server failed, lost the REPL, or sent no usable answer.
+            LeanTimeout: the server reports that Lean ran out of its time limit.
+            LeanCrash: the server failed, lost the REPL, sent no usable answer, or did not
+                answer within the HTTP limit.
             ProverInfraError: the header or setup does not elaborate, or positions cannot be
                 anchored.
         """
