@@ -388,7 +388,8 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> Any:
+def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None,
+               lean: Any = None) -> Any:
     """The ASGI app (FastAPI wrapped in :class:`Guard`).
 
     Args:
@@ -397,6 +398,9 @@ def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> 
         grader: a prebuilt grader; None: built at the first ``/v1/grade``.
         Prebuilt components (tests, benchmarks); None: built from ``cfg``
             at start-up (the grader at the first ``/v1/grade``) and closed at shutdown.
+        lean: optional Lean service with ``add_routes(app, state)`` and ``close()`` (e.g.
+            :class:`verimath.prover.kimina_serve.KiminaCheckService`: kimina's
+            ``/api/check``); closed at shutdown. None: no Lean endpoints.
 
     Returns:
         An ASGI application; its :class:`ServiceState` is ``app.state_ref``.
@@ -407,6 +411,8 @@ def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> 
     from verimath.reasoning.service.routes import add_routes
 
     state = ServiceState(cfg, sandbox, grader)
+    if lean is not None:
+        state._owned.append(lean)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
@@ -423,6 +429,8 @@ def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> 
 
     api = FastAPI(title="verimath serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     add_routes(api, state)
+    if lean is not None:
+        lean.add_routes(api, state)
     app = Guard(api, state)
     app.state_ref = state  # type: ignore[attr-defined]
     return app
@@ -452,7 +460,7 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-def serve(cfg: ServeConfig, *, log_level: str = "info") -> None:
+def serve(cfg: ServeConfig, *, log_level: str = "info", lean: Any = None) -> None:
     """Run the server until SIGINT/SIGTERM (blocking); see the module docstring.
 
     Raises:
@@ -461,7 +469,7 @@ def serve(cfg: ServeConfig, *, log_level: str = "info") -> None:
     """
     import uvicorn
 
-    app = create_app(cfg)
+    app = create_app(cfg, lean=lean)
     ucfg = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=log_level,
                           timeout_graceful_shutdown=int(cfg.shutdown_timeout_s),
                           access_log=False, lifespan="on")
