@@ -1,7 +1,10 @@
-"""A :class:`verimath.prover.checker.LeanRunner` over a kimina-lean-server (``POST /verify``).
+"""A :class:`verimath.prover.checker.LeanRunner` over a kimina-lean-server (``/api/check``).
 
 kimina-lean-server (project-numina/kimina-lean-server) serves a pool of Lean REPLs over HTTP.
-Its ``/verify`` endpoint (the backward-compatible one every release has) takes::
+Its current endpoint, ``POST /api/check`` (the default here, ``KiminaConfig.api="check"``),
+takes ``{"snippets": [{"id", "code"}], "timeout", "debug", "reuse", "infotree"}`` and answers
+``{"results": [{"id", "time", "error", "response", "diagnostics"}]}``. The legacy ``/verify``
+endpoint (``api="verify"``, what every release still serves) takes::
 
     {"codes": [{"custom_id": "...", "proof": "<whole Lean file>"}], "timeout": 60,
      "infotree_type": null, "disable_cache": false}
@@ -9,7 +12,7 @@ Its ``/verify`` endpoint (the backward-compatible one every release has) takes::
 and answers ``{"results": [{"custom_id", "error", "response": {"env", "messages", "sorries",
 "tactics", "infotree", "time"}}]}``; ``response`` is the REPL's own JSON (or ``{"message"}``
 for a REPL-level error) and ``error`` a server-side failure (``Lean REPL command timed out in
-N seconds``). An API key goes in the ``X-Auth-Token`` header. The server splits the leading
+N seconds``). The server splits the leading
 ``import`` lines off as the REPL header and reuses REPLs with that header.
 
 The audit runs on top unchanged: :class:`KiminaRunner` sends ``header + setup + code`` as one
@@ -19,8 +22,27 @@ finds the anchor from the reference statement's own sorry warning (``setup`` alw
 ``:= sorry``) and refuses to guess when it cannot (an ERROR, never a verdict).
 
 Transport failures and HTTP 429 / 5xx are retried with backoff; when retries run out the
-check is a :class:`verimath.prover.types.LeanCrash` / :class:`verimath.prover.types.LeanTimeout`,
-which the checker reports as ERROR / TIMEOUT — never WRONG.
+check is a :class:`verimath.prover.types.LeanCrash` (could not judge: ERROR, never WRONG).
+
+kimina-client's statuses under the could-not-judge rule (checked against the real
+kimina-lean-server 2.1.3 in ``tests/prover/test_kimina_real.py``):
+
+* ``valid`` / ``sorry`` / ``lean_error``: Lean judged the proof (the audit decides the verdict);
+* ``timeout_error`` (an ``error`` with "timed out": the server's own time limit on the REPL
+  command, ``Lean REPL command timed out in N seconds``; the server kills that REPL): the
+  proof ran Lean out of its time, a :class:`~verimath.prover.types.LeanTimeout`: the proof's
+  own failure, judged (TIMEOUT now; UNVERIFIABLE, reward 0.0, under issue 18's rule);
+* ``repl_error`` (a REPL-level ``{"message"}`` answer such as ``Unknown environment.``) and
+  ``server_error`` (any other ``error``: a REPL that died or sent no JSON, ``No available
+  REPLs``, ``Failed to get REPL``): a dead REPL or server, a
+  :class:`~verimath.prover.types.LeanCrash`: could not judge, never WRONG;
+* the server not answering at all (connection refused, HTTP 429 / 5xx, or no answer within
+  ``http_timeout_s``, our HTTP client's own limit): :class:`~verimath.prover.types.LeanCrash`,
+  could not judge. An HTTP read timeout is the server's failure, not the proof's: the
+  server's own limit (``timeout``) is shorter and would have answered ``timed out`` first.
+
+The API key goes both in ``Authorization: Bearer KEY`` (what kimina-lean-server 2.x reads)
+and ``X-Auth-Token`` (older deployments).
 """
 
 from __future__ import annotations
@@ -61,10 +83,14 @@ class KiminaConfig:
     """Settings of the kimina-lean-server runner.
 
     Attributes:
-        url: server base URL (``http://host:port``); ``/verify`` is appended.
-        api_key: sent as ``X-Auth-Token``; None reads ``$KIMINA_API_KEY`` (unset: no header).
+        url: server base URL (``http://host:port``); the endpoint path is appended.
+        api: ``"check"`` (``POST /api/check``, current servers) or ``"verify"`` (legacy
+            ``POST /verify``).
+        api_key: sent as ``Authorization: Bearer`` and ``X-Auth-Token``; None reads
+            ``$KIMINA_API_KEY`` (unset: no header).
         timeout_s: Lean time limit per proof, in seconds (the request's ``timeout``).
         http_timeout_s: HTTP read limit per request in seconds; None: ``timeout_s + 120``.
+            Running past it is could-not-judge (:class:`~verimath.prover.types.LeanCrash`).
         batch_size: proofs per ``/verify`` request (pending checks are batched up to this).
         concurrency: requests in flight at once (also the checker's parallelism).
         retries: extra attempts after a transport error / HTTP 429 / 5xx.
@@ -75,6 +101,7 @@ class KiminaConfig:
     """
 
     url: str
+    api: str = "check"
     api_key: str | None = None
     timeout_s: float = 120.0
     http_timeout_s: float | None = None
@@ -87,6 +114,8 @@ class KiminaConfig:
     mathlib_rev: str | None = None
 
     def __post_init__(self) -> None:
+        if self.api not in ("check", "verify"):
+            raise ValueError(f"api={self.api!r}: use 'check' (/api/check) or 'verify'")
         if not re.match(r"https?://", self.url):
             raise ValueError(f"url={self.url!r}: need http(s)://host[:port]")
         if self.batch_size < 1 or self.concurrency < 1 or self.retries < 0:
@@ -126,7 +155,7 @@ class KiminaRunner:
 
         self.config = config
         key = config.api_key if config.api_key is not None else os.environ.get(API_KEY_ENV)
-        headers = {"X-Auth-Token": key} if key else {}
+        headers = {"Authorization": f"Bearer {key}", "X-Auth-Token": key} if key else {}
         read = config.http_timeout_s or config.timeout_s + 120.0
         self._http = httpx.Client(base_url=config.url.rstrip("/"), headers=headers,
                                   timeout=httpx.Timeout(read, connect=10.0), transport=transport)
@@ -168,17 +197,29 @@ class KiminaRunner:
                 batch.append(nxt)
             self._send(batch)
 
+    def _body(self, batch: list[_Job]) -> tuple[str, dict[str, Any]]:
+        """(path, JSON body) of one request in the configured API."""
+        timeout = max(1, int(round(max(j.timeout_s for j in batch))))
+        if self.config.api == "verify":
+            return "/verify", {
+                "codes": [{"custom_id": j.custom_id, "proof": j.proof} for j in batch],
+                "timeout": timeout, "infotree_type": None,
+                "disable_cache": self.config.disable_cache}
+        return "/api/check", {
+            "snippets": [{"id": j.custom_id, "code": j.proof} for j in batch],
+            "timeout": timeout, "debug": False, "reuse": not self.config.disable_cache,
+            "infotree": None}
+
     def _send(self, batch: list[_Job]) -> None:
-        body = {"codes": [{"custom_id": j.custom_id, "proof": j.proof} for j in batch],
-                "timeout": max(1, int(round(max(j.timeout_s for j in batch)))),
-                "infotree_type": None, "disable_cache": self.config.disable_cache}
+        path, body = self._body(batch)
         try:
-            results = self._post(body)
+            results = self._post(path, body)
         except ProverInfraError as e:
             for j in batch:
                 j.future.set_exception(e)
             return
-        by_id = {str(r.get("custom_id")): r for r in results if isinstance(r, dict)}
+        key = "custom_id" if self.config.api == "verify" else "id"
+        by_id = {str(r.get(key)): r for r in results if isinstance(r, dict)}
         for j in batch:
             if j.custom_id in by_id:
                 j.future.set_result(by_id[j.custom_id])
@@ -186,8 +227,8 @@ class KiminaRunner:
                 j.future.set_exception(LeanCrash(
                     f"kimina-lean-server returned no result for {j.custom_id}"))
 
-    def _post(self, body: dict[str, Any]) -> list[Any]:
-        """``results`` of one ``/verify`` call, with retries on transport errors / 429 / 5xx."""
+    def _post(self, path: str, body: dict[str, Any]) -> list[Any]:
+        """``results`` of one call, with retries on transport errors / 429 / 5xx."""
         import httpx
 
         delay = self.config.backoff_s
@@ -197,9 +238,10 @@ class KiminaRunner:
                 time.sleep(delay)
                 delay *= 2
             try:
-                r = self._http.post("/verify", json=body)
-            except httpx.TimeoutException as e:
-                last = LeanTimeout(f"kimina-lean-server did not answer in time: {e}")
+                r = self._http.post(path, json=body)
+            except httpx.TimeoutException as e:  # the server's failure, never the proof's
+                last = LeanCrash(f"kimina-lean-server did not answer within the HTTP limit "
+                                 f"({type(e).__name__}): could not judge")
                 continue
             except httpx.TransportError as e:
                 last = LeanCrash(f"kimina-lean-server unreachable: {type(e).__name__}: {e}")
@@ -243,8 +285,9 @@ class KiminaRunner:
         """Run ``header + setup + code`` on the server; positions are lines of ``code``.
 
         Raises:
-            LeanTimeout: the server reports a timeout (or none came in time).
-            LeanCrash: the server failed, lost the REPL, or sent no usable answer.
+            LeanTimeout: the server reports that Lean ran out of its time limit.
+            LeanCrash: the server failed, lost the REPL, sent no usable answer, or did not
+                answer within the HTTP limit.
             ProverInfraError: the header or setup does not elaborate, or positions cannot be
                 anchored.
         """
@@ -262,7 +305,9 @@ class KiminaRunner:
         if not isinstance(raw, dict):
             raise LeanCrash(f"kimina-lean-server sent no response: {str(result)[:200]}")
         raw = dict(raw)
-        server_time = raw.pop("time", None)
+        server_time = raw.pop("time", None)  # /verify: in the response; /api/check: beside it
+        if server_time is None and isinstance(result.get("time"), int | float):
+            server_time = result["time"]
         try:
             lr = parse_repl_json(raw, elapsed_s=elapsed, time_s=server_time)
         except ValueError as e:  # pydantic.ValidationError is a ValueError

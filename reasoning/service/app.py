@@ -10,13 +10,18 @@ Endpoints (JSON in, JSON out):
   ``{"code", "timeout_s"?}`` -> ExecResult; ``DELETE /v1/sessions/{id}``; sessions idle for
   ``session_idle_s`` are closed (a later run on them gets 404);
 * ``POST /v1/grade``: ``{"pairs": [{"gold", "pred"}], "extract"}`` -> ``{"verdicts": [...]}``;
+* ``POST /run_jupyter`` (SandboxFusion) and ``POST /execute``, ``GET /sessions``,
+  ``DELETE /sessions/{id}`` (NeMo-Skills): see :mod:`verimath.reasoning.service.compat`;
 * ``GET /health`` (no auth: for load balancers), ``GET /metrics`` (Prometheus text format).
 
 Guards, in one ASGI middleware in front of every route: a bearer token (``Authorization:
 Bearer KEY``; 401 otherwise) when a key is set; request bodies over ``max_body_bytes`` are 413
 (batches over ``max_batch`` items too); more than ``max_inflight`` requests at once are 429
 with ``Retry-After``. Programs run on the sandbox's own pool (``Sandbox.submit`` futures,
-awaited without a thread each); session cells and grading run in a bounded thread pool.
+awaited without a thread each); session cells, grading and session open/close each run in
+their own bounded thread pool, and cells queued on one session wait on an asyncio lock, not
+in a thread, so one client flooding one session cannot starve ``/v1/grade``. Request bodies
+are strict (no coercion; 422 names the field) and every status is in the OpenAPI schema.
 Shutdown (SIGINT/SIGTERM) stops accepting, lets in-flight requests finish (up to
 ``shutdown_timeout_s``), then closes sessions, the sandbox and the grader.
 """
@@ -42,9 +47,11 @@ from verimath.reasoning.service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
-WORK_PATHS = ("/run_code", "/v1/")
+WORK_PATHS = ("/run_code", "/run_jupyter", "/execute", "/sessions", "/v1/", "/api/")
 _SESSION_PATH = re.compile(r"^/v1/sessions/[^/]+(/run)?$")
-_PATHS = frozenset({"/run_code", "/v1/exec", "/v1/grade", "/v1/sessions", "/health", "/metrics"})
+_NEMO_SESSION_PATH = re.compile(r"^/sessions/[^/]+$")
+_PATHS = frozenset({"/run_code", "/run_jupyter", "/execute", "/sessions", "/api/check",
+                    "/verify", "/v1/exec", "/v1/grade", "/v1/sessions", "/health", "/metrics"})
 
 
 def path_label(path: str) -> str:
@@ -54,6 +61,8 @@ def path_label(path: str) -> str:
     m = _SESSION_PATH.match(path)
     if m:
         return "/v1/sessions/{id}" + (m.group(1) or "")
+    if _NEMO_SESSION_PATH.match(path):
+        return "/sessions/{id}"
     return "other"
 
 
@@ -69,13 +78,14 @@ class ServeConfig:
         grader: the grader's settings (started at the first ``/v1/grade``).
         max_timeout_s / max_memory_mb: the largest per-request limits accepted (else 400).
         max_body_bytes: larger request bodies get 413.
-        max_batch: more items in one ``/v1/exec`` or ``/v1/grade`` get 413.
+        max_batch: more items in one ``/v1/exec``, ``/v1/grade``, ``/run_jupyter`` get 422.
         max_inflight: requests served at once (work endpoints); more get 429.
         max_sessions: open sessions; opening more gets 429.
         session_idle_s: sessions unused this long (seconds) are closed.
         retry_after_s: the ``Retry-After`` of a 429, seconds.
         shutdown_timeout_s: how long shutdown waits for in-flight requests.
-        threads: threads for blocking calls (session cells, grading, session open/close).
+        threads: threads for blocking calls, per kind of work (session cells; grading;
+            session open/close each have their own pool of this size).
     """
 
     host: str = "127.0.0.1"
@@ -119,9 +129,13 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class _Session:
+    """One open session: ``busy`` counts cells running or waiting for ``lock``."""
+
     session: Any
     last_used: float
+    created: float = field(default_factory=time.time)  # wall clock, for listings
     busy: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class ServiceState:
@@ -136,7 +150,12 @@ class ServiceState:
         self.sessions: dict[str, _Session] = {}
         self.metrics = ServiceMetrics()
         self.inflight = 0
-        self.limiter: Any = None
+        self.opening = 0  # sessions being opened: counted against max_sessions
+        # one thread limiter per kind of work, so cells queued on one session cannot starve
+        # grading (and neither can starve session open/close); set in the lifespan
+        self.limiter: Any = None  # session cells
+        self.grade_limiter: Any = None
+        self.admin_limiter: Any = None
         self.broken: str | None = None  # the sandbox refused work: /health says 503
 
     def start(self) -> None:
@@ -166,6 +185,60 @@ class ServiceState:
         for obj in reversed(self._owned):
             obj.close()
         self._owned.clear()
+
+    def take_idle(self, now: float) -> list[tuple[str, _Session]]:
+        """Remove (without closing) the sessions idle for over ``session_idle_s`` at ``now``.
+
+        Runs on the event loop with no await: a cell that found its session first made it
+        busy, so it stays; a later cell gets 404.
+        """
+        idle = self.cfg.session_idle_s
+        stale = [sid for sid, s in self.sessions.items()
+                 if not s.busy and now - s.last_used > idle]
+        taken = [(sid, self.sessions.pop(sid)) for sid in stale]
+        if taken:
+            self.metrics.sessions.set(len(self.sessions))
+        return taken
+
+    async def open_session(self, key: str, timeout_s: float, memory_mb: int,
+                           echo: bool) -> _Session | None:
+        """Open a sandbox session and register it under ``key``; None at ``max_sessions``.
+
+        The slot is reserved before the first await, so concurrent opens never exceed the
+        limit. Raises SandboxError when the sandbox cannot open one.
+        """
+        if len(self.sessions) + self.opening >= self.cfg.max_sessions:
+            return None
+        self.opening += 1
+        try:
+            sess = await self.blocking(
+                lambda: self.sandbox.session(timeout_s=timeout_s, memory_mb=memory_mb,
+                                             echo=echo), limiter=self.admin_limiter)
+        finally:
+            self.opening -= 1
+        s = _Session(sess, time.monotonic())
+        self.sessions[key] = s
+        self.metrics.sessions.set(len(self.sessions))
+        return s
+
+    async def run_cell(self, s: _Session, code: str, timeout_s: float) -> ExecResult:
+        """One cell on ``s``, serialised per session without holding a thread while waiting.
+
+        A closed or broken session gives a SANDBOX_ERROR result (could not judge).
+        """
+        s.busy += 1
+        try:
+            async with s.lock:
+                try:
+                    res: ExecResult = await self.blocking(
+                        lambda: s.session.run(code, timeout_s=timeout_s))
+                except SandboxError as e:
+                    res = failed(ExecStatus.SANDBOX_ERROR, str(e), self.sandbox.isolation)
+        finally:
+            s.busy -= 1
+            s.last_used = time.monotonic()
+        self.metrics.exec_status.labels(status=str(res.status)).inc()
+        return res
 
     def drop_session(self, sid: str) -> bool:
         """Close and forget session ``sid``; False when unknown."""
@@ -207,11 +280,11 @@ class ServiceState:
         m.exec_status.labels(status=str(res.status)).inc()
         return res
 
-    async def blocking(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` in the bounded thread pool."""
+    async def blocking(self, fn: Any, *args: Any, limiter: Any = None) -> Any:
+        """``fn(*args)`` in a bounded thread pool (``limiter``; default: the cells' one)."""
         import anyio.to_thread
 
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter or self.limiter)
 
 
 def _reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
@@ -315,7 +388,8 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> Any:
+def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None,
+               lean: Any = None) -> Any:
     """The ASGI app (FastAPI wrapped in :class:`Guard`).
 
     Args:
@@ -324,6 +398,9 @@ def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> 
         grader: a prebuilt grader; None: built at the first ``/v1/grade``.
         Prebuilt components (tests, benchmarks); None: built from ``cfg``
             at start-up (the grader at the first ``/v1/grade``) and closed at shutdown.
+        lean: optional Lean service with ``add_routes(app, state)`` and ``close()`` (e.g.
+            :class:`verimath.prover.kimina_serve.KiminaCheckService`: kimina's
+            ``/api/check``); closed at shutdown. None: no Lean endpoints.
 
     Returns:
         An ASGI application; its :class:`ServiceState` is ``app.state_ref``.
@@ -334,38 +411,46 @@ def create_app(cfg: ServeConfig, *, sandbox: Any = None, grader: Any = None) -> 
     from verimath.reasoning.service.routes import add_routes
 
     state = ServiceState(cfg, sandbox, grader)
+    if lean is not None:
+        state._owned.append(lean)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         state.limiter = anyio.CapacityLimiter(cfg.threads)
-        await state.blocking(state.start)
+        state.grade_limiter = anyio.CapacityLimiter(cfg.threads)
+        state.admin_limiter = anyio.CapacityLimiter(cfg.threads)
+        await state.blocking(state.start, limiter=state.admin_limiter)
         reaper = asyncio.create_task(_reap(state))
         try:
             yield
         finally:
             reaper.cancel()
-            await state.blocking(state.close)
+            await state.blocking(state.close, limiter=state.admin_limiter)
 
     api = FastAPI(title="verimath serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     add_routes(api, state)
+    if lean is not None:
+        lean.add_routes(api, state)
     app = Guard(api, state)
     app.state_ref = state  # type: ignore[attr-defined]
     return app
 
 
 async def _reap(state: ServiceState) -> None:
-    """Close sessions idle for ``session_idle_s`` (checked every few seconds)."""
+    """Close sessions idle for ``session_idle_s`` (checked every few seconds).
+
+    The idle sessions leave ``state.sessions`` in one step with no await in between
+    (:meth:`ServiceState.take_idle`), so a cell either found its session before (the session is
+    then busy and stays) or gets 404 after; only then are they closed in threads.
+    """
     idle = state.cfg.session_idle_s
     while True:
         await asyncio.sleep(min(idle / 4, 5.0))
-        now = time.monotonic()
-        stale = [sid for sid, s in list(state.sessions.items())
-                 if not s.busy and now - s.last_used > idle]
-        for sid in stale:
+        for sid, s in state.take_idle(time.monotonic()):
             log.info("closing session %s: idle for over %.0f s", sid, idle)
             try:
-                if await state.blocking(state.drop_session, sid):
-                    state.metrics.sessions_reaped.inc()
+                await state.blocking(s.session.close, limiter=state.admin_limiter)
+                state.metrics.sessions_reaped.inc()
             except Exception:  # noqa: BLE001 - the reaper must outlive one bad close
                 log.exception("closing idle session %s failed", sid)
 
@@ -375,7 +460,7 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-def serve(cfg: ServeConfig, *, log_level: str = "info") -> None:
+def serve(cfg: ServeConfig, *, log_level: str = "info", lean: Any = None) -> None:
     """Run the server until SIGINT/SIGTERM (blocking); see the module docstring.
 
     Raises:
@@ -384,7 +469,7 @@ def serve(cfg: ServeConfig, *, log_level: str = "info") -> None:
     """
     import uvicorn
 
-    app = create_app(cfg)
+    app = create_app(cfg, lean=lean)
     ucfg = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=log_level,
                           timeout_graceful_shutdown=int(cfg.shutdown_timeout_s),
                           access_log=False, lifespan="on")

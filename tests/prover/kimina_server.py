@@ -1,8 +1,10 @@
 """A kimina-lean-server stand-in on 127.0.0.1 for the kimina backend tests.
 
-It speaks the real wire format (``POST /verify`` with ``codes`` / ``timeout`` /
+It speaks the real wire formats (``POST /api/check`` with ``snippets`` [{``id``, ``code``}] /
+``timeout`` / ``debug`` / ``reuse`` / ``infotree``, answer ``{"results": [{"id", "time",
+"error", "response", "diagnostics"}]}``; legacy ``POST /verify`` with ``codes`` / ``timeout`` /
 ``infotree_type`` / ``disable_cache``, answer ``{"results": [{"custom_id", "error",
-"response"}]}``, ``X-Auth-Token``), splits each file's leading imports off like the real server,
+"response"}]}``; ``X-Auth-Token``), splits each file's leading imports off like the real server,
 and answers the body with a caller-supplied ``answer(header, body) -> REPL JSON | error``.
 ``anchor="file"`` shifts positions back to file lines (current servers), ``"body"`` leaves them
 relative to the body (older servers).
@@ -73,7 +75,7 @@ class KiminaStandIn:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        if path != "/verify":
+        if path not in ("/verify", "/api/check"):
             return 404, {"detail": "Not Found"}
         if self.api_key is not None and headers.get("X-Auth-Token") != self.api_key:
             return 401, {"detail": "Invalid API key"}
@@ -83,20 +85,28 @@ class KiminaStandIn:
             if self.fail_first > 0:
                 self.fail_first -= 1
                 return 503, {"detail": "No available REPLs"}
-        assert set(body) == {"codes", "timeout", "infotree_type", "disable_cache"}, body
+        check = path == "/api/check"
+        if check:
+            assert set(body) == {"snippets", "timeout", "debug", "reuse", "infotree"}, body
+            items = [(s["id"], s["code"]) for s in body["snippets"]]
+        else:
+            assert set(body) == {"codes", "timeout", "infotree_type", "disable_cache"}, body
+            items = [(c["custom_id"], c["proof"]) for c in body["codes"]]
         results = []
-        for code in body["codes"]:
-            header, text, n_header = split_snippet(code["proof"])
+        for cid, code in items:
+            header, text, n_header = split_snippet(code)
             got = self.answer(header, text)
             if isinstance(got, int):
                 return got, {"detail": "Internal Server Error"}
-            if isinstance(got, str):
-                results.append({"custom_id": code["custom_id"], "error": got, "response": None})
-                continue
-            if self.anchor == "file" and "message" not in got:
+            if not isinstance(got, str) and self.anchor == "file" and "message" not in got:
                 got = shift_lines(got, n_header)
-            results.append({"custom_id": code["custom_id"], "error": None,
-                            "response": {**got, "time": 0.25}})
+            err, resp = (got, None) if isinstance(got, str) else (None, got)
+            if check:  # time beside the response, plus kimina's diagnostics
+                results.append({"id": cid, "time": 0.25, "error": err, "response": resp,
+                                "diagnostics": {"repl_uuid": "stand-in"}})
+            else:
+                results.append({"custom_id": cid, "error": err,
+                                "response": None if resp is None else {**resp, "time": 0.25}})
         return 200, {"results": results}
 
     def __enter__(self) -> KiminaStandIn:

@@ -23,6 +23,13 @@ from verimath.prover.types import CompileStatus, ProofTask
 from verimath.records import VerdictStatus
 
 
+def _codes(req: dict[str, Any]) -> list[tuple[str, str]]:
+    """(id, code) of each proof in a request body, /api/check or /verify."""
+    if "snippets" in req:
+        return [(s["id"], s["code"]) for s in req["snippets"]]
+    return [(c["custom_id"], c["proof"]) for c in req["codes"]]
+
+
 def _runner(url: str, **kw: Any) -> KiminaRunner:
     kw.setdefault("backoff_s", 0.0)
     return KiminaRunner(KiminaConfig(url=url, **kw))
@@ -43,18 +50,22 @@ needs_transcripts = pytest.mark.skipif(not transcripts(), reason="no REPL transc
 
 
 @needs_transcripts
+@pytest.mark.parametrize("api", ["check", "verify"])
 @pytest.mark.parametrize("anchor", ["file", "body"])
-def test_compile_filter_over_kimina_from_transcript(anchor: str) -> None:
+def test_compile_filter_over_kimina_from_transcript(anchor: str, api: str) -> None:
     with KiminaStandIn(_transcript_answer("mathlib/exact"), anchor=anchor) as srv:
-        checker = LeanChecker(_runner(srv.url))
+        checker = LeanChecker(_runner(srv.url, api=api))
         try:
             ok = checker.check_statement("theorem test : 0 < 1 := by", "import Mathlib")
         finally:
             checker.close()
     assert ok.status is CompileStatus.OK and ok.goal == "⊢ 0 < 1", ok
     [req] = srv.requests
-    assert req["codes"][0]["proof"].startswith("import Mathlib\n\ntheorem test : 0 < 1")
-    assert req["infotree_type"] is None and req["disable_cache"] is False
+    assert _codes(req)[0][1].startswith("import Mathlib\n\ntheorem test : 0 < 1")
+    if api == "verify":
+        assert req["infotree_type"] is None and req["disable_cache"] is False
+    else:
+        assert req["infotree"] is None and req["reuse"] is True and req["debug"] is False
 
 
 @needs_transcripts
@@ -75,11 +86,12 @@ KIMINA_CASES = [(c, "file") for c in AUDIT_CASES] + [
     (c, "body") for c in AUDIT_CASES if "response" in c]
 
 
+@pytest.mark.parametrize("api", ["check", "verify"])
 @pytest.mark.parametrize(("case", "anchor"), KIMINA_CASES,
                          ids=[f"{c['id']}-{a}" for c, a in KIMINA_CASES])
-def test_full_audit_over_kimina(case: dict[str, Any], anchor: str) -> None:
+def test_full_audit_over_kimina(case: dict[str, Any], anchor: str, api: str) -> None:
     with KiminaStandIn(audit_answer(case), anchor=anchor) as srv:
-        checker = LeanChecker(_runner(srv.url, retries=1), crash_retries=1)
+        checker = LeanChecker(_runner(srv.url, retries=1, api=api), crash_retries=1)
         try:
             v = checker.check(ProofTask(case["formal_statement"], case["header"], case["proof"],
                                         "p"))
@@ -150,14 +162,16 @@ def test_batches_respect_batch_size() -> None:
         finally:
             checker.close()
     assert [v.status for v in verdicts] == [VerdictStatus.CORRECT] * 7
-    sizes = [len(r["codes"]) for r in srv.requests]
+    sizes = [len(_codes(r)) for r in srv.requests]
     assert sum(sizes) == 7 and max(sizes) <= 3
-    assert all(len({c["custom_id"] for c in r["codes"]}) == len(r["codes"]) for r in srv.requests)
+    assert all(len({i for i, _ in _codes(r)}) == len(_codes(r)) for r in srv.requests)
 
 
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError, match="http"):
         KiminaConfig(url="localhost:8000")
+    with pytest.raises(ValueError, match="api"):
+        KiminaConfig(url="http://x", api="v2")
     with pytest.raises(ValueError, match="batch_size"):
         KiminaConfig(url="http://x", batch_size=0)
 

@@ -41,12 +41,13 @@ def wait_healthy(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | Non
 class ThreadServer:
     """uvicorn serving ``create_app(cfg, sandbox=...)`` in a thread of this process."""
 
-    def __init__(self, cfg: Any, sandbox: Any = None, grader: Any = None) -> None:
+    def __init__(self, cfg: Any, sandbox: Any = None, grader: Any = None,
+                 lean: Any = None) -> None:
         import uvicorn
 
         from verimath.reasoning.service.app import create_app
 
-        self.app = create_app(cfg, sandbox=sandbox, grader=grader)
+        self.app = create_app(cfg, sandbox=sandbox, grader=grader, lean=lean)
         self.state = self.app.state_ref
         self.url = f"http://127.0.0.1:{cfg.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=cfg.port,

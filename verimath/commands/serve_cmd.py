@@ -11,6 +11,10 @@ Endpoints: ``POST /run_code`` (SandboxFusion-compatible), ``POST /v1/exec``, ``P
 that is not a loopback address needs an API key (``--api-key``, ``--api-key-file`` or
 ``$VERIMATH_API_KEY``); clients send ``Authorization: Bearer KEY``.
 
+Opt-in Lean: ``--lean-project DIR`` (a Lean project with Mathlib and a built REPL, as for
+``verimath prove``) adds kimina-lean-server's ``POST /api/check`` over our REPL pool and proof
+audit (:mod:`verimath.prover.kimina_serve`); ``--lean-workers`` REPL processes.
+
 SIGINT/SIGTERM: stop accepting, finish the requests in flight (up to 30 s), close sessions,
 the sandbox and the grader, then end by that signal (uvicorn re-raises it: the shell sees 130
 or 143). Exit codes otherwise: 1 when the sandbox or the server could not start; 2 on a usage
@@ -50,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest request body, MiB; larger get 413 (default 16)")
     p.add_argument("--session-idle-s", dest="session_idle_s", type=float, default=300.0,
                    help="close sessions unused this long (default 300)")
+    p.add_argument("--lean-project", dest="lean_project", default=None,
+                   help="Lean project (Mathlib, built REPL): serve kimina's /api/check on it")
+    p.add_argument("--lean-workers", dest="lean_workers", type=int, default=2,
+                   help="REPL processes for /api/check (default 2)")
     p.add_argument("--log-level", dest="log_level", default="info",
                    choices=("critical", "error", "warning", "info", "debug"))
 
@@ -93,8 +101,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"verimath serve: {e}", file=sys.stderr)
         return 2
     try:
-        serve(cfg, log_level=args.log_level)
+        lean = _lean_service(args.lean_project, args.lean_workers)
+    except Exception as e:  # noqa: BLE001 - LeanUnavailable and bad settings: one message
+        print(f"verimath serve: --lean-project: {e}", file=sys.stderr)
+        return 1
+    try:
+        serve(cfg, log_level=args.log_level, lean=lean)
     except SandboxError as e:
         print(f"verimath serve: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _lean_service(project_dir: str | None, workers: int) -> object | None:
+    """The kimina ``/api/check`` service over a REPL pool on ``project_dir`` (None: not asked for).
+
+    Raises:
+        verimath.prover.types.LeanUnavailable: no Lean project / REPL (checked at once).
+    """
+    if project_dir is None:
+        return None
+    from verimath.prover.kimina_serve import KiminaCheckService
+    from verimath.prover.repl import ReplConfig, ReplPool
+    from verimath.prover.toolchain import require_lean
+
+    cfg = ReplConfig(project_dir=project_dir, workers=workers)
+    project = require_lean(cfg.project_dir, lake_path=cfg.lake_path)
+    pool = ReplPool(cfg, project.version)
+    pool.preflight()
+    return KiminaCheckService(pool)
