@@ -10,7 +10,8 @@ Rules (each counted in the ``preference`` funnel row):
 
 * chosen: a row of this run verified against the known answer (``verified_by: gold``) -- the
   model's own sample, ``chosen_source: own`` -- or, with ``export.preference.reference``, a
-  verified reference / synthesized row of another datagen run for the same problem id,
+  reference / synthesized row of another datagen run for the same problem id verified against
+  the known answer (``gold``, or ``execution`` in reference mode),
   ``chosen_source: reference``. Self-consistency rows are never chosen (the majority is not a
   judged answer), nor rows judged by a test double (``checker.test_double`` / ``test_double``
   in a verdict's detail).
@@ -57,6 +58,9 @@ from verimath.records import content_hash
 JUDGED_WRONG = frozenset({"wrong", "no_answer", "unverifiable"})
 #: verdict statuses of a judged-wrong sample's grader verdict (when the record stores one)
 _WRONG_STATUSES = frozenset({"wrong", "no_answer", "unverifiable"})
+#: ``verified_by`` of reference rows that may be chosen: graded against the known answer, or
+#: (reference mode, :mod:`verimath.datagen.synth`) a program whose output matched it
+REFERENCE_VERIFIED = frozenset({"gold", "execution"})
 #: equivalence verdicts that say nothing about equivalence (could not judge)
 _UNJUDGED_STATUSES = frozenset({"timeout", "error"})
 _ORDERS = ("hardest", "random")
@@ -113,7 +117,10 @@ class PreferenceResult:
 
 
 def load_reference(path: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """Gold-verified rows of a datagen ``data.jsonl`` by problem id.
+    """Rows of a datagen ``data.jsonl`` verified against a known answer, by problem id.
+
+    ``verified_by`` ``gold`` or ``execution`` (:data:`REFERENCE_VERIFIED`); self-consistency
+    rows and rows judged by a test double are left out.
 
     Raises:
         FileNotFoundError: no such file.
@@ -132,7 +139,7 @@ def load_reference(path: str | Path) -> dict[str, list[dict[str, Any]]]:
             if not isinstance(row, dict) or "problem_id" not in row or "messages" not in row:
                 raise ValueError(f"{path}:{n}: expected a datagen export row with "
                                  "'problem_id' and 'messages'")
-            if row.get("verified_by") == "gold" and not judged_by_double(row):
+            if row.get("verified_by") in REFERENCE_VERIFIED and not judged_by_double(row):
                 out.setdefault(str(row["problem_id"]), []).append(row)
     return out
 
