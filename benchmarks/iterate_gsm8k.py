@@ -16,6 +16,16 @@ The full run takes about 1.5-2 h on 2 CPU cores (measured: see the README).
 ``--limit 4 --sft-steps 1 --seed-limit 8 --datagen-limit 2`` is a smoke test of the script (its
 numbers mean nothing).
 
+Preference arm (issue 21): ``--arms sft,sft+dpo,dpo`` runs round 1 once per arm from the same
+base model and the same seed data (``OUT/<arm>/``; round 0 and the seed synthesis are repeated
+per arm: both are deterministic, greedy eval and no model), with the base model's own samples
+on GSM8K train in every arm (``self_samples_from=1``): ``sft`` trains on seed + own verified
+samples; ``dpo`` runs ``verimath dpo`` (RPO loss, LoRA) on pairs of a verified seed/own
+trajectory vs the model's judged-wrong sample; ``sft+dpo`` does both in that order. It prints
+each arm's table (pairs, reward margin, time split), its gain over the base, and the gain of each
+preference arm over the SFT arm, all with paired-bootstrap 95% CIs over the same problems.
+Target: a preference arm beats the SFT arm with a CI that excludes 0.
+
 Usage: ``python benchmarks/iterate_gsm8k.py [--out DIR] [--limit 200] [--json OUT] [key=value ...]``
 (re-run with the same ``--out`` to resume; ``$VERIMATH_DATA`` must point at the folder with
 ``gsm8k/`` and ``math500/`` if it is not ``<repo>/../shared/data``).
@@ -57,6 +67,8 @@ def main() -> int:
     ap.add_argument("--sft-steps", type=int, help="SFT optimizer steps per round")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", help="also write the numbers here")
+    ap.add_argument("--arms", help="preference arms of round 1, e.g. sft,sft+dpo,dpo")
+    ap.add_argument("--dpo-steps", type=int, help="DPO optimizer steps per round")
     ap.add_argument("overrides", nargs="*", help="dotted key=value iterate config overrides")
     args = ap.parse_args()
 
@@ -70,6 +82,9 @@ def main() -> int:
     ov += [f"seed.limit={args.seed_limit}"] if args.seed_limit else []
     ov += [f"datagen.limit={args.datagen_limit}"] if args.datagen_limit else []
     ov += [f"sft.train.max_steps={args.sft_steps}"] if args.sft_steps else []
+    ov += [f"dpo.job.train.max_steps={args.dpo_steps}"] if args.dpo_steps else []
+    if args.arms:
+        return run_arms(args, ov)
     cfg = load_config(IterateConfig, args.config, ov + list(args.overrides))
     report = run_iterate(cfg)
     console = Console()
@@ -96,6 +111,45 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"rounds": report.rounds, "gains": gains},
                                               indent=2) + "\n")
+    return 0
+
+
+def run_arms(args: argparse.Namespace, ov: list[str]) -> int:
+    """Round 1 once per arm (``--arms``); gains vs the base and vs the ``sft`` arm."""
+    from rich.console import Console
+
+    from verimath.config import load_config
+    from verimath.rl.iterate import IterateConfig, run_iterate
+    from verimath.rl.iterate_report import paired_gain, rounds_table
+
+    console = Console() if Console().is_terminal else Console(width=180)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    root = Path(args.out)
+    res: dict[str, dict] = {}
+    for arm in arms:
+        out = root / arm.replace("+", "_")
+        cfg = load_config(IterateConfig, args.config, [
+            *ov, f"out={out}", "rounds=1", "self_samples_from=1", f"train=[{arm}]",
+            *args.overrides])
+        rows = run_iterate(cfg).rounds
+        console.print(rounds_table(rows))
+        g = paired_gain(out / "round_0" / "eval", out / "round_1" / "eval")
+        res[arm] = {"out": str(out), "rounds": rows, "vs_base": g}
+        console.print(f"{arm}: round 1 vs base: {_fmt_gain(g)}; pairs {rows[1]['pairs']}, "
+                      f"reward margin {rows[1]['reward_margin']}, time {rows[1]['timing']}",
+                      markup=False)
+    if "sft" in res:
+        sft_eval = Path(res["sft"]["out"]) / "round_1" / "eval"
+        for arm in arms:
+            if arm == "sft":
+                continue
+            g = paired_gain(sft_eval, Path(res[arm]["out"]) / "round_1" / "eval")
+            res[arm]["vs_sft"] = g
+            met = g["gain"] is not None and g["ci95"][0] > 0
+            console.print(f"{arm} vs sft: {_fmt_gain(g)}; target (beats SFT, CI excludes "
+                          f"0): {'met' if met else 'NOT met'}", markup=False)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     return 0
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from verimath.backends import BackendConfig
+from verimath.datagen.preference import PreferenceConfig
 from verimath.reasoning.rollout import RolloutConfig, Strategy
 from verimath.reasoning.service.factory import GraderSettings, SandboxSettings
 
 PROMPT_DIR = Path(__file__).with_name("prompts")
 MODES = ("informal", "formal", "both", "reference")
+EXPORT_FORMATS = ("jsonl", "parquet", "hf", "preference")
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,10 @@ class ExportConfig:
     """What the export writes.
 
     Attributes:
-        formats: any of ``jsonl``, ``parquet``, ``hf`` (``save_to_disk``).
+        formats: any of ``jsonl``, ``parquet``, ``hf`` (``save_to_disk``) and ``preference``
+            (``preference.jsonl``: verified vs judged-wrong pairs for DPO,
+            :mod:`verimath.datagen.preference`; informal modes only).
+        preference: the pairing policy of the ``preference`` format.
         push_to_hub: hub repo id to push the dataset to; None pushes nothing.
         private: create the hub repo private.
         rejected_attempts: also list single rejected attempts (not only rejected problems) in
@@ -178,6 +183,7 @@ class ExportConfig:
     """
 
     formats: tuple[str, ...] = ("jsonl", "parquet", "hf")
+    preference: PreferenceConfig = field(default_factory=PreferenceConfig)
     push_to_hub: str | None = None
     private: bool = True
     rejected_attempts: bool = True
@@ -186,9 +192,10 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if isinstance(self.formats, str):
             object.__setattr__(self, "formats", (self.formats,))
-        bad = set(self.formats) - {"jsonl", "parquet", "hf"}
+        bad = set(self.formats) - set(EXPORT_FORMATS)
         if bad:
-            raise ValueError(f"export.formats: unknown {sorted(bad)}; use jsonl, parquet, hf")
+            raise ValueError(f"export.formats: unknown {sorted(bad)}; use "
+                             f"{', '.join(EXPORT_FORMATS)}")
 
 
 # ---- reference-guided synthesis and verified augmentation (mode "reference";

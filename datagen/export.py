@@ -175,6 +175,7 @@ def export_all(
     out_dir: str | Path, rows: list[dict[str, Any]], rejected: list[dict[str, Any]],
     side: dict[str, list[Any]], *, formats: tuple[str, ...] = ("jsonl", "parquet", "hf"),
     push_to_hub: str | None = None, private: bool = True,
+    pairs: list[dict[str, Any]] | None = None,
 ) -> ExportPaths:
     """Write the verified rows, the rejected records and the side files.
 
@@ -185,10 +186,12 @@ def export_all(
             from these and from the side files, as from the rows).
         side: extra record lists by name, e.g. ``review`` (judge disagreements) and ``open``
             (statements neither proved nor refuted); each becomes ``<name>.jsonl``.
-        formats: any of ``jsonl``, ``parquet``, ``hf``.
+        formats: any of ``jsonl``, ``parquet``, ``hf``, ``preference``.
         push_to_hub: a hub repo id to push the HF dataset to (needs network and a token);
             None pushes nothing.
         private: create the hub repo as private.
+        pairs: preference pairs (:mod:`verimath.datagen.preference`), written to
+            ``preference.jsonl`` when ``formats`` has ``preference`` (None: none were built).
 
     Returns:
         The written paths and record counts.
@@ -196,9 +199,10 @@ def export_all(
     Raises:
         ValueError: an unknown format.
     """
-    unknown = set(formats) - {"jsonl", "parquet", "hf"}
+    unknown = set(formats) - {"jsonl", "parquet", "hf", "preference"}
     if unknown:
-        raise ValueError(f"unknown export format(s) {sorted(unknown)}; use jsonl, parquet, hf")
+        raise ValueError(f"unknown export format(s) {sorted(unknown)}; use jsonl, parquet, hf, "
+                         "preference")
     out = Path(out_dir)
     res = ExportPaths()
     res.counts["verified"] = len(rows)
@@ -214,6 +218,10 @@ def export_all(
     if "hf" in formats:
         save_dataset_atomic(ds, out / "hf_dataset")
         res.files["hf"] = "hf_dataset"
+    if "preference" in formats:
+        write_jsonl(out / "preference.jsonl", (scrub_timing(p) for p in pairs or []))
+        res.files["preference"] = "preference.jsonl"
+        res.counts["pairs"] = len(pairs or [])
     write_jsonl(out / "rejected.jsonl", (scrub_timing(r) for r in rejected))
     res.files["rejected"] = "rejected.jsonl"
     res.counts["rejected"] = len(rejected)

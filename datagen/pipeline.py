@@ -192,6 +192,7 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     rows: list[dict[str, Any]] = []
     owned: list[Any] = []
     extra_manifest: dict[str, Any] = {}
+    pairs = None
     try:
         if cfg.mode in ("informal", "both"):
             from verimath.datagen.solve import SolveStage
@@ -200,6 +201,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
             owned.append(solve)
             rows.extend(run(solve, items))
             extra_manifest.update(solve.manifest_extra())
+            if "preference" in cfg.export.formats:
+                pairs = _preference(cfg, solve, items, rows, rejected, funnel)
         if cfg.mode in ("formal", "both"):
             from verimath.datagen.formal import formal_stages
 
@@ -229,7 +232,8 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
     _refuse_doubles(cfg, rows)
     t = time.perf_counter()
     paths = export_all(out, rows, rejected, side, formats=cfg.export.formats,
-                       push_to_hub=cfg.export.push_to_hub, private=cfg.export.private)
+                       push_to_hub=cfg.export.push_to_hub, private=cfg.export.private,
+                       pairs=pairs)
     runner.timer.add("export", time.perf_counter() - t)
     funnel.add(StageCounts("export", "records", len(rows), len(rows), {}, "records", len(rows)))
     timing = _timing(runner, owned, time.perf_counter() - t_start)
@@ -245,6 +249,20 @@ def main(cfg: DatagenConfig, *, components: Components | None = None,
         write_job_report(out)
     return DatagenReport(out=out, funnel=funnel, counts=paths.counts, timing=timing,
                          files=paths.files)
+
+
+def _preference(cfg: DatagenConfig, solve: Any, items: list[Item], rows: list[dict[str, Any]],
+                rejected: list[dict[str, Any]], funnel: Funnel) -> list[dict[str, Any]]:
+    """Preference pairs of this run's own samples (before rejected attempts are dropped)."""
+    from verimath.datagen.preference import funnel_counts, run_preference
+    from verimath.datagen.stages import item_problem
+
+    res = run_preference(cfg, solve.grader, [item_problem(it) for it in items], solve.template,
+                         rows, rejected)
+    funnel.add(funnel_counts(res))
+    log.info("preference: %d pairs from %d of %d problems", len(res.pairs), res.with_pairs,
+             res.problems)
+    return res.pairs
 
 
 class ScriptedExportRefused(ValueError):

@@ -249,7 +249,8 @@ class SolveStage:
                 accepted.append((j, a, {"grader": v}))
             else:
                 rejected.append((j, a, pre or _STATUS_REASON.get(v.status, str(v.status))))
-        return self._outcome(it, p, accepted, rejected, "gold")
+        graded = {j: v for j, v in enumerate(verdicts) if v is not None}
+        return self._outcome(it, p, accepted, rejected, "gold", graded=graded)
 
     def _self_consistency(self, it: Item, p: Problem, attempts: list[Attempt]) -> Outcome:
         s = self.cfg.solve
@@ -335,7 +336,8 @@ class SolveStage:
     def _outcome(self, it: Item, p: Problem,
                  accepted: list[tuple[int, Attempt, dict[str, Verdict]]],
                  rejected: list[tuple[int, Attempt, str]], verified_by: str,
-                 sc_answer: str | None = None) -> Outcome:
+                 sc_answer: str | None = None,
+                 graded: dict[int, Verdict] | None = None) -> Outcome:
         from verimath.reasoning.rollout import to_trajectory
 
         messages = self.template.messages(p)
@@ -360,7 +362,7 @@ class SolveStage:
             kept.append(export_row(traj, kind=str(self.cfg.rollout.strategy),
                                    verified_by=verified_by, key=key, answer=answer))
         for j, a, reason in rejected:
-            rej.append(self._attempt_reject(it, p, j, a, reason))
+            rej.append(self._attempt_reject(it, p, j, a, reason, (graded or {}).get(j)))
         if not kept:
             counts = Counter(r["reason"] for r in rej)
             why = ", ".join(f"{n} {r}" for r, n in counts.most_common())
@@ -369,10 +371,13 @@ class SolveStage:
         infra = sorted({reason for _, _, reason in rejected if reason in INFRA_REASONS})
         return Outcome(kept=kept, rejected=rej, unjudged=infra)
 
-    def _attempt_reject(self, it: Item, p: Problem, j: int, a: Attempt,
-                        reason: str) -> dict[str, Any]:
-        rec = {"key": content_hash(it["key"], self.fingerprint, j, a.text),
-               "problem_id": p.id, "sample_index": j, "attempt": a.to_dict()}
+    def _attempt_reject(self, it: Item, p: Problem, j: int, a: Attempt, reason: str,
+                        verdict: Verdict | None = None) -> dict[str, Any]:
+        """A rejected attempt's entry; ``verdict``: the grader's, when it graded the attempt."""
+        rec: dict[str, Any] = {"key": content_hash(it["key"], self.fingerprint, j, a.text),
+                               "problem_id": p.id, "sample_index": j, "attempt": a.to_dict()}
+        if verdict is not None:
+            rec["verdict"] = verdict.to_dict()
         return reject(rec, reason, "attempts")
 
 

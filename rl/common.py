@@ -171,8 +171,13 @@ def write_manifest(job: str, cfg: Any, output_dir: str, **extra: Any) -> None:
                       build_manifest(job, dataclasses.asdict(cfg), **extra))
 
 
-def run_trainer(trainer: Any, cfg: Any, tokenizer: Any, started: float) -> TrainReport:
-    """Train (resuming if a checkpoint exists), save ``final/``, and report."""
+def run_trainer(trainer: Any, cfg: Any, tokenizer: Any, started: float,
+                after_train: Any = None) -> TrainReport:
+    """Train (resuming if a checkpoint exists), save ``final/``, and report.
+
+    ``after_train``: called with the trainer after training and before ``final/`` is saved
+    (LoRA adapters are still in place then); its dict goes into ``TrainReport.extra``.
+    """
     if cfg.train.torch_threads:
         import torch
 
@@ -181,9 +186,10 @@ def run_trainer(trainer: Any, cfg: Any, tokenizer: Any, started: float) -> Train
     if resume:
         log.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
+    extra = dict(after_train(trainer) or {}) if after_train is not None else {}
     final = save_final(trainer, tokenizer, cfg.output_dir, cfg.lora.merge_on_save)
     return TrainReport(
         output_dir=cfg.output_dir, final_dir=final, global_step=int(trainer.state.global_step),
         resumed_from=resume, seconds=time.monotonic() - started,
-        log_history=list(trainer.state.log_history),
+        log_history=list(trainer.state.log_history), extra=extra,
     )

@@ -156,7 +156,8 @@ class SFTJobConfig:
         output_dir: checkpoints, ``final/`` model, ``manifest.json`` and ``metrics.jsonl``.
         max_length: tokens per example (longer ones are truncated, keeping the start).
         data / train / lora: see their classes.
-        trl: extra ``trl.SFTConfig`` keyword arguments, passed through.
+        trl: any other ``trl.SFTConfig`` field, passed through (not those ``train:`` sets:
+            :func:`trl_kwargs`).
     """
 
     model: str = "default"
@@ -337,7 +338,8 @@ class GRPOJobConfig:
         rewards: name -> ``{weight, ...options}``; names from :data:`verimath.rl.rewards.REGISTRY`
             (answer, proof, format, tool_use, constant). Only these are built.
         data / grpo / verifier / tools / train / lora: see their classes.
-        trl: extra ``trl.GRPOConfig`` keyword arguments, passed through.
+        trl: any other ``trl.GRPOConfig`` field, passed through; one that ``grpo:`` or
+            ``train:`` sets (``beta``, ``loss_type``, ...) is refused (:func:`trl_kwargs`).
     """
 
     model: str = "default"
@@ -377,3 +379,105 @@ class GRPOJobConfig:
             rest = {k: v for k, v in opts.items() if k != "weight"}
             out.append(RewardSpec(name, float(opts.get("weight", 1.0)), rest))
         return out
+
+
+# ---- TRL's own fields: one place each ------------------------------------------------------
+
+
+def trl_kwargs(config_cls: Any, typed: dict[str, Any], trl: dict[str, Any], *,
+               defaults: dict[str, Any] | None = None, typed_from: str = "train") -> dict[str, Any]:
+    """Keyword arguments for a TRL config class: typed sections, then defaults, then ``trl:``.
+
+    Every setting has one place. ``trl:`` may name any field of ``config_cls`` (checked here,
+    so a typo is an error, not a silently ignored key) except the ones a typed section already
+    sets (``typed``: :meth:`TrainConfig.trainer_kwargs`, GRPO's ``grpo:`` section, the output
+    folder): those are refused, naming the key to set instead. ``defaults`` are our defaults
+    for TRL fields that have no typed section (e.g. DPO's ``beta``); ``trl:`` overrides them.
+
+    Args:
+        config_cls: ``trl.SFTConfig`` / ``trl.GRPOConfig`` / ``trl.DPOConfig``.
+        typed: what the typed sections set (key -> value).
+        trl: the job config's ``trl:`` mapping.
+        defaults: our defaults for TRL fields only settable through ``trl:``.
+        typed_from: the sections the typed keys come from, named in the error.
+
+    Returns:
+        The merged keyword arguments.
+
+    Raises:
+        ValueError: ``trl.KEY`` is not a field of ``config_cls`` or duplicates a typed key.
+    """
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    for key in trl:
+        if key not in names:
+            raise ValueError(f"trl.{key}: not a field of trl.{config_cls.__name__}; see TRL's "
+                             "documentation of that class for the accepted keys")
+        if key in typed:
+            raise ValueError(f"trl.{key}: already set by the typed config ({typed_from}.{key} "
+                             f"or its equivalent); set it there, once")
+    for key in defaults or {}:
+        if key not in names:
+            raise ValueError(f"default {key!r} is not a field of trl.{config_cls.__name__} "
+                             "(TRL version mismatch)")
+    return {**(defaults or {}), **typed, **trl}
+
+
+#: DPO defaults of ``verimath dpo`` for TRL fields (override them in ``trl:``): iterative RPO
+#: (Pang et al. 2024): the DPO sigmoid loss (Rafailov et al. 2023) plus the NLL of the chosen
+#: answer with weight 1 (TRL's ``sft`` loss: mean token NLL of chosen), beta 0.1.
+DPO_DEFAULTS: dict[str, Any] = {
+    "beta": 0.1, "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0],
+}
+
+
+@dataclass(frozen=True)
+class DPODataConfig:
+    """Preference pairs for DPO.
+
+    Attributes:
+        path: a ``preference.jsonl`` of ``verimath datagen`` (``export.formats: [..,
+            preference]``), or any JSONL with TRL's conversational preference columns
+            ``prompt`` / ``chosen`` / ``rejected``.
+        limit: use at most this many pairs (file order).
+        eval_size: problems (``problem_id``; a pair without one is its own problem) whose
+            pairs are held out and evaluated (reward margin / accuracy) before and after.
+    """
+
+    path: str | None = None
+    limit: int | None = None
+    eval_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.eval_size < 0:
+            raise ValueError("data.eval_size must be >= 0")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("data.limit must be >= 1 (or null)")
+
+
+@dataclass(frozen=True)
+class DPOJobConfig:
+    """``verimath dpo``: DPO / RPO on verified-vs-wrong pairs (TRL ``DPOTrainer``).
+
+    Attributes:
+        model: "default" (embedded SmolLM2-135M-Instruct), an SFT ``final/`` folder, a hub id.
+        output_dir: checkpoints, ``final/``, ``manifest.json``.
+        data / train / lora: see their classes; LoRA is on by default (the reference model is
+            then the base with adapters disabled, TRL's rule); without LoRA the reference is a
+            frozen copy of the initial weights.
+        trl: any ``trl.DPOConfig`` field (``beta``, ``loss_type``, ``loss_weights``,
+            ``max_length``, ``precompute_ref_log_probs``, ...) over :data:`DPO_DEFAULTS`; the
+            fields the ``train:`` section sets are refused here (one place each).
+    """
+
+    model: str = "default"
+    output_dir: str = "runs/dpo/default"
+    data: DPODataConfig = field(default_factory=DPODataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=5e-6))
+    lora: LoraConfig = field(default_factory=lambda: LoraConfig(enabled=True))
+    trl: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.trl, dict):
+            raise ValueError("trl: expected a mapping of trl.DPOConfig fields")

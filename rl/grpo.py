@@ -134,7 +134,11 @@ def make_proof_checker(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Any:
 
 
 def grpo_args(cfg: GRPOJobConfig, weights: Sequence[float]) -> Any:
-    """``trl.GRPOConfig`` from the job config (``cfg.trl`` overrides last)."""
+    """``trl.GRPOConfig`` from the job config.
+
+    The ``grpo:`` and ``train:`` sections set their keys; ``trl:`` adds any other GRPOConfig
+    field and may not repeat one of theirs (:func:`verimath.rl.config.trl_kwargs`).
+    """
     from trl import GRPOConfig
 
     g = cfg.grpo
@@ -152,8 +156,9 @@ def grpo_args(cfg: GRPOJobConfig, weights: Sequence[float]) -> Any:
         "remove_unused_columns": False,
         "max_tool_calling_iterations": cfg.tools.max_tool_calls,
     }
-    kw.update(cfg.trl)
-    return GRPOConfig(**kw)
+    from verimath.rl.config import trl_kwargs
+
+    return GRPOConfig(**trl_kwargs(GRPOConfig, kw, cfg.trl, typed_from="grpo / train"))
 
 
 def grpo_choices(args: Any, names: Sequence[str]) -> dict[str, Any]:

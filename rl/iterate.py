@@ -20,6 +20,8 @@ Output folder::
     round_<r>/data/generated/  this round's datagen run with the current model
     round_<r>/data/train.jsonl the SFT union (seed + generated)
     round_<r>/checkpoint/    the SFT run (final/ is the round's model, unless GRPO runs)
+    round_<r>/dpo/           the DPO / RPO run of a round with ``dpo`` in ``train``
+                             (pairs: ``round_<r>/data/generated/preference.jsonl``)
     round_<r>/grpo/          the optional GRPO run (final/ is then the round's model)
     round_<r>/eval/          the round's eval
     round_<r>/state.json     the phases of the round already done, with their numbers
@@ -46,7 +48,14 @@ from verimath.datagen.config import DatagenConfig, config_dict
 from verimath.jobs import NON_RESULT_KEYS
 from verimath.reasoning.evaluation import EvalConfig
 from verimath.reasoning.rollout import RolloutConfig, Strategy
-from verimath.rl.config import GRPODataConfig, GRPOJobConfig, LoraConfig, SFTJobConfig, TrainConfig
+from verimath.rl.config import (
+    DPOJobConfig,
+    GRPODataConfig,
+    GRPOJobConfig,
+    LoraConfig,
+    SFTJobConfig,
+    TrainConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +76,16 @@ ITERATE_NON_RESULT_KEYS: dict[str, str] = {
     "grpo.job.model": "set per round by iterate (the round's SFT model)",
     "grpo.job.output_dir": "set per round by iterate (inside OUT)",
     "grpo.job.data.source": "set per round by iterate (the seed data's problems)",
+    "dpo.job.model": "set per round by iterate (the round's model before DPO)",
+    "dpo.job.output_dir": "set per round by iterate (inside OUT)",
+    "dpo.job.data.path": "set per round by iterate (the round's preference pairs)",
 }
+
+#: what one round may train, in order (``train:``); ``grpo`` alone starts from the round's
+#: initial model, ``sft+grpo`` is ``grpo.enabled: true``
+TRAIN_CHOICES = ("sft", "dpo", "sft+dpo", "grpo", "sft+grpo", "sft+dpo+grpo")
+#: training step -> its folder under ``round_<r>/``
+STEP_DIRS = {"sft": "checkpoint", "dpo": "dpo", "grpo": "grpo"}
 
 
 def _default_grpo_job() -> GRPOJobConfig:
@@ -88,6 +106,29 @@ class IterateGRPOConfig:
 
     enabled: bool = False
     job: GRPOJobConfig = field(default_factory=_default_grpo_job)
+
+
+def _default_dpo_job() -> DPOJobConfig:
+    return DPOJobConfig(lora=LoraConfig(enabled=True),
+                        train=TrainConfig(learning_rate=5e-6, max_steps=20))
+
+
+@dataclass(frozen=True)
+class IterateDPOConfig:
+    """The DPO / RPO phase of rounds whose ``train`` has ``dpo``.
+
+    Pairs are the round's own (``export.formats`` of the round's datagen gains ``preference``):
+    rejected = the current model's judged-wrong samples; chosen = its verified samples and,
+    with ``seed_chosen``, the verified seed rows of the same problem (``chosen_source:
+    reference``).
+
+    Attributes:
+        job: the DPO run (``model``, ``output_dir`` and ``data.path`` are set by iterate).
+        seed_chosen: the seed data's verified rows may be chosen.
+    """
+
+    job: DPOJobConfig = field(default_factory=_default_dpo_job)
+    seed_chosen: bool = True
 
 
 def _default_seed() -> DatagenConfig:
@@ -127,6 +168,10 @@ class IterateConfig:
             set by iterate).
         sft: the SFT run of each round (``model``/``output_dir``/``data.path`` set by iterate).
         grpo: the optional GRPO phase after SFT (off by default).
+        train: what each round trains (:data:`TRAIN_CHOICES`): one value for every round, or
+            a list with one value per round (the last repeats); ``grpo.enabled: true`` adds
+            GRPO after the round's other steps.
+        dpo: the DPO phase of rounds that have it.
 
     Both datagen configs must decontaminate against the eval benchmark (checked here), so
     eval text never reaches training data.
@@ -145,8 +190,25 @@ class IterateConfig:
     datagen: DatagenConfig = field(default_factory=_default_datagen)
     sft: SFTJobConfig = field(default_factory=_default_sft)
     grpo: IterateGRPOConfig = field(default_factory=IterateGRPOConfig)
+    train: tuple[str, ...] = ("sft",)
+    dpo: IterateDPOConfig = field(default_factory=IterateDPOConfig)
+
+    def steps(self, r: int) -> list[str]:
+        """The training steps of round ``r`` >= 1, in order (``["sft", "dpo"]``)."""
+        steps = self.train[min(r, len(self.train)) - 1].split("+")
+        return [*steps, "grpo"] if self.grpo.enabled and "grpo" not in steps else steps
 
     def __post_init__(self) -> None:
+        if isinstance(self.train, str):
+            object.__setattr__(self, "train", (self.train,))
+        bad = [t for t in self.train if t not in TRAIN_CHOICES]
+        if bad or not self.train:
+            raise ValueError(f"train: {bad or 'empty'}; each round is one of {TRAIN_CHOICES}")
+        for r in range(1, self.rounds + 1):
+            if "dpo" in self.steps(r) and r < self.self_samples_from:
+                raise ValueError(f"train: round {r} has dpo but no model samples before "
+                                 f"self_samples_from={self.self_samples_from} (pairs need the "
+                                 "model's judged-wrong samples)")
         if self.rounds < 0:
             raise ValueError("rounds must be >= 0 (0: evaluate the base model only)")
         if self.self_samples_from < 1:
@@ -168,10 +230,12 @@ class IterateConfig:
                     f"{name}.decontam must be enabled and list the eval benchmark "
                     f"{self.eval.benchmark!r} (got enabled={d.enabled}, benchmarks="
                     f"{list(d.benchmarks)}): eval text must never reach training data")
-        if self.grpo.enabled and self.grpo.job.data.strategy != str(self.eval.rollout.strategy):
+        uses_grpo = any("grpo" in self.steps(r) for r in range(1, self.rounds + 1))
+        if uses_grpo and self.grpo.job.data.strategy != str(self.eval.rollout.strategy):
             raise ValueError(f"grpo.job.data.strategy must be the eval strategy "
                              f"{self.eval.rollout.strategy} (got {self.grpo.job.data.strategy})")
-        for name, lora in (("sft", self.sft.lora), ("grpo.job", self.grpo.job.lora)):
+        for name, lora in (("sft", self.sft.lora), ("grpo.job", self.grpo.job.lora),
+                           ("dpo.job", self.dpo.job.lora)):
             if lora.enabled and not lora.merge_on_save:
                 raise ValueError(f"{name}.lora.merge_on_save must be true: the next round's "
                                  "eval and datagen load the merged final/ model")
@@ -249,6 +313,28 @@ def run_grpo(cfg: GRPOJobConfig) -> dict[str, Any]:
             "reward": [h["reward"] for h in rep.log_history if "reward" in h]}
 
 
+def run_dpo(cfg: DPOJobConfig) -> dict[str, Any]:
+    """``verimath.rl.dpo.run_dpo``; returns steps, seconds, pairs, losses and reward margins.
+
+    ``margins`` / ``reward_accuracy``: per logged step, TRL's ``rewards/margins`` (beta x
+    log-ratio of chosen minus rejected vs the reference) and ``rewards/accuracies``.
+    """
+    from verimath.rl.dpo import run_dpo as dpo
+
+    rep = dpo(cfg)
+    logs = rep.log_history
+    return {"final_dir": rep.final_dir, "global_step": rep.global_step,
+            "seconds": round(rep.seconds, 3), "pairs": rep.extra.get("pairs"),
+            "loss": [h["loss"] for h in logs if "loss" in h],
+            "margins": [h["rewards/margins"] for h in logs if "rewards/margins" in h],
+            "reward_accuracy": [h["rewards/accuracies"] for h in logs
+                                if "rewards/accuracies" in h]}
+
+
+def _pair_count(path: Path) -> int:
+    return len(_jsonl_rows(path))
+
+
 # ------------------------------------------------------------------------------ phases
 
 
@@ -317,11 +403,22 @@ class _Loop:
         return self.backend_for(model) if self.backend_for is not None else None
 
     def model_of(self, r: int) -> str:
-        """The model after round ``r`` (round 0: the base model)."""
+        """The model after round ``r`` (round 0: the base model).
+
+        The ``final/`` of the round's last step that saved one (a DPO step with no pair
+        saves none), else the model the round started from.
+        """
         if r == 0:
             return self.cfg.model
-        last = "grpo" if self.cfg.grpo.enabled else "checkpoint"
-        return str(self.out / f"round_{r}" / last / "final")
+        for step in reversed(self.cfg.steps(r)):
+            final = self.out / f"round_{r}" / STEP_DIRS[step] / "final"
+            if (final / "config.json").exists():
+                return str(final)
+        return self.init_of(r)
+
+    def init_of(self, r: int) -> str:
+        """The model round ``r`` starts from: the base (``sft_init: base``) or round r-1's."""
+        return self.cfg.model if self.cfg.sft_init == "base" else self.model_of(r - 1)
 
     def evaluate(self, r: int, state: _State) -> dict[str, Any]:
         """The eval phase of round ``r``."""
@@ -347,40 +444,80 @@ class _Loop:
             "seed", lambda: run_datagen(cfg, None), done=(out / "manifest.json").exists)
 
     def train_round(self, r: int, state: _State) -> dict[str, Any]:
-        """Datagen (when due), union and SFT of round ``r`` >= 1; returns the phase results."""
+        """Datagen (when due), union and the round's training steps; returns phase results."""
         c = self.cfg
         rdir = self.out / f"round_{r}"
-        res: dict[str, Any] = {"seed": self.seed()}
+        steps = c.steps(r)
+        res: dict[str, Any] = {"seed": self.seed(), "steps": steps}
         generated: Path | None = None
         if r >= c.self_samples_from:
             gen_out = rdir / "data" / "generated"
             gen_model = self.model_of(r - 1)
             dcfg = replace(c.datagen, out=str(gen_out), torch_threads=c.torch_threads,
                            backend=replace(c.datagen.backend, model=gen_model))
+            if "dpo" in steps:
+                dcfg = self._with_pairs(dcfg)
             res["datagen"] = state.run("datagen", lambda: run_datagen(
                 dcfg, self._backend(gen_model)), done=(gen_out / "manifest.json").exists)
             generated = gen_out / "data.jsonl"
         train = rdir / "data" / "train.jsonl"
         res["union"] = state.run("union", lambda: _union(
             self.out / "seed" / "data.jsonl", generated, train), done=train.exists)
-        init = c.model if c.sft_init == "base" else self.model_of(r - 1)
-        scfg = replace(c.sft, model=init, output_dir=str(rdir / "checkpoint"),
-                       data=replace(c.sft.data, path=str(train)),
-                       train=replace(c.sft.train, torch_threads=c.torch_threads))
-        final = rdir / "checkpoint" / "final" / "config.json"
-        res["sft"] = state.run("sft", lambda: {**run_sft(scfg), "init": init},
-                               done=final.exists)
-        if c.grpo.enabled:
-            prompts = rdir / "data" / "grpo_prompts.jsonl"
-            res["grpo_prompts"] = state.run("grpo_prompts", lambda: _grpo_prompts(
-                self.out / "seed" / "data.jsonl", prompts), done=prompts.exists)
-            job = c.grpo.job
-            gcfg = replace(job, model=str(final.parent), output_dir=str(rdir / "grpo"),
-                           data=replace(job.data, source=str(prompts)),
-                           train=replace(job.train, torch_threads=c.torch_threads))
-            res["grpo"] = state.run("grpo", lambda: run_grpo(gcfg),
-                                    done=(rdir / "grpo" / "final" / "config.json").exists)
+        model = self.init_of(r)
+        for step in steps:
+            model = getattr(self, f"_{step}")(r, model, state, res)
         return res
+
+    def _with_pairs(self, dcfg: DatagenConfig) -> DatagenConfig:
+        """The round's datagen config exporting preference pairs (seed rows may be chosen)."""
+        ex = dcfg.export
+        formats = ex.formats if "preference" in ex.formats else (*ex.formats, "preference")
+        pref = replace(ex.preference, reference=str(self.out / "seed" / "data.jsonl")) \
+            if self.cfg.dpo.seed_chosen else ex.preference
+        return replace(dcfg, export=replace(ex, formats=formats, preference=pref))
+
+    def _sft(self, r: int, model: str, state: _State, res: dict[str, Any]) -> str:
+        c, rdir = self.cfg, self.out / f"round_{r}"
+        scfg = replace(c.sft, model=model, output_dir=str(rdir / "checkpoint"),
+                       data=replace(c.sft.data, path=str(rdir / "data" / "train.jsonl")),
+                       train=replace(c.sft.train, torch_threads=c.torch_threads))
+        final = rdir / "checkpoint" / "final"
+        res["sft"] = state.run("sft", lambda: {**run_sft(scfg), "init": model},
+                               done=(final / "config.json").exists)
+        return str(final)
+
+    def _dpo(self, r: int, model: str, state: _State, res: dict[str, Any]) -> str:
+        c, rdir = self.cfg, self.out / f"round_{r}"
+        pairs = rdir / "data" / "generated" / "preference.jsonl"
+        job = c.dpo.job
+        dcfg = replace(job, model=model, output_dir=str(rdir / "dpo"),
+                       data=replace(job.data, path=str(pairs)),
+                       train=replace(job.train, torch_threads=c.torch_threads))
+        final = rdir / "dpo" / "final"
+
+        def go() -> dict[str, Any]:
+            n = _pair_count(pairs)
+            if not n:  # nothing to prefer: the round keeps the model it had
+                log.warning("round %d: no preference pairs; DPO skipped", r)
+                return {"pairs": 0, "skipped": "no preference pairs", "init": model}
+            return {**run_dpo(dcfg), "init": model}
+
+        res["dpo"] = state.run("dpo", go, done=lambda: (final / "config.json").exists()
+                               or bool(state.phases.get("dpo", {}).get("skipped")))
+        return str(final) if not res["dpo"].get("skipped") else model
+
+    def _grpo(self, r: int, model: str, state: _State, res: dict[str, Any]) -> str:
+        c, rdir = self.cfg, self.out / f"round_{r}"
+        prompts = rdir / "data" / "grpo_prompts.jsonl"
+        res["grpo_prompts"] = state.run("grpo_prompts", lambda: _grpo_prompts(
+            self.out / "seed" / "data.jsonl", prompts), done=prompts.exists)
+        job = c.grpo.job
+        gcfg = replace(job, model=model, output_dir=str(rdir / "grpo"),
+                       data=replace(job.data, source=str(prompts)),
+                       train=replace(job.train, torch_threads=c.torch_threads))
+        res["grpo"] = state.run("grpo", lambda: run_grpo(gcfg),
+                                done=(rdir / "grpo" / "final" / "config.json").exists)
+        return str(rdir / "grpo" / "final")
 
 
 def run_iterate(cfg: IterateConfig, *, backend_for: BackendFactory | None = None

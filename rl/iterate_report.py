@@ -12,12 +12,16 @@ One row per round (:func:`round_row`), built only from what the sub-jobs reporte
 * ``gain_vs_base``: accuracy of the round minus the base model's on the same problems, with a
   paired-bootstrap 95% CI (:func:`paired_gain`); None in round 0;
 * ``data``: SFT rows from the seed data, from the model's own samples, and in all;
+* ``train``: the round's training steps (``["sft", "dpo"]``); ``pairs``: preference pairs of
+  the round (DPO rounds); ``reward_margin`` / ``reward_accuracy``: DPO's last logged reward
+  margin (beta x log-ratio of chosen minus rejected vs the reference model) and the share of
+  pairs whose chosen reward is higher; None without a DPO step;
 * ``decontamination``: per datagen run, problems dropped by each ``decontaminate*`` stage
   (n-gram overlap with the benchmarks listed), and how many entered it;
 * ``timing`` (seconds; the only part that differs between two runs of the same settings):
   ``generation_s`` (model time in datagen), ``verification_s`` (grading / checking in datagen),
-  ``training_s`` (SFT), ``grpo_s`` (GRPO, when on), ``eval_s``, ``seed_s`` (reference
-  synthesis) and each phase's wall time.
+  ``training_s`` (SFT), ``dpo_s`` (DPO), ``grpo_s`` (GRPO, when on), ``eval_s``, ``seed_s``
+  (reference synthesis) and each phase's wall time.
 """
 
 from __future__ import annotations
@@ -63,14 +67,15 @@ def round_row(r: int, phases: dict[str, Any], cfg: Any, out: Path) -> dict[str, 
     acc = _num(s.get("accuracy"))
     ci = s.get("accuracy_ci95") or [None, None]
     row: dict[str, Any] = {
-        "round": r, "model": "base" if r == 0 else f"round_{r}/checkpoint/final",
+        "round": r, "model": "base" if r == 0 else _model_name(r, phases),
         "accuracy": acc, "accuracy_ci95": [_num(ci[0]), _num(ci[1])] if acc is not None
         else [None, None],
         "n_problems": s.get("n_problems"), "n_judged": s.get("n_judged"),
         "n_infra_failures": s.get("n_infra_failures"),
         "verified": None, "attempts": None, "kept": None, "verified_yield": None,
         "gain_vs_base": None, "data": None, "decontamination": None, "sft_steps": None,
-        "grpo_steps": None,
+        "grpo_steps": None, "train": phases.get("steps"), "dpo_steps": None, "pairs": None,
+        "reward_margin": None, "reward_accuracy": None,
     }
     timing: dict[str, float] = {"eval_s": phases["eval"].get("wall_s", 0.0)}
     if r:
@@ -88,14 +93,30 @@ def round_row(r: int, phases: dict[str, Any], cfg: Any, out: Path) -> dict[str, 
                           verification_s=t.get("verify", 0.0),
                           datagen_s=phases["datagen"].get("wall_s", 0.0))
         row["decontamination"] = dec
-        row["sft_steps"] = phases["sft"].get("global_step")
+        if "sft" in phases:
+            row["sft_steps"] = phases["sft"].get("global_step")
+            timing["training_s"] = phases["sft"].get("seconds", 0.0)
+        if "dpo" in phases:
+            d = phases["dpo"]
+            row.update(dpo_steps=d.get("global_step"), pairs=d.get("pairs"),
+                       reward_margin=(d.get("margins") or [None])[-1],
+                       reward_accuracy=(d.get("reward_accuracy") or [None])[-1])
+            timing["dpo_s"] = d.get("seconds", 0.0)
         if "grpo" in phases:
             row["grpo_steps"] = phases["grpo"].get("global_step")
             timing["grpo_s"] = phases["grpo"].get("seconds", 0.0)
-        timing.update(training_s=phases["sft"].get("seconds", 0.0),
-                      seed_s=phases["seed"].get("wall_s", 0.0))
+        timing["seed_s"] = phases["seed"].get("wall_s", 0.0)
     row["timing"] = {k: round(float(v), 3) for k, v in sorted(timing.items())}
     return row
+
+
+def _model_name(r: int, phases: dict[str, Any]) -> str:
+    """The round's model folder: its last step that saved a model (a DPO with no pair none)."""
+    dirs = {"sft": "checkpoint", "dpo": "dpo", "grpo": "grpo"}
+    for step in reversed(phases.get("steps") or ["sft"]):
+        if step in phases and not phases[step].get("skipped"):
+            return f"round_{r}/{dirs[step]}/final"
+    return "the round's initial model"
 
 
 def _pct(x: float | None) -> str:
@@ -109,7 +130,8 @@ def rounds_table(rows: list[dict[str, Any]]) -> Any:
     t = Table(title="expert iteration (verimath iterate)", caption="times in seconds; "
               "decontam dropped: problems sharing an n-gram with the benchmarks")
     for col in ("round", "accuracy [95% CI]", "gain vs base [95% CI]", "verified yield",
-                "SFT rows seed+own", "decontam dropped", "gen s", "verify s", "train s", "eval s"):
+                "SFT rows seed+own", "pairs", "reward margin", "decontam dropped", "gen s",
+                "verify s", "train s", "eval s"):
         t.add_column(col, justify="right" if col != "round" else "left")
     for row in rows:
         lo, hi = row["accuracy_ci95"]
@@ -126,9 +148,15 @@ def rounds_table(rows: list[dict[str, Any]]) -> Any:
         g = row.get("gain_vs_base")
         gain = "-" if g is None else "not judged" if g["gain"] is None else (
             f"{100 * g['gain']:+.1f} [{100 * g['ci95'][0]:+.1f}, {100 * g['ci95'][1]:+.1f}]")
-        t.add_row(str(row["round"]), acc, gain, vy, data, dropped,
-                  *(f"{tm[k]:.0f}" if k in tm else "-"
-                    for k in ("generation_s", "verification_s", "training_s", "eval_s")))
+        pairs = "-" if row.get("pairs") is None else str(row["pairs"])
+        m = row.get("reward_margin")
+        margin = "-" if m is None else f"{m:+.3f} ({_pct(row.get('reward_accuracy'))})"
+        train = tm.get("training_s", 0.0) + tm.get("dpo_s", 0.0) + tm.get("grpo_s", 0.0)
+        t.add_row(str(row["round"]), acc, gain, vy, data, pairs, margin, dropped,
+                  *(f"{tm[k]:.0f}" if k in tm else "-" for k in ("generation_s",
+                                                                   "verification_s")),
+                  f"{train:.0f}" if row["round"] else "-",
+                  f"{tm['eval_s']:.0f}" if "eval_s" in tm else "-")
     return t
 
 
@@ -141,7 +169,10 @@ def write_rounds(out: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def plot_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Accuracy per round with 95% CI error bars (matplotlib Agg); unjudged rounds are absent."""
+    """Accuracy per round with 95% CI error bars (matplotlib Agg); unjudged rounds are absent.
+
+    Rounds with a DPO step are annotated with their pairs and last reward margin.
+    """
     import os
     import tempfile
 
@@ -158,6 +189,12 @@ def plot_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
         err = [[y - 100 * r["accuracy_ci95"][0] for y, r in zip(ys, judged, strict=True)],
                [100 * r["accuracy_ci95"][1] - y for y, r in zip(ys, judged, strict=True)]]
         ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=4)
+        for r, y in zip(judged, ys, strict=True):  # DPO rounds: pairs and reward margin
+            if r.get("pairs") is not None:
+                m = r.get("reward_margin")
+                ax.annotate(f"{r['pairs']} pairs" + ("" if m is None else f"\nmargin {m:+.2f}"),
+                            (r["round"], y), textcoords="offset points", xytext=(6, -18),
+                            fontsize=7)
     ax.set_xticks([r["round"] for r in rows])
     ax.set_xlabel("round (0 = base model)")
     ax.set_ylabel("accuracy (%), 95% Wilson CI")

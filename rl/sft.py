@@ -43,8 +43,11 @@ def build_sft_trainer(cfg: SFTJobConfig, model: Any = None, tokenizer: Any = Non
     dataset = build_sft_dataset(sft_records(cfg), tokenizer,
                                 only_verified=cfg.data.only_verified,
                                 source=cfg.data.path or "arithmetic")
-    args = SFTConfig(output_dir=cfg.output_dir, max_length=cfg.max_length,
-                     **{**cfg.train.trainer_kwargs(), **cfg.trl})
+    from verimath.rl.config import trl_kwargs
+
+    typed = {**cfg.train.trainer_kwargs(), "output_dir": cfg.output_dir,
+             "max_length": cfg.max_length}
+    args = SFTConfig(**trl_kwargs(SFTConfig, typed, cfg.trl))
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=cfg.lora.to_peft())
     if len(trainer.train_dataset) == 0:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "merge": "merge_cmd",
     "sft": "sft_cmd",
     "grpo": "grpo_cmd",
+    "dpo": "dpo_cmd",
     "iterate": "iterate_cmd",
     "serve": "serve_cmd",
     "view": "view_cmd",

@@ -273,3 +273,41 @@ def test_iterate_fingerprint_ignores_nested_non_result_keys(tmp_path, key, chang
     """Keys that cannot change results are ignored inside the sub-job configs too."""
     settings = it.iterate_settings(cfg_for(tmp_path / "o"))
     assert (key in settings) is changed, sorted(k for k in settings if k.startswith(key[:4]))
+
+
+def test_a_dpo_round_trains_on_its_own_pairs_and_reports_margins(tmp_path):
+    """``train: [dpo]``: pairs from round 1's own samples (seed rows may be chosen), real DPO."""
+    out = tmp_path / "it"
+    pol = Policy()
+    rep = it.run_iterate(cfg_for(out, "train=[dpo]", "dpo.job.train.max_steps=1",
+                                 "dpo.job.train.per_device_train_batch_size=2",
+                                 "dpo.job.train.save_steps=1", "dpo.job.trl.max_length=1000"),
+                         backend_for=pol.backend_for)
+    final = out / "round_1" / "dpo" / "final"
+    assert (final / "config.json").is_file()
+    assert not (out / "round_1" / "checkpoint").exists()  # no SFT in a dpo-only round
+    assert pol.models[-1] == str(final)  # the round's model is the DPO one
+    pairs = [json.loads(x) for x in open(out / "round_1" / "data" / "generated" /
+                                         "preference.jsonl")]
+    # every datagen problem: sample 0 verified, sample 1 judged wrong (-12345)
+    assert {p["rejected_answer"] for p in pairs} == {"-12345"}
+    assert len({p["problem_id"] for p in pairs}) == 3
+    assert {"own", "reference"} <= {p["chosen_source"] for p in pairs}  # seed rows chosen too
+    r1 = rep.rounds[1]
+    assert r1["train"] == ["dpo"] and r1["dpo_steps"] == 1 and r1["pairs"] == len(pairs)
+    assert r1["sft_steps"] is None and r1["reward_margin"] is not None
+    assert r1["model"] == "round_1/dpo/final" and "dpo_s" in r1["timing"]
+    again = it.run_iterate(cfg_for(out, "train=[dpo]", "dpo.job.train.max_steps=1",
+                                   "dpo.job.train.per_device_train_batch_size=2",
+                                   "dpo.job.train.save_steps=1", "dpo.job.trl.max_length=1000"),
+                           backend_for=pol.backend_for)
+    assert _no_timing(out / "rounds.json")[1]["pairs"] == again.rounds[1]["pairs"]
+
+
+def test_train_choices_are_checked():
+    with pytest.raises(ValueError, match="each round is one of"):
+        it.IterateConfig(train=("ppo",))
+    with pytest.raises(ValueError, match="round 1 has dpo but no model samples"):
+        it.IterateConfig(train=("dpo", "sft"), rounds=2, self_samples_from=2)
+    c = it.IterateConfig(train=("sft", "sft+dpo"), rounds=3)
+    assert [c.steps(r) for r in (1, 2, 3)] == [["sft"], ["sft", "dpo"], ["sft", "dpo"]]
