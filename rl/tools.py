@@ -224,7 +224,7 @@ def prompt_token_ids(trainer: Any, prompts: Sequence[Any]) -> list[list[int]]:
         return [list(ids) for ids in tok(text=list(prompts))["input_ids"]]
     out = tok.apply_chat_template(list(prompts), add_generation_prompt=True, tokenize=True,
                                   return_dict=True,
-                                  **(getattr(trainer.args, "chat_template_kwargs", None) or {}))
+                                  **(trainer.args.chat_template_kwargs or {}))
     return [list(ids) for ids in out["input_ids"]]
 
 

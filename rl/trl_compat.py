@@ -145,5 +145,7 @@ def check_rollout_trainer(trainer: Any) -> None:
     if not getattr(trainer, "use_vllm", False) and hasattr(trainer, "generation_config") and \
             not hasattr(trainer.generation_config, "stop_strings"):
         problems.append("trainer.generation_config has no 'stop_strings'")
+    if hasattr(trainer, "args") and not hasattr(trainer.args, "chat_template_kwargs"):
+        problems.append("trainer.args has no 'chat_template_kwargs'")
     if problems:
         raise _fail(problems)

@@ -114,7 +114,7 @@ def test_a_missing_public_argument_is_named(monkeypatch):
 
 def test_rollout_trainer_attributes_are_checked_per_backend():
     base = dict(processing_class=object(), max_completion_length=8, eos_token_ids=[0],
-                args=SimpleNamespace(), model=object())
+                args=SimpleNamespace(chat_template_kwargs=None), model=object())
     check_rollout_trainer(SimpleNamespace(**base, use_vllm=False,
                                           generation_config=SimpleNamespace(stop_strings=None)))
     check_rollout_trainer(SimpleNamespace(**base, use_vllm=True, vllm_generation=SimpleNamespace(
@@ -124,6 +124,10 @@ def test_rollout_trainer_attributes_are_checked_per_backend():
     with pytest.raises(TrlCompatError, match="vllm_generation has no 'generation_kwargs'"):
         check_rollout_trainer(SimpleNamespace(**base, use_vllm=True,
                                               vllm_generation=SimpleNamespace()))
+    with pytest.raises(TrlCompatError, match="args has no 'chat_template_kwargs'"):
+        check_rollout_trainer(SimpleNamespace(**{**base, "args": SimpleNamespace()},
+                                              use_vllm=True, vllm_generation=SimpleNamespace(
+                                                  generation_kwargs={})))
     no_eos = {k: v for k, v in base.items() if k != "eos_token_ids"}
     with pytest.raises(TrlCompatError, match="no attribute 'eos_token_ids'"):
         check_rollout_trainer(SimpleNamespace(**no_eos, use_vllm=False,
