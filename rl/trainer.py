@@ -50,16 +50,26 @@ class InfraFailureWatch:
         """
         if rewards_per_func.numel() == 0:
             return
-        all_nan = torch.isnan(rewards_per_func).all(dim=0).tolist()  # (F,)
-        for f, dead in enumerate(all_nan[: len(self.streaks)]):
-            self.streaks[f] = self.streaks[f] + 1 if dead else 0
-            if self.max_steps and self.streaks[f] >= self.max_steps:
-                raise RewardInfraFailure(
-                    f"reward {self.names[f]!r} could not judge any sample for "
-                    f"{self.streaks[f]} consecutive steps (infra-failure rate 100%): the "
-                    "verifier is down (sandbox, grader or Lean errors/timeouts in the log) or "
-                    "its dataset column is empty; training stopped so it does not run without "
-                    "signal (grpo.max_infra_failure_steps, 0 disables)")
+        for f in range(min(rewards_per_func.shape[1], len(self.streaks))):
+            self.update_one(f, rewards_per_func[:, f])
+
+    def update_one(self, index: int, rewards: torch.Tensor) -> None:
+        """Update column ``index`` with one step's rewards ``(B*G,)`` float (NaN = unjudged).
+
+        Raises:
+            RewardInfraFailure: the column was all-NaN for ``max_steps`` steps in a row.
+        """
+        if rewards.numel() == 0:
+            return
+        dead = bool(torch.isnan(rewards).all())
+        self.streaks[index] = self.streaks[index] + 1 if dead else 0
+        if self.max_steps and self.streaks[index] >= self.max_steps:
+            raise RewardInfraFailure(
+                f"reward {self.names[index]!r} could not judge any sample for "
+                f"{self.streaks[index]} consecutive steps (infra-failure rate 100%): the "
+                "verifier is down (sandbox, grader or Lean errors/timeouts in the log) or "
+                "its dataset column is empty; training stopped so it does not run without "
+                "signal (grpo.max_infra_failure_steps, 0 disables)")
 
 
 def _callable_name(fn: Any) -> str:
@@ -93,9 +103,10 @@ class VerifierGate:
     Args:
         funcs: (F,) synchronous reward functions (TRL's ``reward_funcs`` form).
         verifier_columns: (F,) bool, True for verifiers (their None means "could not judge").
-        watch: counts consecutive all-unjudged steps per verifier; None to skip.
+        watch: counts, per column, consecutive training steps where the function's own output
+            was all None (before gating); None to skip.
         training: returns True during training steps (the watch ignores evaluation).
-        gather: concatenates a (N, V) tensor across processes (so every process stops at the
+        gather: concatenates a (N,) tensor across processes (so every process stops at the
             same step); identity when None.
 
     Raises:
@@ -132,11 +143,19 @@ class VerifierGate:
             self._judge(completions, kwargs)
         if index in self._scores:
             return self._scores[index]
-        out = self.funcs[index](completions=completions, **kwargs)
+        out = list(self.funcs[index](completions=completions, **kwargs))
         if len(out) != len(self._unjudged):
             raise ValueError(f"reward {_callable_name(self.funcs[index])!r} returned {len(out)} "
                              f"rewards for {len(self._unjudged)} completions")
+        self._watch(index, out)
         return [None if skip else r for r, skip in zip(out, self._unjudged, strict=True)]
+
+    def _watch(self, index: int, out: Sequence[float | None]) -> None:
+        if self.watch is None or not self.training():
+            return
+        col = torch.tensor([torch.nan if r is None else float(r) for r in out],
+                           dtype=torch.float32)
+        self.watch.update_one(index, self.gather(col) if self.gather else col)
 
     def _judge(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> None:
         self._batch, self._scores = None, {}
@@ -148,16 +167,16 @@ class VerifierGate:
             self._scores[i] = out
         cols = [[torch.nan if r is None else float(r) for r in self._scores[i]]
                 for i in self.verifiers]
-        table = torch.tensor(cols, dtype=torch.float32).T.reshape(len(completions),
-                                                                  len(self.verifiers))
+        table = torch.tensor(cols, dtype=torch.float32).reshape(
+            len(self.verifiers), len(completions)).T  # (N, V)
         self._unjudged = unjudged_rows(table).tolist()
         self._batch = completions
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
             log_metric("rewards/skipped_frac",
                        sum(self._unjudged) / len(self._unjudged) if self._unjudged else 0.0)
-        if self.watch is not None and self.training():
-            self.watch.update(self.gather(table) if self.gather else table)
+        for i in self.verifiers:
+            self._watch(i, self._scores[i])
 
 
 class _GatedReward:
@@ -173,12 +192,13 @@ class _GatedReward:
 class VerifierGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
     """GRPOTrainer whose verifier rewards' None skips the whole sample, shaping terms included.
 
-    With at least one verifier column the reward functions are wrapped by a
-    :class:`VerifierGate` (TRL's public reward contract; no private hook), which logs
-    ``rewards/skipped_frac`` (samples no verifier could judge) next to each reward's
-    ``rewards/<name>/infra_failure_rate``, and raises :class:`RewardInfraFailure` from the
-    reward step when one verifier judged no sample for ``max_infra_failure_steps`` consecutive
-    training steps (:class:`InfraFailureWatch`).
+    The reward functions are wrapped by a :class:`VerifierGate` (TRL's public reward contract;
+    no private hook), which logs ``rewards/skipped_frac`` (samples no verifier could judge) next
+    to each reward's ``rewards/<name>/infra_failure_rate``, and raises
+    :class:`RewardInfraFailure` from the reward step when one reward judged no sample for
+    ``max_infra_failure_steps`` consecutive training steps (:class:`InfraFailureWatch`). With
+    no verifier column and reward models or async rewards among the functions, nothing is
+    wrapped and nothing is watched.
 
     The TRL internals used elsewhere (the TIR ``rollout_func``) are checked before anything
     is built (:func:`verimath.rl.trl_compat.check_trl`).
@@ -187,7 +207,7 @@ class VerifierGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
         reward_funcs: (F,) reward functions, as ``trl.GRPOTrainer``.
         verifier_columns: (F,) bool, one per reward function: True for verifiers.
         max_infra_failure_steps: see :class:`verimath.rl.config.GRPOAlgoConfig`; 0 never stops.
-        *args, **kwargs: as ``trl.GRPOTrainer``.
+        **kwargs: as ``trl.GRPOTrainer`` (keywords only).
 
     Raises:
         verimath.rl.trl_compat.TrlCompatError: the installed TRL lacks a hook we use.
@@ -195,24 +215,27 @@ class VerifierGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
             adds its own reward column next to verifier rewards.
     """
 
-    def __init__(self, *args: Any, reward_funcs: Sequence[RewardFn], verifier_columns:
-                 Sequence[bool], max_infra_failure_steps: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, reward_funcs: Sequence[RewardFn], verifier_columns: Sequence[bool],
+                 max_infra_failure_steps: int = 0, **kwargs: Any) -> None:
         from verimath.rl.tools import TirRollout
 
         tir = isinstance(kwargs.get("rollout_func"), TirRollout)
         check_trl(rollout=tir)
-        funcs, cols = list(reward_funcs), list(verifier_columns)
+        funcs: list[Any] = list(reward_funcs)
+        cols = list(verifier_columns)
         if len(cols) != len(funcs):
             raise ValueError(f"{len(funcs)} reward functions but {len(cols)} verifier_columns")
         self._gate = None
-        if any(cols):
-            names = [_callable_name(funcs[i]) for i, v in enumerate(cols) if v]
+        watched = max_infra_failure_steps > 0 and all(map(_is_plain_callable, funcs))
+        if any(cols) or watched:
             self._gate = VerifierGate(
-                funcs, cols, watch=InfraFailureWatch(names, max_infra_failure_steps),
-                training=lambda: bool(self.model.training), gather=self._gather_rows)
+                funcs, cols, watch=InfraFailureWatch([_callable_name(f) for f in funcs],
+                                                     max_infra_failure_steps),
+                training=lambda: bool(getattr(self.model, "training", False)),
+                gather=self._gather_rows)
             funcs = self._gate.wrapped()
-        super().__init__(*args, reward_funcs=funcs, **kwargs)
-        if self._gate is not None and len(self.reward_funcs) != len(funcs):
+        super().__init__(reward_funcs=funcs, **kwargs)
+        if any(cols) and len(self.reward_funcs) != len(funcs):
             extra = list(self.reward_func_names)[len(funcs):]
             raise ValueError(f"environment reward columns {extra} cannot be skipped with the "
                              "verifier rewards; give the environment no get_reward")
@@ -220,7 +243,7 @@ class VerifierGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
             check_rollout_trainer(self)
 
     def _gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """``rows`` (N, V) from every process, concatenated (same on each process)."""
+        """``rows`` (N, ...) from every process, concatenated (same on each process)."""
         if self.accelerator.num_processes == 1:
             return rows
         return self.accelerator.gather(rows.to(self.accelerator.device)).cpu()

@@ -114,7 +114,7 @@ def check_trl(*, rollout: bool = False, trainer_cls: type | None = None) -> None
         except ImportError as e:
             raise _fail([f"trl.GRPOTrainer cannot be imported ({e})"]) from e
         trainer_cls = GRPOTrainer
-    init = set(inspect.signature(trainer_cls.__init__).parameters)
+    init = set(inspect.signature(trainer_cls).parameters)
     problems = [f"{trainer_cls.__name__}() takes no {p!r} argument"
                 for p in PUBLIC_INIT_PARAMS if p not in init]
     if rollout:

@@ -56,32 +56,47 @@ def test_a_sample_one_verifier_judged_keeps_every_score():
 
 def test_the_watch_counts_training_steps_only_and_stops_training():
     answer = Counted("answer", {"a": None})
+    fmt = Counted("format", {"a": 1.0})
     training = [False]
-    gate = VerifierGate([answer], [True], watch=InfraFailureWatch(["answer"], max_steps=2),
+    gate = VerifierGate([fmt, answer], [False, True],
+                        watch=InfraFailureWatch(["format", "answer"], max_steps=2),
                         training=lambda: training[0])
     wrapped = gate.wrapped()
     for _ in range(3):  # evaluation batches do not count
         call_like_trl(wrapped, ["a"], {})
     training[0] = True
     call_like_trl(wrapped, ["a"], {})
+    # format's own output judged the sample: gating it to None does not make it "down"
     with pytest.raises(RewardInfraFailure, match="'answer' could not judge any sample for 2"):
         call_like_trl(wrapped, ["a"], {})
+
+
+def test_the_watch_covers_shaping_rewards_without_verifiers():
+    """tools.mode=tir with only tool_use: a sandbox down for n steps still stops training."""
+    tool_use = Counted("tool_use", {"a": None, "b": None})
+    gate = VerifierGate([tool_use], [False], watch=InfraFailureWatch(["tool_use"], 2))
+    metrics = {}
+    assert call_like_trl(gate.wrapped(), ["a", "b"], metrics) == [[None, None]]
+    assert metrics == {"rewards/skipped_frac": [0.0]}  # nothing skipped: no verifier
+    with pytest.raises(RewardInfraFailure, match="'tool_use' could not judge any sample for 2"):
+        call_like_trl(gate.wrapped(), ["a", "b"], metrics)
 
 
 def test_the_watch_sees_the_gathered_rows():
     seen = []
 
     class Spy(InfraFailureWatch):
-        def update(self, rewards_per_func):
-            seen.append(rewards_per_func.clone())
+        def update_one(self, index, rewards):
+            seen.append((index, rewards.clone()))
 
     def gather(rows):  # two processes: this one's rows, then another's
-        return torch.cat([rows, torch.tensor([[1.0]])])
+        return torch.cat([rows, torch.tensor([1.0])])
 
     gate = VerifierGate([Counted("answer", {"a": None})], [True], watch=Spy(["answer"], 1),
                         gather=gather)
     call_like_trl(gate.wrapped(), ["a"], {})
-    assert len(seen) == 1 and seen[0].shape == (2, 1) and torch.isnan(seen[0][0, 0])
+    assert len(seen) == 1 and seen[0][0] == 0 and seen[0][1].shape == (2,)
+    assert torch.isnan(seen[0][1][0]) and seen[0][1][1] == 1.0
 
 
 def test_rewards_that_cannot_be_gated_are_refused_up_front():
