@@ -5,6 +5,23 @@ from __future__ import annotations
 import torch
 
 
+def unjudged_rows(verifier_rewards: torch.Tensor) -> torch.Tensor:
+    """Which samples no verifier judged.
+
+    Args:
+        verifier_rewards: (N, V) float; NaN where a verifier returned None (could not judge or
+            does not apply). V may be 0.
+
+    Returns:
+        (N,) bool: True where every verifier column is NaN (all False when V == 0).
+    """
+    if verifier_rewards.ndim != 2:
+        raise ValueError(f"shape (N, V) expected, got {tuple(verifier_rewards.shape)}")
+    if verifier_rewards.shape[1] == 0:
+        return torch.zeros(verifier_rewards.shape[0], dtype=torch.bool)
+    return torch.isnan(verifier_rewards).all(dim=1)
+
+
 def skip_unjudged(
     rewards_per_func: torch.Tensor, is_verifier: torch.Tensor
 ) -> tuple[torch.Tensor, float]:
@@ -30,7 +47,7 @@ def skip_unjudged(
                          f"and {tuple(is_verifier.shape)}")
     if not bool(is_verifier.any()) or rewards_per_func.shape[0] == 0:
         return rewards_per_func, 0.0
-    unjudged = torch.isnan(rewards_per_func[:, is_verifier]).all(dim=1)  # (B*G,)
+    unjudged = unjudged_rows(rewards_per_func[:, is_verifier])  # (B*G,)
     out = rewards_per_func.clone()
     out[unjudged] = torch.nan
     return out, float(unjudged.float().mean().item())

@@ -184,9 +184,16 @@ def build_grpo_trainer(
     ``model`` / ``tokenizer`` / ``reward_funcs`` (+ ``weights``, ``verifier_columns``) /
     ``problems`` may be given to reuse loaded objects (tests, benchmarks); otherwise they are
     built from ``cfg``.
+
+    Raises:
+        verimath.rl.trl_compat.TrlCompatError: the installed TRL lacks a hook this
+            configuration uses (checked before the model loads).
     """
     from datasets import Dataset
 
+    from verimath.rl.trl_compat import check_trl
+
+    check_trl(rollout=cfg.tools.mode == "tir")
     if reward_funcs is None:
         reward_funcs, weights, verifier_columns = build_rewards(
             cfg.reward_specs(), pool, cfg.data.strategy)

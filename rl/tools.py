@@ -12,8 +12,12 @@ Two ways in, both ending with tool-output tokens out of the loss:
   (:func:`generation_stops`), so nothing past a closed code fence is generated. It returns
   ``env_mask`` (1 = model token, 0 = tool token), which TRL multiplies into the loss mask, plus
   the columns the rewards read (``tir_answer``, ``tir_error``, ``tool_statuses``). Works with
-  any chat template and with vLLM or transformers generation (it calls the trainer's own
-  single-turn generator).
+  any chat template and with vLLM or transformers generation. It renders the prompts itself
+  (:func:`prompt_token_ids`, as TRL asks of a ``rollout_func``) and calls the trainer's own
+  single-turn generator, ``GRPOTrainer._generate_single_turn``: TRL has no public generator
+  for a rollout in the tested range, so :func:`verimath.rl.trl_compat.check_trl` verifies that
+  hook (and :func:`~verimath.rl.trl_compat.check_rollout_trainer` the attributes
+  :func:`generation_stops` sets) when the trainer is built.
 * :class:`PythonSandboxEnv` -- an ``environment_factory`` environment for models whose chat
   template supports tool calls (Qwen2.5/3 style): TRL exposes its ``python`` method as a tool
   and masks the tool messages itself.
@@ -184,7 +188,7 @@ def generation_stops(trainer: Any, stops: Sequence[str]) -> Iterator[None]:
         yield
         return
     config, model = trainer.generation_config, trainer.model
-    tokenizer = getattr(trainer, "_tokenizer", None) or trainer.processing_class
+    tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
     saved_stops, own = config.stop_strings, "generate" in vars(model)
     original = model.generate
     config.stop_strings = _merged(saved_stops, stops)
@@ -197,6 +201,31 @@ def generation_stops(trainer: Any, stops: Sequence[str]) -> Iterator[None]:
             model.generate = original
         else:
             del model.generate
+
+
+def prompt_token_ids(trainer: Any, prompts: Sequence[Any]) -> list[list[int]]:
+    """Token ids of each prompt as TRL's own generation path renders it (text-only models).
+
+    Chat prompts (lists of messages) go through the tokenizer's chat template with the
+    generation prompt and ``GRPOConfig.chat_template_kwargs``; plain strings through the
+    tokenizer. TRL asks a ``rollout_func`` to do this itself (it hands over the raw prompts).
+
+    Args:
+        trainer: a ``trl.GRPOTrainer`` (its ``processing_class`` and ``args``).
+        prompts: (N,) chat message lists or strings.
+
+    Returns:
+        (N,) lists of token ids, unpadded.
+    """
+    tok = trainer.processing_class
+    if not prompts:
+        return []
+    if isinstance(prompts[0], str):
+        return [list(ids) for ids in tok(text=list(prompts))["input_ids"]]
+    out = tok.apply_chat_template(list(prompts), add_generation_prompt=True, tokenize=True,
+                                  return_dict=True,
+                                  **(trainer.args.chat_template_kwargs or {}))
+    return [list(ids) for ids in out["input_ids"]]
 
 
 @dataclass
@@ -245,8 +274,7 @@ class TirRollout:
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         """Roll out every prompt with tool calls (see the class docstring)."""
-        prompt_ids, _, _ = trainer._tokenize_prompts(prompts)
-        toks = [_Tokens(prompt_ids=list(p)) for p in prompt_ids]
+        toks = [_Tokens(prompt_ids=p) for p in prompt_token_ids(trainer, prompts)]
         engines = [TirEngine(self.max_tool_calls, self.max_tool_output_chars) for _ in toks]
 
         def generate(todo: list[int]) -> None:

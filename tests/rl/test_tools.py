@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from tests.verimath.tiny_model import tiny_model_dir
 from verimath.reasoning.tir import find_cut
-from verimath.rl.tools import PythonSandboxEnv, TirRollout, generation_stops
+from verimath.rl.tools import PythonSandboxEnv, TirRollout, generation_stops, prompt_token_ids
 from verimath.testing import CountingSandbox
 
 SCRIPT = [
@@ -78,12 +80,7 @@ class FakeTrainer:
         self.vllm_generation = FakeVLLM()
         self._generate_single_turn = ScriptedGen(
             tok, stops_of=lambda: self.vllm_generation.generation_kwargs.get("stop", ()))
-
-    def _tokenize_prompts(self, prompts):
-        ids = [self.processing_class.apply_chat_template(p, add_generation_prompt=True,
-                                                         tokenize=True, return_dict=False)
-               for p in prompts]
-        return ids, None, {}
+        self.args = SimpleNamespace(chat_template_kwargs=None)
 
 
 PROMPT = [{"role": "user", "content": "What is 6 * 7 + 1?"}]
@@ -118,8 +115,8 @@ def test_tir_rollout_runs_cells_in_one_session_and_masks_their_output(tok, sandb
     assert "HALLUCINATED" not in tok.decode(ids) and "ignored tail" not in tok.decode(ids)
     assert out["tir_answer"] == ["43"] and out["tir_error"] == [False]
     assert out["tool_statuses"] == [["ok", "ok"]]
-    assert out["logprobs"] is None and out["prompt_ids"][0] == trainer._tokenize_prompts(
-        [PROMPT])[0][0]
+    assert out["logprobs"] is None and out["prompt_ids"][0] == tok.apply_chat_template(
+        PROMPT, add_generation_prompt=True, tokenize=True, return_dict=False)
     # the stop strings reached the generator: nothing past a closed fence was generated ...
     assert trainer._generate_single_turn.generated < sum(map(len, SCRIPT)) - len("ignored tail")
     # ... and the generator's settings are restored afterwards
@@ -242,7 +239,9 @@ def test_generation_stops_reach_transformers_generate(tmp_path, tok, sandbox):
     ])
     trainer = build_grpo_trainer(cfg, VerifierPool(sandbox=sandbox),
                                  reward_funcs=[lambda completions, **_: [0.0] * len(completions)])
-    prompt_ids = trainer._tokenize_prompts([PROMPT])[0]
+    prompt_ids = prompt_token_ids(trainer, [PROMPT])
+    # the rollout renders prompts itself, exactly as TRL's own generation path does
+    assert prompt_ids == [list(p) for p in trainer._tokenize_prompts([PROMPT])[0]]
 
     def sample():
         torch.manual_seed(0)
