@@ -31,7 +31,7 @@ kimina-lean-server 2.1.3 in ``tests/prover/test_kimina_real.py``):
 * ``timeout_error`` (an ``error`` with "timed out": the server's own time limit on the REPL
   command, ``Lean REPL command timed out in N seconds``; the server kills that REPL): the
   proof ran Lean out of its time, a :class:`~verimath.prover.types.LeanTimeout`: the proof's
-  own failure, judged (TIMEOUT now; UNVERIFIABLE, reward 0.0, under issue 18's rule);
+  own failure, judged: the verdict is UNVERIFIABLE (a failed proof, reward 0.0; issue 18);
 * ``repl_error`` (a REPL-level ``{"message"}`` answer such as ``Unknown environment.``) and
   ``server_error`` (any other ``error``: a REPL that died or sent no JSON, ``No available
   REPLs``, ``Failed to get REPL``): a dead REPL or server, a

@@ -86,7 +86,9 @@ def test_repl_env_outcomes() -> None:
     assert thrown.status is TacticStatus.ERROR and "unknown tactic" in thrown.message
     two = env.run_tactic(root, "constructor")
     assert two.status is TacticStatus.OPEN and two.state.num_goals == 2
-    assert env.run_tactic(root, "exact?").status is TacticStatus.GIVEN_UP
+    # a search tactic is screened before Lean (issue 18; a sorry-emitting search answer is
+    # GIVEN_UP, covered by the transcript classification tests)
+    assert env.run_tactic(root, "exact?").status is TacticStatus.REJECTED
     assert env.run_tactic(root, "native_decide").status is TacticStatus.REJECTED
     s2 = env.run_tactic(s1.state, H4)
     done = env.run_tactic(s2.state, FIN)
@@ -182,7 +184,9 @@ def test_dojo_env_outcomes() -> None:
     root = env.start(TASK)
     assert root.pp == DJ["init"]["pp"] and root.num_goals == 1
     assert env.run_tactic(root, "linarith").status is TacticStatus.ERROR
-    assert env.run_tactic(root, "exact?").status is TacticStatus.GIVEN_UP
+    # a search tactic is screened before Lean (issue 18; a sorry-emitting search answer is
+    # GIVEN_UP, covered by the transcript classification tests)
+    assert env.run_tactic(root, "exact?").status is TacticStatus.REJECTED
     s1 = env.run_tactic(root, H3)
     s2 = env.run_tactic(s1.state, H4)
     assert env.run_tactic(s2.state, FIN).status is TacticStatus.PROVED
