@@ -5,7 +5,8 @@ never end or flood their output, Lean proofs that run Lean out of time or use ``
 reward, and the GRPO advantage it receives in a group of one right and six honest wrong answers
 (group-normalised, Shao et al. 2024: ``(r - mean) / (std + 1e-4)`` over the judged samples; a
 None reward leaves the sample out, i.e. advantage 0). It must be <= the honest wrong answer's.
-"before" is main before issue 18 (such completions got None), "after" is now.
+"adv if None" is what the sample would get as a skipped (None) sample, the escape that answers
+hanging the grader and proofs timing Lean out had before issue 18.
 
 Part 2, wall time of the answer reward on 512 completions through the real grader: an honest
 batch with the re-check switched off (``Grader._settle`` a no-op: the behaviour before issue 18)
@@ -71,12 +72,12 @@ def part1(grader, sandbox) -> None:
         ("lean: new axiom", lambda: proof("new_axiom")),
     ]
     print("part 1: a gaming completion in a group of 1 right + 6 honest wrong answers")
-    print(f"{'category':34s} {'reward':>7s} {'adv (before)':>13s} {'adv (after)':>12s} "
+    print(f"{'category':34s} {'reward':>7s} {'adv if None':>13s} {'adv (now)':>12s} "
           f"{'honest wrong adv':>17s}  ok")
     for name, call in rows:
         t0 = time.perf_counter()
         r = call()
-        before = advantages([1.0] + [0.0] * 6 + [None])  # before issue 18: None
+        before = advantages([1.0] + [0.0] * 6 + [None])  # a skipped sample
         after = advantages([1.0] + [0.0] * 6 + [r])
         ok = r is not None and after[-1] <= after[1] + 1e-9
         print(f"{name:34s} {str(r):>7s} {before[-1]:13.3f} {after[-1]:12.3f} {after[1]:17.3f}"
@@ -117,11 +118,17 @@ def part2(grader_cfg, n: int, seed: int) -> None:
 
     print(f"\npart 2: answer reward wall time, {n} completions, grader "
           f"timeout_s={grader_cfg.timeout_s:g}, workers={grader_cfg.workers}")
-    t_off, r_off = timed(honest, recheck=False)
-    t_on, r_on = timed(honest, recheck=True)
+    offs, ons, same = [], [], True
+    for _ in range(3):  # alternating, median of three each
+        t_off, r_off = timed(honest, recheck=False)
+        t_on, r_on = timed(honest, recheck=True)
+        offs.append(t_off)
+        ons.append(t_on)
+        same &= r_on == r_off
+    t_off, t_on = sorted(offs)[1], sorted(ons)[1]
     print(f"honest batch, re-check off (before): {t_off:7.2f} s  ({n / t_off:6.1f} rewards/s)")
     print(f"honest batch, re-check on  (after) : {t_on:7.2f} s  ({n / t_on:6.1f} rewards/s)  "
-          f"ratio after/before = {t_on / t_off:.2f}; same rewards: {r_on == r_off}")
+          f"ratio after/before = {t_on / t_off:.2f}; same rewards: {same}")
     t_mix, r_mix = timed(mixed, recheck=True)
     n_gaming = sum(1 for c, _ in mixed if c in gaming)
     got = [r for (c, _), r in zip(mixed, r_mix, strict=True) if c in gaming]

@@ -97,32 +97,15 @@ def find_resume(output_dir: str, resume: bool | str) -> str | None:
     return get_last_checkpoint(output_dir)
 
 
-#: Training keys that cannot change the trained weights, on top of
-#: ``verimath.jobs.NON_RESULT_KEYS`` (``fnmatch`` patterns over dotted keys, with the reason).
-TRAIN_NON_RESULT_KEYS: dict[str, str] = {
-    "output_dir": "the run folder itself",
-    "train.resume": "whether / from where to resume (checked here only for the folder's own "
-                    "checkpoints)",
-    "train.max_steps": "how long to train: resuming with a larger value continues the run",
-    "train.num_train_epochs": "how long to train (as train.max_steps)",
-    "train.logging_steps": "logging cadence",
-    "train.save_steps": "checkpoint cadence",
-    "train.save_total_limit": "how many checkpoints are kept",
-    "train.report_to": "where metrics are logged",
-    "train.torch_threads": "CPU thread count",
-}
-
-
 def training_settings(cfg: Any) -> dict[str, Any]:
     """The settings an SFT / GRPO run's weights depend on (flat ``{dotted_key: value}``).
 
     The whole resolved config (:func:`verimath.jobs.settings_of`) minus
-    ``verimath.jobs.NON_RESULT_KEYS`` and :data:`TRAIN_NON_RESULT_KEYS`.
+    ``verimath.jobs.non_result_keys("train")``.
     """
-    from verimath.jobs import NON_RESULT_KEYS, settings_of
+    from verimath.jobs import non_result_keys, settings_of
 
-    return settings_of(dataclasses.asdict(cfg),
-                       ignore={**NON_RESULT_KEYS, **TRAIN_NON_RESULT_KEYS})
+    return settings_of(dataclasses.asdict(cfg), ignore=non_result_keys("train"))
 
 
 def check_resume_settings(cfg: Any) -> dict[str, Any]:
@@ -130,7 +113,7 @@ def check_resume_settings(cfg: Any) -> dict[str, Any]:
 
     Runs before anything is loaded or written. Resuming from the folder's own newest
     checkpoint (``train.resume: true``) requires the settings stored in its ``manifest.json``
-    to equal this run's (keys in :data:`TRAIN_NON_RESULT_KEYS` may differ, e.g. a larger
+    to equal this run's (keys in ``verimath.jobs.TRAIN_NON_RESULT_KEYS`` may differ, e.g. a larger
     ``train.max_steps`` continues the run); an explicit ``train.resume: PATH`` is the user's
     choice and is not checked.
 

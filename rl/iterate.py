@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from verimath.datagen.config import DatagenConfig, config_dict
-from verimath.jobs import NON_RESULT_KEYS
+from verimath.jobs import ITERATE_NON_RESULT_KEYS
 from verimath.reasoning.evaluation import EvalConfig
 from verimath.reasoning.rollout import RolloutConfig, Strategy
 from verimath.rl.config import (
@@ -58,28 +58,6 @@ from verimath.rl.config import (
 )
 
 log = logging.getLogger(__name__)
-
-#: keys of the iterate config left out of its settings fingerprint, beyond NON_RESULT_KEYS.
-ITERATE_NON_RESULT_KEYS: dict[str, str] = {
-    **NON_RESULT_KEYS,
-    # the same keys inside the sub-job configs (eval.infra_retries, seed.export.formats, ...);
-    # not ``limit``: iterate reuses finished phases, so the problem slices stay fingerprinted
-    **{f"*.{k}": why for k, why in NON_RESULT_KEYS.items()
-       if not k.startswith("*") and k != "limit"},
-    "rounds": "how many rounds run (a finished round does not depend on later ones)",
-    "*torch_threads": "CPU thread count",
-    "*.out": "set per round by iterate (inside OUT)",
-    "sft.output_dir": "set per round by iterate (inside OUT)",
-    "sft.data.path": "set per round by iterate (the round's train.jsonl)",
-    "*.backend.model": "set per round by iterate (the round's model)",
-    "sft.model": "set per round by iterate (base or previous round's model)",
-    "grpo.job.model": "set per round by iterate (the round's SFT model)",
-    "grpo.job.output_dir": "set per round by iterate (inside OUT)",
-    "grpo.job.data.source": "set per round by iterate (the seed data's problems)",
-    "dpo.job.model": "set per round by iterate (the round's model before DPO)",
-    "dpo.job.output_dir": "set per round by iterate (inside OUT)",
-    "dpo.job.data.path": "set per round by iterate (the round's preference pairs)",
-}
 
 #: what one round may train, in order (``train:``); ``grpo`` alone starts from the round's
 #: initial model, ``sft+grpo`` is ``grpo.enabled: true``

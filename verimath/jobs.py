@@ -63,6 +63,63 @@ NON_RESULT_KEYS: dict[str, str] = {
 }
 
 
+#: Training keys that cannot change the trained weights, on top of
+#: :data:`NON_RESULT_KEYS` (``fnmatch`` patterns over dotted keys, with the reason).
+TRAIN_NON_RESULT_KEYS: dict[str, str] = {
+    "output_dir": "the run folder itself",
+    "train.resume": "whether / from where to resume (checked here only for the folder's own "
+                    "checkpoints)",
+    "train.max_steps": "how long to train: resuming with a larger value continues the run",
+    "train.num_train_epochs": "how long to train (as train.max_steps)",
+    "train.logging_steps": "logging cadence",
+    "train.save_steps": "checkpoint cadence",
+    "train.save_total_limit": "how many checkpoints are kept",
+    "train.report_to": "where metrics are logged",
+    "train.torch_threads": "CPU thread count",
+}
+
+#: keys of the iterate config left out of its settings fingerprint, beyond NON_RESULT_KEYS.
+ITERATE_NON_RESULT_KEYS: dict[str, str] = {
+    **NON_RESULT_KEYS,
+    # the same keys inside the sub-job configs (eval.infra_retries, seed.export.formats, ...);
+    # not ``limit``: iterate reuses finished phases, so the problem slices stay fingerprinted
+    **{f"*.{k}": why for k, why in NON_RESULT_KEYS.items()
+       if not k.startswith("*") and k != "limit"},
+    "rounds": "how many rounds run (a finished round does not depend on later ones)",
+    "*torch_threads": "CPU thread count",
+    "*.out": "set per round by iterate (inside OUT)",
+    "sft.output_dir": "set per round by iterate (inside OUT)",
+    "sft.data.path": "set per round by iterate (the round's train.jsonl)",
+    "*.backend.model": "set per round by iterate (the round's model)",
+    "sft.model": "set per round by iterate (base or previous round's model)",
+    "grpo.job.model": "set per round by iterate (the round's SFT model)",
+    "grpo.job.output_dir": "set per round by iterate (inside OUT)",
+    "grpo.job.data.source": "set per round by iterate (the seed data's problems)",
+    "dpo.job.model": "set per round by iterate (the round's model before DPO)",
+    "dpo.job.output_dir": "set per round by iterate (inside OUT)",
+    "dpo.job.data.path": "set per round by iterate (the round's preference pairs)",
+}
+
+
+def non_result_keys(job: str = "") -> dict[str, str]:
+    """The one list of keys that cannot change a stored result, for ``job``.
+
+    Args:
+        job: ``""`` (eval, prove, datagen: :data:`NON_RESULT_KEYS`), ``"train"`` (SFT, GRPO,
+            DPO: plus :data:`TRAIN_NON_RESULT_KEYS`) or ``"iterate"``
+            (:data:`ITERATE_NON_RESULT_KEYS`, which already holds the others inside sub-jobs).
+
+    Raises:
+        ValueError: an unknown job.
+    """
+    if job == "":
+        return dict(NON_RESULT_KEYS)
+    if job == "train":
+        return {**NON_RESULT_KEYS, **TRAIN_NON_RESULT_KEYS}
+    if job == "iterate":
+        return dict(ITERATE_NON_RESULT_KEYS)
+    raise ValueError(f"no non-result key list for job {job!r}; use '', 'train' or 'iterate'")
+
 class DuplicateKeyError(ValueError):
     """``JobStore.add`` found its key already stored."""
 

@@ -324,3 +324,34 @@ def test_a_damaged_middle_record_is_redone_and_the_rest_kept_byte_for_byte(tmp_p
     assert rep.summary["n_problems"] == 4 and rep.summary["accuracy"] == 1.0
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert man["damaged_record_lines"] == [2]  # reported with its line number
+
+
+def test_answers_and_programs_that_break_the_verifier_are_judged_wrong(tmp_path):
+    """Issue 18 in eval: an answer that hangs the grader on every try is UNVERIFIABLE (judged,
+    wrong, counted as ``n_unverifiable``); a program's own endless loop is a judged wrong
+    sample; neither is an infrastructure failure."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "a", "question": "What is 3+4?", "answer": "7"}\n'
+                    '{"id": "b", "question": "What is 2+5?", "answer": "7"}\n'
+                    '{"id": "c", "question": "What is 1+6?", "answer": "7"}\n')
+    answers = {"What is 3+4?": r"So \boxed{9^{9^{9^{9}}}}", "What is 2+5?": r"\boxed{7}",
+               "What is 1+6?": r"\boxed{7}"}
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'cot'}",
+                                         "rollout.strategy=cot", "grader.timeout_s=1.0"])
+    rep = main(cfg, progress=False,
+               backend=ScriptedBackend(lambda p, j, s: answers[question_of(p)]))
+    s = rep.summary
+    assert s["n_unverifiable"] == 1 and s["n_infra_failures"] == 0 and s["n_judged"] == 3
+    assert s["accuracy"] == pytest.approx(2 / 3)
+    recs = {json.loads(x)["id"]: json.loads(x) for x in
+            (rep.out / "records.jsonl").read_text().splitlines()}
+    assert recs["a"]["attempts"][0]["verdict"]["status"] == "unverifiable"
+    assert recs["a"]["attempts"][0]["correct"] is False
+
+    cfg = load_config(EvalConfig, None, [f"benchmark={data}", f"out={tmp_path / 'pot'}",
+                                         "rollout.strategy=pot", "sandbox.timeout_s=1.0"])
+    loops = {"What is 3+4?": "```python\nwhile True:\n    pass\n```"}
+    rep = main(cfg, progress=False, backend=ScriptedBackend(
+        lambda p, j, s: loops.get(question_of(p), "```python\nprint(7)\n```")))
+    assert rep.summary["n_infra_failures"] == 0 and rep.summary["n_judged"] == 3
+    assert rep.summary["accuracy"] == pytest.approx(2 / 3)
