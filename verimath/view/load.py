@@ -233,7 +233,8 @@ def load_eval(run: Path, msgs: Messages) -> dict[str, Any]:
     "pv": provisional, "at": [eval_attempt, ...]}``.
     """
     manifest = read_json(run / "manifest.json")
-    problems, damaged = [], []
+    problems: list[dict[str, Any]] = []
+    damaged: list[str] = []
     for rec in job_records(run, damaged):
         problems.append({
             "id": str(rec["id"]), "q": rec.get("question"), "g": rec.get("gold"),
@@ -248,7 +249,8 @@ def load_eval(run: Path, msgs: Messages) -> dict[str, Any]:
 def load_prove(run: Path, msgs: Messages) -> dict[str, Any]:
     """The payload of a prove folder (same problem shape as eval; ``q`` is the statement)."""
     manifest = read_json(run / "manifest.json")
-    problems, damaged = [], []
+    problems: list[dict[str, Any]] = []
+    damaged: list[str] = []
     for rec in job_records(run, damaged):
         problems.append({
             "id": str(rec["id"]), "q": rec.get("formal_statement"), "g": None,
