@@ -91,7 +91,7 @@ test-vllm: install-vllm
 	  print('vllm eval ok:', s['n_problems'], 'problems')"
 
 lint: $(STAMP)
-	$(BIN)/ruff check verimath reasoning prover datagen rl tests benchmarks
+	$(BIN)/ruff check verimath reasoning prover datagen rl tests benchmarks examples
 
 # mypy does not follow the package_dir mapping (verimath.reasoning -> reasoning/): it checks a
 # link tree laid out as the wheel is
