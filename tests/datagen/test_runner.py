@@ -176,3 +176,40 @@ def test_pipelined_stage_verifies_on_a_worker_and_keeps_order(tmp_path) -> None:
 def test_duplicate_keys_are_an_error(tmp_path) -> None:
     with pytest.raises(ValueError, match="duplicate"):
         StageRunner(tmp_path, Funnel()).run(Square(), [{"key": "a", "x": 1}] * 2)
+
+
+class LostInterpreter(Square):
+    """Rejects with an infrastructure reason but, like SynthStage before issue 18, never marks
+    the outcome unjudged; the engine must."""
+
+    name = "lost"
+    uses_verifiers = True
+
+    def process(self, items: list[dict[str, Any]]) -> list[Outcome]:
+        self.seen += [it["x"] for it in items]
+        return [Outcome(rejected=[reject(it, "sandbox_error: the interpreter was lost",
+                                         self.unit_in)]) for it in items]
+
+
+def test_the_engine_marks_infrastructure_rejections_unjudged_and_retries_them(tmp_path):
+    items = [{"key": f"k{i}", "x": i} for i in range(3)]
+    stage = LostInterpreter()
+    res = StageRunner(tmp_path, Funnel(), retries=1).run(stage, items)
+    assert res.counts.unjudged == 3
+    again = LostInterpreter()
+    StageRunner(tmp_path, Funnel(), retries=1).run(again, items)
+    assert again.seen == [0, 1, 2]  # retried on resume, not a final rejection
+
+
+def test_verifier_settings_join_the_settings_of_stages_that_use_verifiers(tmp_path):
+    items = [{"key": f"k{i}", "x": i} for i in range(2)]
+    StageRunner(tmp_path, Funnel(), verifier_settings={"sandbox.timeout_s": 5.0}).run(
+        LostInterpreter(), items)
+    with pytest.raises(SettingsMismatch, match="sandbox.timeout_s"):
+        StageRunner(tmp_path, Funnel(), verifier_settings={"sandbox.timeout_s": 9.0}).run(
+            LostInterpreter(), items)
+    # a stage that does not use the verifiers is not keyed by their settings
+    StageRunner(tmp_path / "b", Funnel(), verifier_settings={"sandbox.timeout_s": 5.0}).run(
+        Square(), items)
+    StageRunner(tmp_path / "b", Funnel(), verifier_settings={"sandbox.timeout_s": 9.0}).run(
+        Square(), items)
