@@ -24,8 +24,9 @@ worker out of memory, crashes math-verify's parser (recursion) or makes every co
 is re-checked once, on a fresh worker with the same limits, where the time limit is measured in
 the worker's **CPU time** (its wall-clock is capped at ``retry_wall_factor * timeout_s``), so a
 loaded machine is not mistaken for a heavy answer. If the failure reproduces, the gold answer
-alone (gold against itself) is run through the same check: when the gold evaluates, the answer
-caused the failure and the verdict is ``UNVERIFIABLE``; when the gold fails too, ``BAD_GOLD``.
+alone goes through the same check (against itself, and against a plain ``0``): when the gold
+evaluates, the answer caused the failure and the verdict is ``UNVERIFIABLE``; when the gold
+fails too, ``BAD_GOLD``.
 What does not reproduce (a worker killed from outside, a machine too loaded to give the re-check
 its CPU time, a worker that dies again) stays ``TIMEOUT`` / ``ERROR``: could not judge.
 
@@ -397,7 +398,7 @@ class _Item:
     verdict: Verdict | None = None  # set when decided
     gold_raw: str | None = None  # whole gold solution for math-verify's own extraction
     pred_raw: str | None = None  # whole completion for math-verify's own extraction
-    failure: str | None = None  # "timeout" / "died" / "input": the first try failed; re-check
+    recheck: bool = False  # the first try timed out, lost its worker or hit an input limit
 
     def payload(self) -> tuple[str, str, str | None, str | None]:
         return (str(self.gold), str(self.pred), self.gold_raw, self.pred_raw)
@@ -470,14 +471,18 @@ class Grader:
                 self._idle.put(None)
                 raise
 
+    def _retire(self, w: _Worker) -> None:
+        """Kill ``w`` and forget it (its slot is to be refilled by the caller)."""
+        w.kill()
+        with self._lock:
+            self._procs.discard(w.proc)
+            self.restarts += 1
+
     def _release(self, w: _Worker, *, replace: bool) -> None:
         """Return ``w`` to the pool, or kill it and put a fresh worker in its slot."""
         new: _Worker | None = w
         if replace:
-            w.kill()
-            with self._lock:
-                self._procs.discard(w.proc)
-                self.restarts += 1
+            self._retire(w)
             try:
                 new = self._spawn()
             except (GraderUnavailable, GraderClosed):
@@ -640,7 +645,7 @@ class Grader:
             done = self._run_on_worker(todo)
             todo = todo[done:]
         for it in items:
-            if it.failure is not None:
+            if it.recheck:
                 self._settle(it)
 
     def _recheck(self, payload: tuple[str, str, str | None, str | None]
@@ -651,11 +656,8 @@ class Grader:
             ``("reply", reply)``, ``("cpu", None)`` (used its CPU time limit),
             ``("overloaded", None)`` (the wall-clock cap passed first) or ``("died", None)``.
         """
-        old = self._acquire()
-        old.kill()
+        self._retire(self._acquire())
         with self._lock:
-            self._procs.discard(old.proc)
-            self.restarts += 1
             self.rechecks += 1
         try:
             w = self._spawn()
@@ -718,7 +720,7 @@ class Grader:
         kind, reply = self._recheck(item.payload())
         item.detail["first_try"] = {"status": str(first.status), "reason": first.reason}
         item.detail["recheck"] = kind
-        item.failure = None
+        item.recheck = False
         reproduced = kind == "cpu" or (
             kind == "reply" and reply is not None and reply.get("status") == "error"
             and reply.get("cause") == "input")
@@ -806,12 +808,12 @@ class Grader:
                 item.finish(VerdictStatus.TIMEOUT,
                             f"no verdict within {limit}; worker killed and replaced",
                             time.perf_counter() - t_prev)
-                item.failure = "timeout"
+                item.recheck = True
                 return n, True
             except _WorkerDied as e:
                 item.finish(VerdictStatus.ERROR, f"grader worker died mid-item: {e}",
                             time.perf_counter() - t_prev)
-                item.failure = "died"
+                item.recheck = True
                 return n, True
             now = time.perf_counter()
             extra: dict[str, Any] = {
@@ -820,8 +822,7 @@ class Grader:
             extra["math_verify"] = info.get("math_verify")
             item.finish(VerdictStatus(res.get("status", "error")), str(res.get("reason", "")),
                         now - t_prev, **extra)
-            if res.get("status") == "error" and res.get("cause") == "input":
-                item.failure = "input"
+            item.recheck = res.get("status") == "error" and res.get("cause") == "input"
             t_prev = now
         return len(items), False
 
