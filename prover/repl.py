@@ -438,3 +438,27 @@ class ReplProofEnv(ReplayingEnv):
         if self._worker is not None:
             self.pool.release(self._worker, failure=self._failure)
             self._worker = None
+
+
+def repl_checker(project_dir: str | None, *, workers: int, timeout_s: float) -> Any:
+    """The audited whole-proof checker over a Lean REPL pool, or None without a Lean project.
+
+    Args:
+        project_dir: a Lean 4 + Mathlib project; None reads ``$VERIMATH_LEAN_PROJECT``
+            (:func:`verimath.prover.toolchain.find_project`).
+        workers: Lean REPL processes (several GB of memory each).
+        timeout_s: seconds one proof check may take (a proof past it is a failed proof).
+
+    Returns:
+        A :class:`verimath.prover.checker.LeanChecker` (the caller closes it), or None when no
+        Lean project is found (the caller says which setting to give).
+    """
+    from verimath.prover.checker import LeanChecker
+    from verimath.prover.toolchain import find_project
+
+    project = find_project(project_dir)
+    if project is None:
+        return None
+    pool = ReplPool(ReplConfig(project_dir=str(project.path), workers=workers,
+                               timeout_s=timeout_s), project.version)
+    return LeanChecker(pool, timeout_s=timeout_s)

@@ -118,17 +118,13 @@ def make_proof_checker(cfg: GRPOJobConfig, stack: contextlib.ExitStack) -> Any:
     Raises:
         ValueError: no Lean project (set ``verifier.lean_project`` or ``$VERIMATH_LEAN_PROJECT``).
     """
-    from verimath.prover.checker import LeanChecker
-    from verimath.prover.repl import ReplConfig, ReplPool
-    from verimath.prover.toolchain import find_project
+    from verimath.prover.repl import repl_checker
 
-    project = find_project(cfg.verifier.lean_project)
-    if project is None:
+    v = cfg.verifier
+    checker = repl_checker(v.lean_project, workers=v.lean_workers, timeout_s=v.proof_timeout_s)
+    if checker is None:
         raise ValueError("the proof reward needs a Lean 4 project with Mathlib: set "
                          "verifier.lean_project or $VERIMATH_LEAN_PROJECT")
-    pool = ReplPool(ReplConfig(project_dir=str(project.path), workers=cfg.verifier.lean_workers,
-                               timeout_s=cfg.verifier.proof_timeout_s), project.version)
-    checker = LeanChecker(pool, timeout_s=cfg.verifier.proof_timeout_s)
     stack.callback(checker.close)
     return checker
 

@@ -175,18 +175,13 @@ def _start_sandbox(s: RewardSettings, closers: list[Callable[[], None]]) -> Any:
 
 
 def _start_checker(s: RewardSettings, closers: list[Callable[[], None]]) -> Any:
-    from verimath.prover.checker import LeanChecker
-    from verimath.prover.repl import ReplConfig, ReplPool
-    from verimath.prover.toolchain import find_project
+    from verimath.prover.repl import repl_checker
 
-    project = find_project(s.lean_project)
-    if project is None:
+    checker = repl_checker(s.lean_project, workers=s.lean_workers, timeout_s=s.proof_timeout_s)
+    if checker is None:
         raise ValueError("proof_reward needs a Lean 4 project with Mathlib: call "
                          "verimath.rewards.configure(lean_project=...) or set "
                          "$VERIMATH_LEAN_PROJECT")
-    repl = ReplPool(ReplConfig(project_dir=str(project.path), workers=s.lean_workers,
-                               timeout_s=s.proof_timeout_s), project.version)
-    checker = LeanChecker(repl, timeout_s=s.proof_timeout_s)
     closers.append(checker.close)
     return checker
 

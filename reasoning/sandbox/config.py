@@ -76,6 +76,16 @@ class SandboxConfig:
             return os.environ.get(FALLBACK_ENV, "").strip().lower() in ("1", "true", "yes")
         return bool(self.allow_fallback)
 
+    def call_budget_s(self) -> float:
+        """Upper bound (s) of one run's wall time: its limit, the watchdog's grace, a start-up.
+
+        A caller's own deadline for one :meth:`Sandbox.run` (e.g. a reward's safety net) should
+        not be shorter: below it, the caller and not the sandbox would decide the run.
+        """
+        from verimath.reasoning.sandbox.pool import WATCHDOG_GRACE_S
+
+        return self.timeout_s + WATCHDOG_GRACE_S + self.startup_timeout_s
+
     def __post_init__(self) -> None:
         for name in ("timeout_s", "session_cpu_s", "startup_timeout_s"):
             if not getattr(self, name) > 0:
