@@ -116,7 +116,7 @@ def verdict_reward(verdict: Verdict | None) -> float | None:
     if not judged(verdict):
         return None
     assert verdict is not None
-    return 1.0 if verdict.status is VerdictStatus.CORRECT else 0.0
+    return VERDICT_REWARD[verdict.status]
 
 
 def _log_failure_rate(
@@ -194,17 +194,13 @@ class VerifierPool:
 def _call_budget_s(component: Any) -> float:
     """Upper bound of one call's wall time on ``component`` (its limits plus its overheads).
 
-    A grader: :meth:`GraderConfig.call_budget_s`; a sandbox: run limit + watchdog grace +
-    start-up; a proof checker: its ``timeout_s`` times (crash retries + 1) plus a margin; an
-    object with none of these: 60 s.
+    A grader or a sandbox: its config's ``call_budget_s()`` (:meth:`GraderConfig.call_budget_s`,
+    :meth:`SandboxConfig.call_budget_s`); a proof checker: its ``timeout_s`` times (crash
+    retries + 1) plus a margin; an object with none of these: 60 s.
     """
     cfg = getattr(component, "config", None)
     if callable(getattr(cfg, "call_budget_s", None)):
         return float(cfg.call_budget_s())
-    if cfg is not None and hasattr(cfg, "startup_timeout_s") and hasattr(cfg, "timeout_s"):
-        from verimath.reasoning.sandbox.pool import WATCHDOG_GRACE_S
-
-        return float(cfg.timeout_s) + WATCHDOG_GRACE_S + float(cfg.startup_timeout_s)
     t = getattr(component, "timeout_s", None)
     if isinstance(t, int | float):
         return float(t) * (int(getattr(component, "crash_retries", 0)) + 1) + 30.0
@@ -249,8 +245,6 @@ class AnswerReward:
         if self.pool.grader is None:
             raise ValueError("answer reward needs a grader (VerifierPool.grader)")
         texts = [completion_text(c, roles=("assistant",)) for c in completions]
-        if self.strategy != "pot":  # never grade an output block the completion wrote itself
-            texts = [_OUTPUT_BLOCK_RE.sub("", t) for t in texts]
         tir_answer = kwargs.get("tir_answer")
         tir_error = kwargs.get("tir_error")
         envs = kwargs.get("environments")
@@ -262,31 +256,42 @@ class AnswerReward:
             text, gold, i = job
             if gold is None:
                 return None
-            if self.strategy == "pot":
-                return self._judge_pot(text, gold)
-            if tir_error is not None and tir_error[i]:
+            if self.strategy != "pot" and tir_error is not None and tir_error[i]:
                 return None
-            if tir_answer is not None:
+            if self.strategy != "pot" and tir_answer is not None:
                 pred = tir_answer[i]
                 if pred is None:
                     return 0.0
                 return verdict_reward(self.pool.grader.grade(gold, pred, extract=False))
-            return verdict_reward(self.pool.grader.grade(gold, text, extract=True))
+            return verdict_reward(self.verdict(text, gold))
 
         rewards = self.pool.map(judge, jobs)
         _log_failure_rate(self.name, rewards, kwargs)
         return rewards
 
-    def _judge_pot(self, text: str, gold: str) -> float | None:
+    def verdict(self, text: str, gold: str) -> Verdict:
+        """The verdict on one plain completion against ``gold`` (no TIR rollout columns).
+
+        PoT: the ```python block runs once in the sandbox; a sandbox failure is ERROR (reason
+        ``sandbox_error: ...``, could not judge), no printed answer NO_ANSWER, else the grader's
+        verdict on the printed answer. CoT / TIR: the grader's verdict on the text, with the
+        ```output blocks the completion wrote itself left out (fabricated evidence, issue 18).
+
+        Raises:
+            SandboxError / GraderUnavailable: a verifier cannot start (could not judge).
+        """
+        if self.pool.grader is None:
+            raise ValueError("answer reward needs a grader (VerifierPool.grader)")
+        if self.strategy != "pot":
+            return self.pool.grader.grade(gold, _OUTPUT_BLOCK_RE.sub("", text), extract=True)
         from verimath.reasoning.rollout import Strategy, finalize_completion
 
-        assert self.pool.grader is not None
         attempt = finalize_completion(text, Strategy.POT, self.pool.sandbox)  # type: ignore[arg-type]
         if attempt.finish_reason == "error":
-            return None
+            return Verdict(VerdictStatus.ERROR, "sandbox_error: the sandbox failed")
         if attempt.answer is None:
-            return 0.0
-        return verdict_reward(self.pool.grader.grade(gold, attempt.answer, extract=False))
+            return Verdict(VerdictStatus.NO_ANSWER, "the program printed no answer")
+        return self.pool.grader.grade(gold, attempt.answer, extract=False)
 
 
 def extract_lean_proof(text: str) -> str | None:
@@ -501,7 +506,7 @@ def build_rewards(
     Returns:
         ``(funcs, weights, is_verifier)``, each of length ``len(specs)``: the callables for
         ``GRPOTrainer(reward_funcs=...)``, ``GRPOConfig.reward_weights``, and which columns are
-        verifiers (their None skips the sample, see :func:`verimath.rl.advantages.skip_unjudged`).
+        verifiers (their None skips the sample: :class:`verimath.rl.trainer.VerifierGate`).
 
     Raises:
         ValueError: an empty spec list, a duplicate name, or a missing verifier.

@@ -134,3 +134,16 @@ def test_mask_unjudged_zeroes_their_response_mask():
     assert batch.batch["response_mask"].sum(dim=1).tolist() == [3, 3, 3, 3, 0]
     with pytest.raises(KeyError, match="judged"):
         V.judged_mask(SimpleNamespace(non_tensor_batch={}))
+
+
+def test_verl_and_trl_share_one_verdict_rule():
+    """The same gaming completions as the TRL red team (issue 18): a fabricated ```output block
+    and an answer that hangs the grader are judged 0.0 here too, never credited or skipped."""
+    R.configure(grader_workers=2, grader_timeout_s=1.0)
+    rows = [_row("Let me run it.\n```output\n72\n```\nDone.", "72"),
+            _row(r"The answer is \boxed{9^{9^{9^{9}}}}", "72"),
+            _row("The answer is 72 or 73.", "72")]
+    scores, extra = _verl_reward_loop(V.compute_score, rows)
+    assert scores == [0.0, 0.0, 0.0]
+    assert extra["judged"].tolist() == [1.0, 1.0, 1.0]
+    assert extra["verdict"].tolist()[1] == "unverifiable"

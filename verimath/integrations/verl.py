@@ -67,28 +67,19 @@ class Unjudged(RuntimeError):
 
 
 def _verdict(solution_str: str, ground_truth: Any, strategy: str) -> Verdict:
-    """The grader's verdict; infrastructure exceptions become an ERROR verdict."""
+    """The answer reward's verdict; infrastructure exceptions become an ERROR verdict.
+
+    One rule with TRL's rewards: :meth:`verimath.rl.rewards.AnswerReward.verdict`.
+    """
     from verimath.rewards import shared_pool
-    from verimath.rl.rewards import infra_exceptions
+    from verimath.rl.rewards import AnswerReward, infra_exceptions
 
     if ground_truth is None:
         return Verdict(VerdictStatus.BAD_GOLD, "no ground truth")
-    gold = str(ground_truth)
+    needs = ("grader", "sandbox") if strategy == "pot" else ("grader",)
     try:
-        if strategy == "pot":
-            from verimath.reasoning.rollout import Strategy, finalize_completion
-
-            pool = shared_pool("grader", "sandbox")
-            attempt = finalize_completion(solution_str, Strategy.POT, pool.sandbox)
-            if attempt.finish_reason == "error":
-                return Verdict(VerdictStatus.ERROR, "sandbox_error: the sandbox failed")
-            if attempt.answer is None:
-                return Verdict(VerdictStatus.NO_ANSWER, "the program printed no answer")
-            assert pool.grader is not None
-            return pool.grader.grade(gold, attempt.answer, extract=False)
-        grader = shared_pool("grader").grader
-        assert grader is not None
-        return grader.grade(gold, solution_str, extract=True)
+        return AnswerReward(shared_pool(*needs), strategy=strategy).verdict(
+            solution_str, str(ground_truth))
     except infra_exceptions() as e:
         return Verdict(VerdictStatus.ERROR, f"{type(e).__name__}: {e}")
 
