@@ -229,22 +229,28 @@ def extract_boxed(text: str) -> str | None:
     return content or None
 
 
-def _after_anchor(text: str, start: int) -> str | None:
-    r"""The answer phrase starting at ``start``: a ``$..$`` / ``\(..\)`` group or one sentence."""
-    rest = text[start : start + _MAX_PHRASE].lstrip().lstrip("*").lstrip()  # "**Answer:** 5"
+def _anchored(text: str, start: int) -> str:
+    """What follows an answer anchor at ``start`` (at most ``_MAX_PHRASE``; "**Answer:** 5")."""
+    return text[start : start + _MAX_PHRASE].lstrip().lstrip("*").lstrip()
+
+
+def _after_anchor(rest: str) -> str | None:
+    r"""The answer phrase ``rest`` starts with: a ``$..$`` / ``\(..\)`` group or one sentence."""
     for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if rest.startswith(open_):
             end = rest.find(close, len(open_))
             if end > len(open_):
                 return rest[len(open_) : end].strip()
             break
-    line = rest.split("\n", 1)[0]
-    # cut at the end of the sentence: ". " followed by a capital letter or the end of line
-    m = re.search(r"\.\s+(?=[A-Z])|\.\s*$", line)
-    if m:
-        line = line[: m.start()]
-    line = line.strip().rstrip("*").strip().rstrip(".").strip()
+    line = _first_sentence(rest).strip().rstrip("*").strip().rstrip(".").strip()
     return line or None
+
+
+def _first_sentence(rest: str) -> str:
+    """The first line of ``rest``, cut at ". " before a capital letter or at a final "."."""
+    line = rest.split("\n", 1)[0]
+    m = re.search(r"\.\s+(?=[A-Z])|\.\s*$", line)
+    return line[: m.start()] if m else line
 
 
 #: a final answer that offers alternatives: "7 or 8", "either $7$ or $8$", ``7 \lor 8``
@@ -258,15 +264,12 @@ def offers_alternatives(answer: str | None) -> bool:
     ``{7, 8}``: right only against a gold that is that set), never reduced to one of its
     members (issue 18: a policy offering several answers must not collect the reward).
     """
-    return bool(answer) and bool(_ALTERNATIVES_RE.search(answer or ""))
+    return bool(answer and _ALTERNATIVES_RE.search(answer))
 
 
-def _alternatives_sentence(text: str, start: int) -> str | None:
-    """The anchored sentence at ``start`` when it offers alternatives, ``$`` delimiters dropped."""
-    line = text[start : start + _MAX_PHRASE].lstrip().lstrip("*").lstrip().split("\n", 1)[0]
-    m = re.search(r"\.\s+(?=[A-Z])|\.\s*$", line)
-    if m:
-        line = line[: m.start()]
+def _alternatives_sentence(rest: str) -> str | None:
+    """The sentence ``rest`` starts with when it offers alternatives, ``$`` delimiters dropped."""
+    line = _first_sentence(rest)
     if not offers_alternatives(line) or len(_NUMBER_RE.findall(line)) + line.count("$") < 2:
         return None
     phrase = _DELIM_RE.sub(" ", line)
@@ -280,10 +283,11 @@ def _answer_is(text: str) -> str | None:
     A phrase offering alternatives ("$7$ or $8$") is kept whole (:func:`offers_alternatives`).
     """
     for m in reversed(list(_ANSWER_IS_RE.finditer(text))):
-        alt = _alternatives_sentence(text, m.end())
+        rest = _anchored(text, m.end())
+        alt = _alternatives_sentence(rest)
         if alt:
             return clean_answer(alt)
-        ans = _after_anchor(text, m.end())
+        ans = _after_anchor(rest)
         if ans:
             return clean_answer(_unprose(ans))
     return None
