@@ -51,18 +51,22 @@ from pathlib import Path
 from typing import Any
 
 from verimath.datagen.dedup import normalize_text
-from verimath.records import content_hash
+from verimath.records import VerdictStatus, content_hash, judged
 
 #: rejection reasons of a *judged* wrong sample (the only ones a pair's rejected side may have);
 #: ``unverifiable`` is a judged verdict: the answer could not be evaluated within the limits.
 JUDGED_WRONG = frozenset({"wrong", "no_answer", "unverifiable"})
-#: verdict statuses of a judged-wrong sample's grader verdict (when the record stores one)
-_WRONG_STATUSES = frozenset({"wrong", "no_answer", "unverifiable"})
+#: verdict statuses of a judged-wrong sample's grader verdict (when the record stores one): every
+#: judged status but CORRECT (:func:`verimath.records.judged`)
+_WRONG_STATUSES = frozenset(str(s) for s in VerdictStatus
+                            if judged(s) and s is not VerdictStatus.CORRECT)
 #: ``verified_by`` of reference rows that may be chosen: graded against the known answer, or
 #: (reference mode, :mod:`verimath.datagen.synth`) a program whose output matched it
 REFERENCE_VERIFIED = frozenset({"gold", "execution"})
-#: equivalence verdicts that say nothing about equivalence (could not judge)
-_UNJUDGED_STATUSES = frozenset({"timeout", "error"})
+#: equivalence verdicts that say nothing about equivalence (could not judge); a BAD_GOLD here is
+#: a chosen answer that does not parse as a reference: the two differ (as in the solve vote)
+_UNJUDGED_STATUSES = frozenset(str(s) for s in VerdictStatus
+                               if not judged(s) and s is not VerdictStatus.BAD_GOLD)
 _ORDERS = ("hardest", "random")
 
 

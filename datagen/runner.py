@@ -252,8 +252,8 @@ class StageRunner:
             raise RuntimeError(f"stage {stage.name}: {len(outs)} outcomes for {len(batch)} items")
         for (k, it), o in zip(batch, outs, strict=True):
             infra = infra_reasons_of(o)
-            if infra and not o.unjudged:  # the one rule, whatever the stage marked
-                o.unjudged = infra
+            if infra:  # the one rule, whatever the stage marked
+                o.unjudged = sorted({*o.unjudged, *infra})
             store.add(k, {"input": it["key"], **o.to_dict()})
         self.progress.advance(stage.name, len(batch))
 

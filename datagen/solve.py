@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from verimath.datagen.config import stage_settings
 from verimath.datagen.dedup import normalize_text
 from verimath.datagen.export import export_row
-from verimath.datagen.runner import INFRA_REASONS as RUNNER_INFRA_REASONS
 from verimath.datagen.runner import Item, Outcome, reject
 from verimath.datagen.stages import item_problem
 from verimath.jobs import fingerprint_of
@@ -55,10 +54,6 @@ _STATUS_REASON = {
     VerdictStatus.TIMEOUT: "grader_timeout",
     VerdictStatus.ERROR: "grader_error",
 }
-#: Attempt rejection reasons that are infrastructure failures (could not judge): a problem with
-#: any of them is not final and is solved again on resume (``DatagenConfig.infra_retries``).
-#: The one list of the engine (:data:`verimath.datagen.runner.INFRA_REASONS`).
-INFRA_REASONS = RUNNER_INFRA_REASONS
 
 
 class TimedBackend:
@@ -368,8 +363,9 @@ class SolveStage:
             why = ", ".join(f"{n} {r}" for r, n in counts.most_common())
             rej.append(reject({"key": it["key"], "problem": p.to_dict()},
                               f"no verified attempt: {why or 'no attempts'}", self.unit_in))
-        infra = sorted({reason for _, _, reason in rejected if reason in INFRA_REASONS})
-        return Outcome(kept=kept, rejected=rej, unjudged=infra)
+        # a problem with an attempt rejected for an infrastructure reason is not final: the
+        # engine marks it unjudged (verimath.datagen.runner.INFRA_REASONS), solved again on resume
+        return Outcome(kept=kept, rejected=rej)
 
     def _attempt_reject(self, it: Item, p: Problem, j: int, a: Attempt, reason: str,
                         verdict: Verdict | None = None) -> dict[str, Any]:
