@@ -143,12 +143,18 @@ class VerifierGate:
             self._judge(completions, kwargs)
         if index in self._scores:
             return self._scores[index]
-        out = list(self.funcs[index](completions=completions, **kwargs))
-        if len(out) != len(self._unjudged):
-            raise ValueError(f"reward {_callable_name(self.funcs[index])!r} returned {len(out)} "
-                             f"rewards for {len(self._unjudged)} completions")
+        out = self._call(index, completions, kwargs)
         self._watch(index, out)
         return [None if skip else r for r, skip in zip(out, self._unjudged, strict=True)]
+
+    def _call(self, index: int, completions: Sequence[Any], kwargs: dict[str, Any]
+              ) -> list[float | None]:
+        """Column ``index``'s own rewards, one per completion (ValueError otherwise)."""
+        out = list(self.funcs[index](completions=completions, **kwargs))
+        if len(out) != len(completions):
+            raise ValueError(f"reward {_callable_name(self.funcs[index])!r} returned {len(out)} "
+                             f"rewards for {len(completions)} completions")
+        return out
 
     def _watch(self, index: int, out: Sequence[float | None]) -> None:
         if self.watch is None or not self.training():
@@ -160,11 +166,7 @@ class VerifierGate:
     def _judge(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> None:
         self._batch, self._scores = None, {}
         for i in self.verifiers:
-            out = list(self.funcs[i](completions=completions, **kwargs))
-            if len(out) != len(completions):
-                raise ValueError(f"reward {_callable_name(self.funcs[i])!r} returned {len(out)} "
-                                 f"rewards for {len(completions)} completions")
-            self._scores[i] = out
+            self._scores[i] = self._call(i, completions, kwargs)
         cols = [[torch.nan if r is None else float(r) for r in self._scores[i]]
                 for i in self.verifiers]
         table = torch.tensor(cols, dtype=torch.float32).reshape(

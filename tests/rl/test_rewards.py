@@ -10,7 +10,6 @@ import torch
 
 from verimath.records import Verdict
 from verimath.records import VerdictStatus as S
-from verimath.rl.advantages import skip_unjudged
 from verimath.rl.concurrency import map_with_deadline
 from verimath.rl.rewards import (
     AnswerReward,
@@ -192,21 +191,6 @@ def test_registry_builds_only_requested_and_checks_verifiers():
         build_rewards([RewardSpec("answer")], pool, "pot")
     with pytest.raises(ValueError, match="unknown reward"):
         RewardSpec("bogus")
-
-
-def test_skip_unjudged_drops_shaping_when_the_verifier_failed():
-    nan = float("nan")
-    r = torch.tensor([[1.0, 1.0], [nan, 1.0], [0.0, 0.0], [nan, nan]])
-    out, frac = skip_unjudged(r, torch.tensor([True, False]))
-    assert torch.isnan(out[1]).all() and torch.isnan(out[3]).all()
-    assert out[0].tolist() == [1.0, 1.0] and out[2].tolist() == [0.0, 0.0]
-    assert frac == 0.5
-    # two verifiers: a row is kept while one of them judged it (e.g. proof n/a on informal)
-    r2 = torch.tensor([[1.0, nan, 1.0], [nan, nan, 1.0]])
-    out2, frac2 = skip_unjudged(r2, torch.tensor([True, True, False]))
-    assert out2[0, 2] == 1.0 and torch.isnan(out2[1]).all() and frac2 == 0.5
-    same, zero = skip_unjudged(r, torch.tensor([False, False]))
-    assert zero == 0.0 and torch.equal(torch.isnan(same), torch.isnan(r))
 
 
 def test_map_with_deadline_reports_errors_and_timeouts():
