@@ -132,7 +132,7 @@ class _Job:
     future: Future[dict[str, Any]]
 
 
-def _leading_header_lines(text: str) -> int:
+def leading_header_lines(text: str) -> int:
     """Lines the server splits off as its REPL header (leading ``import`` and blank lines)."""
     n = 0
     for line in text.splitlines():
@@ -345,7 +345,7 @@ def _to_code_lines(lr: LeanResponse, proof: str, head_lines: int, setup_lines: i
         ProverInfraError: an error in the header or setup, or no way to tell how the server
             anchored positions.
     """
-    split = _leading_header_lines(proof)
+    split = leading_header_lines(proof)
     shifts = {0, split}
     if len(shifts) > 1:
         # the setup (or, without one, the compile filter's own ``:= by sorry``) warns at its

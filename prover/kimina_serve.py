@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from verimath.prover.audit import COMMAND_KEYWORDS, screen_text
+from verimath.prover.kimina import leading_header_lines
 from verimath.prover.responses import LeanResponse
 from verimath.prover.types import LeanCrash, LeanTimeout, ProverInfraError
 
@@ -82,9 +83,7 @@ class KiminaCheckResponse(BaseModel):
 def split_header(code: str) -> tuple[str, str]:
     """``(header, body)``: the leading ``import`` / blank lines, and the rest."""
     lines = code.splitlines()
-    i = 0
-    while i < len(lines) and (not lines[i].strip() or lines[i].strip().startswith("import ")):
-        i += 1
+    i = leading_header_lines(code)  # the split kimina-lean-server itself makes
     return "\n".join(x.strip() for x in lines[:i] if x.strip()), "\n".join(lines[i:])
 
 

@@ -51,6 +51,7 @@ from verimath.reasoning.service.schemas import (
     Int,
     timeout_field,
 )
+from verimath.records import judged
 
 #: How a cell that was not the program's doing starts its stderr (a replacement interpreter).
 RESTART_PREFIX = RESTART_NOTE.split("(", 1)[0]
@@ -229,7 +230,7 @@ def nemo_result(res: ExecResult, language: str, limit: int,
     """Map one result onto NeMo-Skills' answer (rules in the module docstring)."""
     s = res.status
     status: Literal["completed", "error", "timeout", "sandbox_error"]
-    if res.infra_failure:  # the one predicate of could-not-judge for sandbox results
+    if not judged(res):  # the one predicate (verimath.records.judged)
         status = "sandbox_error"
     elif s is ExecStatus.TIMEOUT:
         status = "timeout"

@@ -19,6 +19,7 @@ from verimath.reasoning.sandbox.result import failed
 from verimath.reasoning.service import compat as C
 from verimath.reasoning.service import schemas as S
 from verimath.reasoning.service.routes import _check_batch, _limits, busy, errors
+from verimath.records import judged
 
 if TYPE_CHECKING:
     from verimath.reasoning.service.app import ServiceState, _Session
@@ -65,7 +66,7 @@ async def _run_cells(state: ServiceState, s: _Session, req: C.RunJupyterRequest,
                                  f"reached before cell {i}", cells, t0)
         limit = left if cell_s is None else min(cell_s, left)
         res = await state.run_cell(s, C.with_display(code, marker), limit)
-        if res.infra_failure:
+        if not judged(res):  # the one predicate (verimath.records.judged)
             return _jupyter_infra(state, f"cell {i}: {res.stderr.strip()}", cells)
         cells.append(C.jupyter_cell(res, marker))
         if res.status is ExecStatus.TIMEOUT:

@@ -20,6 +20,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from verimath.records import VerdictStatus
+
 #: the record files of a run folder a loader reads, in the order they are read
 RECORD_FILES = ("records.jsonl", "retries.jsonl")
 
@@ -198,25 +200,35 @@ def eval_attempt(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _round(proof: Any, verdict: dict[str, Any]) -> dict[str, Any]:
+    """One checked proof, compact: ``{"p", "s", "r", "d", "c"}``.
+
+    ``c`` is True / False when the verdict is judged (:func:`verimath.records.judged`), None when
+    it could not be judged (or there is none).
+    """
+    status = verdict.get("status")
+    try:
+        judged = VerdictStatus(str(status)).judged
+    except ValueError:  # no verdict, or one of another version: shown, never scored
+        judged = False
+    return {"p": proof, "s": status, "r": verdict.get("reason"), "d": verdict.get("detail"),
+            "c": status == "correct" if judged else None}
+
+
 def prove_attempt(a: dict[str, Any]) -> dict[str, Any]:
     """One prove attempt, compact.
 
     Returns:
-        ``{"s": status, "c": correct, "rd": [{"p": proof, "s", "r", "d"}] (whole mode: each
+        ``{"s": status, "c": correct, "rd": [{"p": proof, "s", "r", "d", "c"}] (whole mode: each
         correction round), "se": search result (bfs mode)}``. ``s`` is the last verdict's status;
         a search that found no proof has ``search_<status>``.
     """
-    rounds = []
-    for rd in a.get("rounds") or []:
-        v = rd.get("verdict") or {}
-        rounds.append({"p": rd.get("proof"), "s": v.get("status"), "r": v.get("reason"),
-                       "d": v.get("detail")})
+    rounds = [_round(rd.get("proof"), rd.get("verdict") or {}) for rd in a.get("rounds") or []]
     out: dict[str, Any] = {"c": a.get("correct"), "rd": rounds}
     if a.get("search") is not None:
         out["se"] = a["search"]
         if a.get("verdict"):
-            out["rd"] = [{"p": a["search"].get("proof"), "s": a["verdict"].get("status"),
-                          "r": a["verdict"].get("reason"), "d": a["verdict"].get("detail")}]
+            out["rd"] = [_round(a["search"].get("proof"), a["verdict"])]
     if out["rd"] and out["rd"][-1]["s"]:
         out["s"] = str(out["rd"][-1]["s"])
     elif a.get("search") is not None:

@@ -6,7 +6,6 @@
 (function () {
   const PAGE = 50;
   const UNJUDGED = "could not judge";
-  const JUDGED = new Set(["correct", "wrong", "no_answer", "unverifiable"]);
 
   // ------------------------------------------------------------------ DOM helpers
   function el(tag, attrs, ...kids) {
@@ -261,7 +260,7 @@
       const checks = d.checks ? Object.entries(d.checks).map(([k, v]) => el("span", { class: "badge " + (v === "pass" ? "correct" : "wrong") }, `${k}: ${v}`)) : null;
       const err = (d.errors || [])[0];
       return el("div", {},
-        el("div", { class: "head" }, el("span", { class: "muted" }, `round ${j + 1}`), badge(r.s, JUDGED.has(r.s) ? r.s === "correct" : null), r.r ? el("span", { class: "small" }, r.r) : null),
+        el("div", { class: "head" }, el("span", { class: "muted" }, `round ${j + 1}`), badge(r.s, r.c), r.r ? el("span", { class: "small" }, r.r) : null),
         r.p != null ? highlight(r.p, "lean") : null,
         checks ? el("div", { class: "small" }, "audit: ", checks) : null,
         (d.findings || []).length ? el("div", { class: "small" }, "findings: ", d.findings.map((f) => `${f.check}: ${f.why}`).join("; ")) : null,
