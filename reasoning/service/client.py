@@ -183,8 +183,8 @@ class EndpointPool:
             log.info("DELETE %s%s failed: %s", url, path, e)
 
 
-def _resolve_isolation(pool: EndpointPool) -> str:
-    """The isolation the servers report (``|``-joined when they differ).
+def _healthy(pool: EndpointPool) -> dict[str, dict[str, Any]]:
+    """``/health`` of every endpoint that answers (the others are set aside).
 
     Raises:
         SandboxError: no endpoint answers ``/health``.
@@ -195,6 +195,16 @@ def _resolve_isolation(pool: EndpointPool) -> str:
         raise SandboxError(f"no verimath serve endpoint answers /health: {pool.urls}")
     for u in set(found) - set(up):
         pool.mark_down(u, "health check failed at start")
+    return up
+
+
+def _resolve_isolation(pool: EndpointPool) -> str:
+    """The isolation the servers report (``|``-joined when they differ).
+
+    Raises:
+        SandboxError: no endpoint answers ``/health``.
+    """
+    up = _healthy(pool)
     kinds = sorted({str(h.get("isolation", "")) for h in up.values()})
     if len(kinds) > 1:
         log.warning("the endpoints run different isolation: %s", kinds)
@@ -224,6 +234,9 @@ class RemoteSandbox:
                  batch_size: int = 8, concurrency: int = 32) -> None:
         self.config = config or SandboxConfig()
         self.batch_size = batch_size
+        self._max_inflight = batch_size * concurrency
+        self._pending = 0  # pairs handed to grade / grade_many and not answered yet
+        self._pending_lock = threading.Lock()
         self._pool = EndpointPool(endpoints, api_key=api_key, retries=retries,
                                   cooldown_s=cooldown_s, max_connections=concurrency)
         self._isolation = _resolve_isolation(self._pool)
@@ -434,10 +447,22 @@ class RemoteSession:
 class RemoteGrader:
     """A :class:`~verimath.reasoning.grading.Grader` stand-in that grades on ``verimath serve``.
 
+    Each request's deadline is sized from the servers' own grader settings (``/health``
+    reports them): ``ceil(pairs / workers)`` times the most wall time one comparison may take
+    there (:meth:`~verimath.reasoning.grading.GraderConfig.call_budget_s`, re-checks and worker
+    starts included), plus 60 s, where ``pairs`` counts every pair this client may have in flight
+    at the time (its other requests share the server's workers). A batch of answers that each
+    run the server's grader out of its limits therefore still comes back judged
+    (``UNVERIFIABLE``: wrong), never as a client-side timeout (``ERROR``: could not judge) that
+    a policy could exploit to escape a wrong answer's reward. The deadline is only a safety
+    net against a server that hangs: a dead one fails at the transport level at once. Pairs
+    *other* clients send to the same server are not counted: give a server shared by many
+    reward processes enough grader workers.
+
     Args:
         endpoints: server base URLs.
-        config: only ``timeout_s`` is used (to bound each request); the servers grade with
-            their own settings.
+        config: used only to size deadlines for a server that does not report its grader
+            settings (one worker assumed); the servers grade with their own settings.
         api_key / retries / cooldown_s: see :class:`EndpointPool`.
         batch_size: pairs per ``/v1/grade`` request.
         concurrency: requests in flight at once.
@@ -451,9 +476,17 @@ class RemoteGrader:
                  batch_size: int = 64, concurrency: int = 8) -> None:
         self.config = config or GraderConfig()
         self.batch_size = batch_size
+        self._max_inflight = batch_size * concurrency
+        self._pending = 0  # pairs handed to grade / grade_many and not answered yet
+        self._pending_lock = threading.Lock()
         self._pool = EndpointPool(endpoints, api_key=api_key, retries=retries,
                                   cooldown_s=cooldown_s, max_connections=concurrency)
-        _resolve_isolation(self._pool)
+        budgets = [h.get("grader") for h in _healthy(self._pool).values()]
+        own = {"workers": 1, "call_budget_s": self.config.call_budget_s()}
+        #: (seconds one comparison may take, comparisons at once) of the slowest server
+        self.server_budget = (
+            max(float((b or own)["call_budget_s"]) for b in budgets),
+            min(max(1, int((b or own)["workers"])) for b in budgets))
         self._exec = ThreadPoolExecutor(concurrency, thread_name_prefix="remote-grader")
 
     def __enter__(self) -> RemoteGrader:
@@ -469,9 +502,11 @@ class RemoteGrader:
 
     def _send(self, pairs: list[tuple[str | None, str | None]], extract: bool) -> list[Verdict]:
         body = {"pairs": [{"gold": g, "pred": p} for g, p in pairs], "extract": extract}
-        limit = self.config.timeout_s * len(pairs) + 60.0  # the first call starts the workers
         try:
-            _, reply = self._pool.post("/v1/grade", body, timeout_s=limit)
+            with self._pending_lock:
+                inflight = max(len(pairs), min(self._pending, self._max_inflight))
+            _, reply = self._pool.post("/v1/grade", body,
+                                       timeout_s=self.request_timeout_s(inflight))
         except TransportFailure as e:
             why = f"grader service unreachable after retries: {e}"
             return [Verdict(VerdictStatus.ERROR, why, {"gold": None, "pred": None,
@@ -482,16 +517,37 @@ class RemoteGrader:
             raise RuntimeError(f"/v1/grade answered {len(verdicts)} verdicts for {len(pairs)}")
         return verdicts
 
+    def _track(self, n: int) -> None:
+        with self._pending_lock:
+            self._pending += n
+
+    def request_timeout_s(self, n_pairs: int) -> float:
+        """Read deadline (s) of a ``/v1/grade`` request while ``n_pairs`` pairs are in flight."""
+        per_pair, workers = self.server_budget
+        return -(-n_pairs // workers) * per_pair + 60.0
+
     def grade(self, gold: str | None, pred: str | None, *, extract: bool = True) -> Verdict:
         """One verdict (ERROR when the service is unreachable)."""
-        return self._send([(gold, pred)], extract)[0]
+        self._track(1)
+        try:
+            return self._send([(gold, pred)], extract)[0]
+        finally:
+            self._track(-1)
 
     def grade_many(self, pairs: Iterable[tuple[str | None, str | None]], *,
                    extract: bool = True) -> list[Verdict]:
         """Verdicts in input order, ``batch_size`` pairs per request, requests in parallel."""
         items = list(pairs)
         chunks = [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
-        futures = [self._exec.submit(self._send, ch, extract) for ch in chunks]
+        self._track(len(items))
+
+        def send(ch: list[tuple[str | None, str | None]]) -> list[Verdict]:
+            try:
+                return self._send(ch, extract)
+            finally:
+                self._track(-len(ch))
+
+        futures = [self._exec.submit(send, ch) for ch in chunks]
         return [v for f in futures for v in f.result()]
 
     def grade_iter(self, pairs: Iterable[tuple[str | None, str | None]], *, extract: bool = True,

@@ -183,10 +183,13 @@ def _add_info_routes(app: FastAPI, state: ServiceState) -> None:
         from fastapi.responses import JSONResponse
 
         sb = state.sandbox
+        gc = getattr(state.grader, "config", None) or state.cfg.grader
         body = {"status": "broken" if state.broken else "ok", "version": __version__,
                 "isolation": sb.isolation, "workers": sb.config.workers,
                 "inflight": state.inflight, "sessions": len(state.sessions),
-                "grader_started": state.grader is not None}
+                "grader_started": state.grader is not None,
+                "grader": {"timeout_s": gc.timeout_s, "workers": gc.workers,
+                           "call_budget_s": gc.call_budget_s()}}
         if state.broken:
             body["reason"] = state.broken
         return JSONResponse(body, status_code=503 if state.broken else 200)

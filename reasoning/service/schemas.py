@@ -217,8 +217,23 @@ class SessionClosed(BaseModel):
     closed: str
 
 
+class GraderBudget(BaseModel):
+    """The grader settings a ``/v1/grade`` client sizes its request deadline from.
+
+    ``call_budget_s`` is :meth:`~verimath.reasoning.grading.GraderConfig.call_budget_s`: the
+    most wall time one comparison may take (seconds), re-checks and worker starts included.
+    """
+
+    timeout_s: float
+    workers: int
+    call_budget_s: float
+
+
 class Health(BaseModel):
-    """Answer of ``GET /health`` (200 ``ok``, 503 ``broken`` with ``reason``)."""
+    """Answer of ``GET /health`` (200 ``ok``, 503 ``broken`` with ``reason``).
+
+    ``grader`` is None only from servers older than this field.
+    """
 
     status: Literal["ok", "broken"]
     version: str
@@ -227,6 +242,7 @@ class Health(BaseModel):
     inflight: int
     sessions: int
     grader_started: bool
+    grader: GraderBudget | None = None
     reason: str | None = None
 
 

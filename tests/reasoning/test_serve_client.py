@@ -144,6 +144,41 @@ def test_remote_grader_and_lost_server(sb) -> None:
     g.close()
 
 
+def test_remote_grader_deadline_is_sized_from_the_servers_grader(sb) -> None:
+    """A request's deadline covers every pair this client has in flight at the server's own
+    worst case per comparison, so answers that each run the server's grader out of its limits
+    come back judged instead of timing out on the client (issue 18's gaming vector)."""
+    server_cfg = GraderConfig(timeout_s=3.0, workers=2, retry_wall_factor=4.0,
+                              start_timeout_s=20.0)
+    srv = ThreadServer(ServeConfig(port=free_port(), sandbox=sb.config, grader=server_cfg),
+                       sandbox=sb)
+    with srv:
+        health = httpx.get(srv.url + "/health").json()
+        assert health["grader"] == {"timeout_s": 3.0, "workers": 2,
+                                    "call_budget_s": server_cfg.call_budget_s()}
+        # the client's own (short) timeout_s no longer bounds the request
+        g = RemoteGrader([srv.url], config=GraderConfig(timeout_s=0.1), batch_size=2,
+                         concurrency=3)
+        try:
+            assert g.request_timeout_s(64) >= 32 * server_cfg.call_budget_s()
+            assert g.request_timeout_s(1) >= server_cfg.call_budget_s()
+            seen: list[float] = []
+            post = g._pool.post
+
+            def spy(path, body, *, timeout_s, **kw):
+                seen.append(timeout_s)
+                return post(path, body, timeout_s=timeout_s, **kw)
+
+            g._pool.post = spy
+            got = g.grade_many([("1", "1"), ("2", "3")] * 3)
+            assert [v.status for v in got] == [VerdictStatus.CORRECT, VerdictStatus.WRONG] * 3
+            # the three 2-pair requests were sent while all 6 pairs were pending
+            assert max(seen) == g.request_timeout_s(6) and min(seen) >= g.request_timeout_s(2)
+            assert g._pending == 0
+        finally:
+            g.close()
+
+
 def test_factory_picks_local_or_remote(pair, tmp_path) -> None:
     from verimath.config import ConfigError, load_config
     from verimath.reasoning.evaluation import EvalConfig

@@ -238,6 +238,25 @@ def test_a_killed_sandbox_fork_server_gives_none(grader):
         assert box["r"] == [None]
 
 
+def test_grader_hanging_answers_graded_on_a_serve_endpoint_get_zero(sandbox):
+    """Through ``verimath serve`` too: the remote grader waits out the server's own re-checks."""
+    from tests.reasoning.serve_util import ThreadServer, free_port
+    from verimath.reasoning.service.app import ServeConfig
+    from verimath.reasoning.service.client import RemoteGrader
+
+    cfg = ServeConfig(port=free_port(), sandbox=sandbox.config,
+                      grader=GraderConfig(timeout_s=1.0, workers=2))
+    with ThreadServer(cfg, sandbox=sandbox) as srv:
+        g = RemoteGrader([srv.url], batch_size=2)
+        try:
+            fn = AnswerReward(VerifierPool(grader=g, workers=1), strategy="cot")
+            hangs = [r"The answer is \boxed{9^{9^{9^{9}}}}", r"so \boxed{(10^{10^{10^{10}}})!}"]
+            got = fn([*hangs, r"\boxed{7}"], answer=[GOLD] * 3)
+        finally:
+            g.close()
+    assert got == [0.0, 0.0, 1.0]
+
+
 def test_a_serve_endpoint_that_dies_gives_none():
     from tests.reasoning.serve_util import free_port, start_cli, wait_healthy
     from verimath.reasoning.service.client import RemoteGrader
