@@ -188,7 +188,7 @@ def _add_info_routes(app: FastAPI, state: ServiceState) -> None:
                 "isolation": sb.isolation, "workers": sb.config.workers,
                 "inflight": state.inflight, "sessions": len(state.sessions),
                 "grader_started": state.grader is not None,
-                "grader": {"timeout_s": gc.timeout_s, "workers": gc.workers,
+                "grader": {"comparison_timeout_s": gc.timeout_s, "workers": gc.workers,
                            "call_budget_s": gc.call_budget_s()}}
         if state.broken:
             body["reason"] = state.broken

@@ -220,11 +220,13 @@ class SessionClosed(BaseModel):
 class GraderBudget(BaseModel):
     """The grader settings a ``/v1/grade`` client sizes its request deadline from.
 
-    ``call_budget_s`` is :meth:`~verimath.reasoning.grading.GraderConfig.call_budget_s`: the
-    most wall time one comparison may take (seconds), re-checks and worker starts included.
+    ``comparison_timeout_s`` is the grader's ``timeout_s`` (named apart from the request
+    fields whose maximum the schema states); ``call_budget_s`` is
+    :meth:`~verimath.reasoning.grading.GraderConfig.call_budget_s`: the most wall time one
+    comparison may take (seconds), re-checks and worker starts included.
     """
 
-    timeout_s: float
+    comparison_timeout_s: float
     workers: int
     call_budget_s: float
 

@@ -154,7 +154,7 @@ def test_remote_grader_deadline_is_sized_from_the_servers_grader(sb) -> None:
                        sandbox=sb)
     with srv:
         health = httpx.get(srv.url + "/health").json()
-        assert health["grader"] == {"timeout_s": 3.0, "workers": 2,
+        assert health["grader"] == {"comparison_timeout_s": 3.0, "workers": 2,
                                     "call_budget_s": server_cfg.call_budget_s()}
         # the client's own (short) timeout_s no longer bounds the request
         g = RemoteGrader([srv.url], config=GraderConfig(timeout_s=0.1), batch_size=2,
