@@ -141,6 +141,16 @@ class LeanChecker:
         """Toolchain and Mathlib revision of the runner."""
         return self.runner.lean
 
+    def call_budget_s(self) -> float:
+        """Upper bound (s) of one :meth:`check`'s Lean time: each try and its CPU-timed re-check.
+
+        A caller's own deadline for one check (a reward's safety net) should not be shorter.
+        """
+        rcfg = getattr(self.runner, "config", None)
+        limit = self.timeout_s or getattr(rcfg, "timeout_s", None) or 120.0
+        factor = getattr(rcfg, "retry_wall_factor", 0.0)
+        return limit * (1 + factor) * (self.crash_retries + 1) + 30.0
+
     def _run(self, code: str, header: str, setup: str = ""
              ) -> tuple[LeanResponse | None, str | None]:
         """``(response, None)`` or ``(None, infra reason)``; crashes are retried."""

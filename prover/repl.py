@@ -31,6 +31,7 @@ from verimath.prover.lean_text import drop_proof_marker
 from verimath.prover.responses import LeanResponse, classify_step, to_lean_response
 from verimath.prover.types import (
     LeanCrash,
+    LeanStarved,
     LeanTimeout,
     LeanUnavailable,
     LeanVersion,
@@ -50,13 +51,22 @@ class ReplConfig:
         project_dir: Lean project with Mathlib (``lake-manifest.json``); None reads
             ``$VERIMATH_LEAN_PROJECT``.
         workers: REPL processes (each needs several GB of memory with Mathlib imported).
-        timeout_s: wall-clock limit of one check or tactic, in seconds.
+        timeout_s: wall-clock limit of one check or tactic, in seconds. A check or tactic that
+            reaches it having used at least ``judged_cpu_fraction`` of it in CPU time (the REPL
+            process tree's) ran Lean out of its limits itself: a failed proof / expansion. One
+            that used less was starved by a loaded machine: a whole-proof check is re-checked
+            with a CPU-time limit of ``timeout_s`` (judged) and a wall cap of
+            ``retry_wall_factor * timeout_s`` (past it: could not judge, :class:`LeanStarved`);
+            a tactic counts as a crashed (infrastructure) step. Where the process cannot be
+            measured (no local process), a timeout is a failed proof as before.
         header_timeout_s: limit for elaborating a header (``import Mathlib``), in seconds.
         memory_mb: hard address-space cap of each REPL process, in MiB.
         max_uses: checks a worker serves before it is replaced; each tactic step counts as
             one use too.
         max_proof_states: proof states a worker may hold (every ``ProofStep`` answer and
             every sorry creates one, and the REPL never frees them) before it is replaced.
+        judged_cpu_fraction: see ``timeout_s`` (0 judges every timeout at once, as before).
+        retry_wall_factor: wall cap of the CPU-timed re-check, as a multiple of ``timeout_s``.
         lake_path: the ``lake`` executable.
         local_repl_path: a prebuilt REPL checkout (``lake build`` done) to use instead of the
             one ``lean_interact`` clones and builds into its cache; None uses that cache,
@@ -70,6 +80,8 @@ class ReplConfig:
     memory_mb: int = 16384
     max_uses: int = 200
     max_proof_states: int = 2000
+    judged_cpu_fraction: float = 0.5
+    retry_wall_factor: float = 4.0
     lake_path: str = "lake"
     local_repl_path: str | None = None
 
@@ -81,6 +93,9 @@ class ReplConfig:
         if self.memory_mb < 512:
             raise ValueError(f"memory_mb={self.memory_mb}: Lean with Mathlib needs >= 512 MiB "
                              "(8192+ recommended)")
+        if not 0 <= self.judged_cpu_fraction <= 1 or self.retry_wall_factor < 1:
+            raise ValueError(f"judged_cpu_fraction={self.judged_cpu_fraction} must be in [0, 1] "
+                             f"and retry_wall_factor={self.retry_wall_factor} >= 1")
         if self.max_uses < 1 or self.max_proof_states < 1:
             raise ValueError(f"max_uses={self.max_uses}, max_proof_states="
                              f"{self.max_proof_states}: both must be >= 1")
@@ -102,6 +117,82 @@ class ServerLike(Protocol):
         ...
 
 
+def _tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) of process ``pid`` and its live descendants; None: gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
+class CpuMeter:
+    """CPU time a server's process tree spends while a request runs (sampled every 0.1 s).
+
+    ``lean_interact`` kills the process the moment a request times out, so the last sample
+    (at most one period old) is what the request got. With ``cpu_limit_s`` the meter kills the
+    server once the request has used that much CPU (:attr:`hit_limit` is then True).
+
+    Args:
+        server: a ``lean_interact.LeanServer`` (its ``_proc`` is read: ``lean_interact`` has
+            no public accessor for the process) or a double without one (nothing measured).
+        cpu_limit_s: kill the server past this many CPU seconds; None: only measure.
+    """
+
+    PERIOD_S = 0.1
+
+    def __init__(self, server: Any, cpu_limit_s: float | None = None) -> None:
+        proc = getattr(server, "_proc", None)
+        self.pid: int | None = getattr(proc, "pid", None)
+        self.server, self.cpu_limit_s = server, cpu_limit_s
+        self.hit_limit = False
+        self._base = _tree_cpu_s(self.pid) if self.pid is not None else None
+        self._last = self._base
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> CpuMeter:
+        if self._base is not None:
+            self._thread = threading.Thread(target=self._poll, daemon=True, name="lean-cpu")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _poll(self) -> None:
+        assert self.pid is not None
+        while not self._stop.wait(self.PERIOD_S):
+            now = _tree_cpu_s(self.pid)
+            if now is None:
+                return
+            self._last = now
+            if self.cpu_limit_s is not None and self.used_s is not None \
+                    and self.used_s >= self.cpu_limit_s:
+                self.hit_limit = True
+                self.server.kill()
+                return
+
+    @property
+    def used_s(self) -> float | None:
+        """CPU seconds used since the meter started; None: not measurable."""
+        if self._base is None or self._last is None:
+            return None
+        return max(0.0, self._last - self._base)
+
+
 class ReplWorker:
     """One REPL process and the header environments it holds."""
 
@@ -112,20 +203,33 @@ class ReplWorker:
         self.proof_states = 0
         self.envs: dict[tuple[str, ...], int | None] = {(): None}
 
-    def request(self, request: Any, timeout_s: float | None) -> Any:
+    def request(self, request: Any, timeout_s: float | None,
+                cpu_limit_s: float | None = None) -> Any:
         """Send one request; map ``lean_interact``'s exceptions to ours.
 
+        Args:
+            request: a ``lean_interact`` request.
+            timeout_s: wall-clock limit, seconds (None: none).
+            cpu_limit_s: CPU-time limit of the process tree, seconds (None: none).
+
         Raises:
-            LeanTimeout: no answer in time (lean_interact has killed the process).
+            LeanTimeout: no answer in time (lean_interact has killed the process), or the
+                request used ``cpu_limit_s``; ``cpu_s`` / ``wall_s`` say what it used.
             LeanCrash: process gone, broken pipe, unreadable output, out of memory.
         """
-        try:
-            return self.server.run(request, timeout=timeout_s)
-        except TimeoutError as e:
-            raise LeanTimeout(str(e) or f"no answer in {timeout_s}s") from e
-        except (ConnectionError, ChildProcessError, OSError, MemoryError,
-                json.JSONDecodeError, ValueError) as e:
-            raise LeanCrash(f"{type(e).__name__}: {e}") from e
+        t0 = time.monotonic()
+        with CpuMeter(self.server, cpu_limit_s) as meter:
+            try:
+                return self.server.run(request, timeout=timeout_s)
+            except TimeoutError as e:
+                raise LeanTimeout(str(e) or f"no answer in {timeout_s}s", cpu_s=meter.used_s,
+                                  wall_s=time.monotonic() - t0) from e
+            except (ConnectionError, ChildProcessError, OSError, MemoryError,
+                    json.JSONDecodeError, ValueError) as e:
+                if meter.hit_limit:
+                    raise LeanTimeout(f"used its {cpu_limit_s:g} s of CPU time",
+                                      cpu_s=meter.used_s, wall_s=time.monotonic() - t0) from e
+                raise LeanCrash(f"{type(e).__name__}: {e}") from e
 
     def env_for(self, *parts: str) -> int | None:
         """Environment id after elaborating ``parts`` in order (e.g. header, then setup).
@@ -169,6 +273,8 @@ class PoolStats:
     retired_crash: int = 0
     retired_states: int = 0
     killed_at_close: int = 0
+    rechecked: int = 0  # checks re-run CPU-timed after a starved timeout
+    starved: int = 0  # checks / tactics left unjudged: the machine was too loaded
 
 
 def repl_config(config: ReplConfig, *, build: bool = False) -> Any:
@@ -330,6 +436,35 @@ class ReplPool:
     def run(self, code: str, header: str, timeout_s: float | None = None,
             setup: str = "") -> LeanResponse:
         """Run ``code`` after ``header`` and ``setup`` on some worker (``LeanRunner.run``)."""
+        limit = timeout_s or self.config.timeout_s
+        try:
+            return self._run_once(code, header, setup, limit, None)
+        except LeanTimeout as e:
+            if not self.starved(e, limit):
+                raise
+            log.warning("lean check starved (%s); re-checking with a %.0f s CPU limit", e, limit)
+            self.stats.rechecked += 1
+        try:
+            return self._run_once(code, header, setup, limit * self.config.retry_wall_factor,
+                                  limit)
+        except LeanTimeout as e:
+            if e.cpu_s is not None and e.cpu_s >= limit:  # used its CPU limit: the proof's own
+                raise
+            self.stats.starved += 1
+            raise LeanStarved(f"no answer in {e.wall_s or 0:.0f} s, re-check included, with "
+                              f"only {e.cpu_s or 0:.1f} s of CPU time: the machine was too "
+                              "loaded to decide") from e
+
+    def starved(self, e: LeanTimeout, limit_s: float) -> bool:
+        """Whether timeout ``e`` of a request with wall limit ``limit_s`` was the machine's.
+
+        True when the process tree was measured and used less than ``judged_cpu_fraction``
+        of ``limit_s`` in CPU time.
+        """
+        return e.cpu_s is not None and e.cpu_s < self.config.judged_cpu_fraction * limit_s
+
+    def _run_once(self, code: str, header: str, setup: str, wall_s: float,
+                  cpu_limit_s: float | None) -> LeanResponse:
         from lean_interact import Command
 
         worker = self.acquire()
@@ -337,7 +472,7 @@ class ReplPool:
         try:
             env = worker.env_for(header, setup)
             t0 = time.monotonic()
-            resp = worker.request(Command(cmd=code, env=env), timeout_s or self.config.timeout_s)
+            resp = worker.request(Command(cmd=code, env=env), wall_s, cpu_limit_s)
             worker.uses += 1
             lr = to_lean_response(resp, time.monotonic() - t0)
             worker.proof_states += len(lr.sorry_info)
@@ -405,8 +540,11 @@ class ReplProofEnv(ReplayingEnv):
         assert self._worker is not None
         try:
             return self._worker.request(request, self.timeout_s)
-        except LeanTimeout:
+        except LeanTimeout as e:
             self._failure = "timeout"
+            if self.pool.starved(e, self.timeout_s):  # the machine's, not the tactic's
+                self.pool.stats.starved += 1
+                raise LeanCrash(f"starved: {e} after only {e.cpu_s:.1f} s of CPU time") from e
             raise
         except LeanCrash:
             self._failure = "crash"

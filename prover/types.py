@@ -32,7 +32,26 @@ class LeanUnavailable(ProverInfraError):
 
 
 class LeanTimeout(ProverInfraError):
-    """Lean did not answer within the wall-clock limit; the process was killed, not reused."""
+    """Lean did not answer within its limit; the process was killed, not reused.
+
+    Attributes:
+        cpu_s: CPU seconds the Lean process tree spent on the request (None: not measured,
+            e.g. a remote server or a test double without a process).
+        wall_s: wall seconds the request ran (None: not measured).
+    """
+
+    def __init__(self, message: str, *, cpu_s: float | None = None,
+                 wall_s: float | None = None) -> None:
+        super().__init__(message)
+        self.cpu_s, self.wall_s = cpu_s, wall_s
+
+
+class LeanStarved(ProverInfraError):
+    """Lean ran out of wall time without using its CPU budget, even when re-checked.
+
+    The machine was too loaded to decide (could not judge, never a failed proof): a proof that
+    itself runs Lean out of its limits burns CPU the whole time.
+    """
 
 
 class LeanCrash(ProverInfraError):

@@ -195,9 +195,12 @@ def _call_budget_s(component: Any) -> float:
     """Upper bound of one call's wall time on ``component`` (its limits plus its overheads).
 
     A grader or a sandbox: its config's ``call_budget_s()`` (:meth:`GraderConfig.call_budget_s`,
-    :meth:`SandboxConfig.call_budget_s`); a proof checker: its ``timeout_s`` times (crash
-    retries + 1) plus a margin; an object with none of these: 60 s.
+    :meth:`SandboxConfig.call_budget_s`); a proof checker: its own ``call_budget_s()``
+    (:meth:`verimath.prover.checker.LeanChecker.call_budget_s`), else its ``timeout_s`` times
+    (crash retries + 1) plus a margin; an object with none of these: 60 s.
     """
+    if callable(getattr(component, "call_budget_s", None)):  # a LeanChecker
+        return float(component.call_budget_s())
     cfg = getattr(component, "config", None)
     if callable(getattr(cfg, "call_budget_s", None)):
         return float(cfg.call_budget_s())
