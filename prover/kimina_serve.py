@@ -36,6 +36,7 @@ from verimath.prover.audit import COMMAND_KEYWORDS, screen_text
 from verimath.prover.kimina import leading_header_lines
 from verimath.prover.responses import LeanResponse
 from verimath.prover.types import LeanCrash, LeanTimeout, ProverInfraError
+from verimath.reasoning.service.schemas import OWN_LIMITS, Int
 
 #: commands a kimina snippet may hold (``axiom`` and attribute/initialize hooks may not)
 ALLOWED_COMMANDS = COMMAND_KEYWORDS - {"axiom", "attribute", "initialize",
@@ -57,9 +58,10 @@ class KiminaSnippet(BaseModel):
 class KiminaCheckRequest(BaseModel):
     """kimina-lean-server's ``/api/check`` request (``timeout`` in seconds)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True,  # not the sandbox's time maximum
+                              json_schema_extra={OWN_LIMITS: True})
     snippets: list[KiminaSnippet] = Field(min_length=1, max_length=1024)
-    timeout: int = Field(30, ge=1, le=3600)
+    timeout: Int = Field(30, ge=1, le=3600)
     debug: bool = False
     reuse: bool = True
     infotree: str | None = None
@@ -134,7 +136,8 @@ class KiminaCheckService:
             return KiminaResult(id=snippet.id, response={"messages": [msg]})
         t0 = time.monotonic()
         try:
-            lr = self.runner.run(body, header, timeout_s)
+            # a snippet of imports only still elaborates them (a REPL command is never empty)
+            lr = self.runner.run(body if body.strip() else "\n", header, timeout_s)
         except LeanTimeout:
             return KiminaResult(id=snippet.id, time=round(time.monotonic() - t0, 6),
                                 error=f"Lean REPL command timed out in {timeout_s} seconds")
@@ -148,11 +151,14 @@ class KiminaCheckService:
         """Mount ``POST /api/check`` on ``app`` (checks run in ``state``'s thread pools)."""
         import anyio
 
+        from verimath.reasoning.service.routes import check_batch, errors
+
         limiter = anyio.CapacityLimiter(max(1, int(getattr(self.runner, "parallelism", 1))))
 
         @app.post("/api/check", response_model=KiminaCheckResponse,
-                  response_model_exclude_none=True, tags=["kimina"])
+                  response_model_exclude_none=True, tags=["kimina"], responses=errors(400))
         async def api_check(req: KiminaCheckRequest) -> Any:
+            check_batch(state, len(req.snippets), "snippets")
             async def one(s: KiminaSnippet, out: list[Any], i: int) -> None:
                 out[i] = await state.blocking(self.check_one, s, float(req.timeout),
                                               limiter=limiter)

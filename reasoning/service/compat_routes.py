@@ -18,7 +18,7 @@ from verimath.reasoning.sandbox import ExecResult, ExecStatus, SandboxError
 from verimath.reasoning.sandbox.result import failed
 from verimath.reasoning.service import compat as C
 from verimath.reasoning.service import schemas as S
-from verimath.reasoning.service.routes import _check_batch, _limits, busy, errors
+from verimath.reasoning.service.routes import _limits, busy, check_batch, errors
 from verimath.records import judged
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def add_compat_routes(app: FastAPI, state: ServiceState) -> None:
 def _add_jupyter(app: FastAPI, state: ServiceState) -> None:
     @app.post("/run_jupyter", response_model=C.RunJupyterResponse, responses=errors(400))
     async def run_jupyter(req: C.RunJupyterRequest) -> Any:
-        _check_batch(state, len(req.cells), "cells")
+        check_batch(state, len(req.cells), "cells")
         total, mem = _limits(state, S.capped(req, "total_timeout", state.cfg.max_timeout_s),
                              None, "total_timeout")
         cell_limit, _ = _limits(state, req.cell_timeout or None, None, "cell_timeout")

@@ -24,7 +24,7 @@ def _limits(state: ServiceState, timeout_s: float | None, memory_mb: int | None,
         raise HTTPException(400, f"{where}: {e}") from e
 
 
-def _check_batch(state: ServiceState, n: int, field: str) -> None:
+def check_batch(state: ServiceState, n: int, field: str) -> None:
     """422 naming ``field`` (as the OpenAPI ``maxItems`` says) over ``max_batch`` items."""
     from fastapi.exceptions import RequestValidationError
 
@@ -104,7 +104,7 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
 
     @app.post("/v1/exec", response_model=S.ExecResults, responses=errors(400))
     async def exec_batch(batch: S.ExecBatch) -> dict[str, Any]:
-        _check_batch(state, len(batch.requests), "requests")
+        check_batch(state, len(batch.requests), "requests")
         lims = [_limits(state, r.timeout_s, r.memory_mb, f"requests[{i}]")
                 for i, r in enumerate(batch.requests)]
         results = await asyncio.gather(*(state.execute(r.code, t, m)
@@ -116,7 +116,7 @@ def _add_exec_routes(app: FastAPI, state: ServiceState) -> None:
     async def grade(batch: S.GradeBatch) -> dict[str, Any]:
         from verimath.reasoning.grading import GraderClosed, GraderUnavailable
 
-        _check_batch(state, len(batch.pairs), "pairs")
+        check_batch(state, len(batch.pairs), "pairs")
         pairs = [(p.gold, p.pred) for p in batch.pairs]
         try:
             lim = state.grade_limiter

@@ -255,6 +255,12 @@ _MEMORY_FIELDS = frozenset({"memory_limit_MB", "memory_mb"})
 _BATCH_FIELDS = frozenset({"requests", "pairs", "cells", "snippets"})
 
 
+#: a request model whose time limit is its own, not the sandbox's (kimina's ``/api/check``: a
+#: Lean check's ``timeout`` is bounded by the Lean service): :func:`schema_limits` leaves its
+#: time fields alone (its batch is still ``max_batch``)
+OWN_LIMITS = "x-verimath-own-limits"
+
+
 def schema_limits(schema: dict[str, Any], max_timeout_s: float, max_memory_mb: int,
                   max_batch: int) -> dict[str, Any]:
     """Write one server's limits into its OpenAPI ``schema`` (in place; returned).
@@ -262,14 +268,16 @@ def schema_limits(schema: dict[str, Any], max_timeout_s: float, max_memory_mb: i
     The request models carry hard bounds; a server's ``max_timeout_s`` / ``max_memory_mb`` /
     ``max_batch`` are tighter and answered with 400 / 422. Showing them as ``maximum`` /
     ``maxItems`` makes the schema say exactly what this server accepts; a default over the
-    maximum is shown capped, as :func:`capped` applies it.
+    maximum is shown capped, as :func:`capped` applies it. The time fields of models marked
+    :data:`OWN_LIMITS` are left alone.
     """
     for model in schema.get("components", {}).get("schemas", {}).values():
+        own_time = bool(model.get(OWN_LIMITS))
         for name, prop in (model.get("properties") or {}).items():
             alts = prop.get("anyOf", [prop])
             for alt in alts:
                 kind = alt.get("type")
-                if name in _TIME_FIELDS and kind in ("number", "integer"):
+                if name in _TIME_FIELDS and kind in ("number", "integer") and not own_time:
                     alt["maximum"] = min(alt.get("maximum", max_timeout_s), max_timeout_s)
                 elif name in _MEMORY_FIELDS and kind == "integer":
                     alt["maximum"] = min(alt.get("maximum", max_memory_mb), max_memory_mb)

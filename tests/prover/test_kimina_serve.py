@@ -53,7 +53,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Any:
                     LeanVersion("REPLAY of leanprover/lean4:v4.33.0-rc2 transcripts", None),
                     server_factory=lambda: ReplayLeanServer(log))
     box = Sandbox(SandboxConfig(timeout_s=5.0, memory_mb=512, workers=1))
-    cfg = ServeConfig(port=free_port(), sandbox=box.config)
+    cfg = ServeConfig(port=free_port(), sandbox=box.config, max_batch=8)
     with ThreadServer(cfg, sandbox=box, lean=KiminaCheckService(pool)) as s:
         yield s
     box.close()
@@ -107,3 +107,11 @@ def test_bad_requests_are_422_naming_the_field(serve: Any) -> None:
 ])
 def test_audit_findings(code: str, bad: bool) -> None:
     assert bool(audit_findings(split_header(code)[1])) is bad
+
+
+def test_schemathesis_finds_no_contract_failures_on_api_check(serve: Any, tmp_path) -> None:
+    """``/api/check`` under schemathesis (the serve contract test runs without a Lean)."""
+    from tests.reasoning.test_serve_contract import run_schemathesis
+
+    run_schemathesis(serve.url, tmp_path, "--include-path", "/api/check",
+                     "--max-examples", "10")

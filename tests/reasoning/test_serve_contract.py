@@ -40,15 +40,23 @@ def _schemathesis() -> str:
     return found
 
 
-def test_schemathesis_finds_no_contract_failures(srv, tmp_path) -> None:
-    cmd = [_schemathesis(), "run", f"{srv.url}/openapi.json", "--checks", "all",
-           "--max-examples", "20", "--seed", "20", "--no-color"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+def run_schemathesis(url: str, cwd: Path, *args: str) -> str:
+    """``schemathesis run`` (``--checks all``, a fixed seed) over ``url``'s OpenAPI; asserts
+    zero failures and returns the report. ``args`` come last (``--max-examples N``, ...)."""
+    cmd = [_schemathesis(), "run", f"{url}/openapi.json", "--checks", "all",
+           "--max-examples", "20", "--seed", "20", "--no-color", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=cwd,
                          env={"PATH": str(Path(sys.executable).parent), "HOME": "/tmp",
                               "SCHEMATHESIS_TELEMETRY": "false"})
     report = out.stdout + out.stderr
+    (cwd / "schemathesis.log").write_text(report)
     assert out.returncode == 0, report[-6000:]
     assert "passed" in report and "failure" not in report.split("SUMMARY")[-1], report[-3000:]
+    return report
+
+
+def test_schemathesis_finds_no_contract_failures(srv, tmp_path) -> None:
+    run_schemathesis(srv.url, tmp_path)
 
 
 @pytest.mark.parametrize(
