@@ -21,7 +21,8 @@ What differs, on purpose:
 
 Could-not-judge, as kimina-client reads it: a proof that runs Lean out of ``timeout`` answers
 ``error: "Lean REPL command timed out in N seconds"`` (``timeout_error``, the proof's own
-failure); a crashed REPL or an unusable answer answers ``error: "verimath: could not judge:
+failure); a crashed REPL, an unusable answer or a check starved by a loaded machine
+(:class:`~verimath.prover.types.LeanStarved`) answers ``error: "verimath: could not judge:
 ..."`` (``server_error``); nothing of that kind is ever a ``response``.
 """
 
