@@ -306,3 +306,68 @@ def test_a_damaged_record_line_is_left_out_and_named(runs, tmp_path) -> None:
     d = load_run(run)
     assert len(d["problems"]) == 5 and len(d["damaged"]) == 1
     assert "records.jsonl:2" in d["damaged"][0]
+
+
+def test_prove_report_shows_statements_proofs_and_audit(browser, tmp_path, shared_data) -> None:
+    from verimath.prover.evaluation import ProveConfig
+    from verimath.prover.evaluation import main as prove
+    from verimath.prover.scripted import ScriptedChecker
+
+    names = [json.loads(x)["name"] for x in
+             (shared_data / "minif2f" / "minif2f.jsonl").open()][:3]
+
+    def policy(prompt: Any, j: int, params: Any) -> str:  # solves the first problem only
+        text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+        return "  nlinarith [h₂]\n" if f"theorem {names[0]} " in text else "  simp\n"
+
+    out = tmp_path / "prove"
+    prove(ProveConfig(benchmark="minif2f", split="valid", limit=3, n=2, k=(1, 2), out=str(out)),
+          progress=False, backend=ScriptedBackend(policy),
+          checker=ScriptedChecker({names[0]: ["by\n  nlinarith [h₂]"]}))
+    pg = Page(browser, out / "report.html")
+    page = pg.page
+    assert pg.ids() == names
+    assert "pass@1" in page.text_content("#vm-cards") and "solved" in page.text_content("#vm-cards")
+    assert pg.filter("correct") == [names[0]]
+    assert set(pg.filter("wrong")) == set(names[1:])
+    pg.filter("all")
+    page.click(f"#vm-rows tr.row[data-id='{names[0]}']")
+    detail = page.locator("#vm-rows tr.detail")
+    assert detail.locator(".attempt").count() == 2
+    assert detail.locator(".attempt[data-status='correct']").count() == 2
+    assert f"theorem {names[0]}" in detail.locator("pre.code").first.inner_text()
+    assert "nlinarith" in detail.inner_text()
+    page.screenshot(path=str(tmp_path / "prove_report.png"), full_page=True)
+    assert pg.errors == []
+
+
+def test_iterate_report_shows_training_pairs_and_links_rounds(runs, browser) -> None:
+    it = runs["tmp"] / "iterate_browser"
+    for r, src in ((0, runs["a"]), (1, runs["b"])):
+        shutil.copytree(src, it / f"round_{r}" / "eval", dirs_exist_ok=True)
+    base = {"model": "base", "accuracy": 0.375, "accuracy_ci95": [0.1, 0.7], "n_problems": 5,
+            "n_judged": 4, "gain_vs_base": None, "verified_yield": None, "data": None}
+    rows = [{"round": 0, **base},
+            {**base, "round": 1, "model": "round_1/dpo/final", "accuracy": 0.5,
+             "gain_vs_base": {"gain": 0.125, "ci95": [-0.25, 0.5], "problems": 4},
+             "train": ["sft", "dpo"], "pairs": 55, "reward_margin": 0.115,
+             "reward_accuracy": 1.0, "verified": 1, "attempts": 78, "verified_yield": 1 / 78,
+             "data": {"seed": 614, "generated": 1, "train": 615}}]
+    (it / "rounds.json").write_text(json.dumps({"rounds": rows}))
+    (it / "manifest.json").write_text(json.dumps({"job": "iterate", "config": {}}))
+    build_report([it])
+    pg = Page(browser, it / "report.html")
+    page = pg.page
+    cells = page.eval_on_selector_all(
+        "#vm-rounds tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.innerText))")
+    head = page.eval_on_selector_all("#vm-rounds thead th", "hs => hs.map(h => h.innerText)")
+    assert len(cells) == 2
+    r1 = dict(zip(head, cells[1], strict=True))
+    assert r1["train"] == "sft+dpo" and r1["pairs"] == "55"
+    assert r1["reward margin (accuracy)"] == "+0.115 (100.0%)"
+    assert r1["SFT rows seed+own"] == "614+1 = 615" and r1["verified yield"].startswith("1/78")
+    assert dict(zip(head, cells[0], strict=True))["pairs"] == "-"
+    page.click("#vm-rounds tbody tr >> nth=1 >> text=eval report")
+    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    assert page.url.endswith("round_1/eval/report.html") and len(pg.ids()) == 5
+    assert pg.errors == []

@@ -438,14 +438,17 @@
     return [...runHeader(D.run, `iterate report: ${D.run.name}`),
       L.seed ? el("p", {}, "seed data: ", link(L.seed, "seed datagen report")) : null,
       el("h2", {}, "Rounds"),
-      el("table", { id: "vm-rounds" }, el("thead", {}, el("tr", {}, ["round", "model", "accuracy [95% CI]", "judged", "gain vs base [95% CI]", "verified yield", "SFT rows seed+own", "eval", "datagen"].map((h) => el("th", {}, h)))),
+      el("table", { id: "vm-rounds" }, el("thead", {}, el("tr", {}, ["round", "model", "train", "accuracy [95% CI]", "judged", "gain vs base [95% CI]", "verified yield", "SFT rows seed+own", "pairs", "reward margin (accuracy)", "eval", "datagen"].map((h) => el("th", {}, h)))),
         el("tbody", {}, D.rounds.map((r) => {
           const g = r.gain_vs_base, d = r.data, l = L.rounds[String(r.round)] || {};
-          return el("tr", {}, el("td", {}, r.round), el("td", {}, r.model), el("td", {}, r.accuracy == null ? "not judged" : `${pct(r.accuracy)} ${ci(r.accuracy_ci95)}`),
+          return el("tr", {}, el("td", {}, r.round), el("td", {}, r.model), el("td", {}, (r.train || []).join("+") || "-"),
+            el("td", {}, r.accuracy == null ? "not judged" : `${pct(r.accuracy)} ${ci(r.accuracy_ci95)}`),
             el("td", { class: "num" }, `${r.n_judged ?? "?"} / ${r.n_problems ?? "?"}`),
             el("td", {}, g == null ? "-" : g.gain == null ? "not judged" : `${sgn(g.gain)} [${sgn(g.ci95[0])}, ${sgn(g.ci95[1])}] (${g.problems} problems)`),
             el("td", {}, r.verified_yield == null ? "-" : `${r.verified}/${r.attempts} (${pct(r.verified_yield)})`),
-            el("td", {}, d ? `${d.seed}+${d.generated} = ${d.train}` : "-"), el("td", {}, link(l.eval, "eval report")), el("td", {}, link(l.data, "datagen report")));
+            el("td", {}, d ? `${d.seed}+${d.generated} = ${d.train}` : "-"), el("td", { class: "num" }, r.pairs ?? "-"),
+            el("td", {}, r.reward_margin == null ? "-" : `${r.reward_margin >= 0 ? "+" : ""}${r.reward_margin.toFixed(3)} (${pct(r.reward_accuracy)})`),
+            el("td", {}, link(l.eval, "eval report")), el("td", {}, link(l.data, "datagen report")));
         }))),
       el("h3", {}, "accuracy per round (95% Wilson CI)"),
       lineChart(D.rounds.map((r) => ({ x: r.round, y: r.accuracy, ci: r.accuracy_ci95 })))];
