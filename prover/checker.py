@@ -142,14 +142,21 @@ class LeanChecker:
         return self.runner.lean
 
     def call_budget_s(self) -> float:
-        """Upper bound (s) of one :meth:`check`'s Lean time: each try and its CPU-timed re-check.
+        """Upper bound (s) of one :meth:`check`'s Lean time.
 
-        A caller's own deadline for one check (a reward's safety net) should not be shorter.
+        Each try, its CPU-timed re-check and a fresh process's header elaboration. A caller's
+        own deadline for one check (a reward's safety net) should not be shorter.
         """
         rcfg = getattr(self.runner, "config", None)
         limit = self.timeout_s or getattr(rcfg, "timeout_s", None) or 120.0
         factor = getattr(rcfg, "retry_wall_factor", 0.0)
-        return limit * (1 + factor) * (self.crash_retries + 1) + 30.0
+        header = getattr(rcfg, "header_timeout_s", 0.0)  # a fresh process imports the header
+        return (limit * (1 + factor) + header) * (self.crash_retries + 1) + 30.0
+
+    @property
+    def parallelism(self) -> int:
+        """How many checks run at once (the runner's)."""
+        return max(1, int(getattr(self.runner, "parallelism", 1)))
 
     def _run(self, code: str, header: str, setup: str = ""
              ) -> tuple[LeanResponse | None, str | None]:

@@ -12,6 +12,7 @@ Subclasses implement three hooks: ``_open`` (start a process and open the theore
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -21,6 +22,7 @@ from verimath.prover.audit import screen_tactic
 from verimath.prover.types import (
     GoalState,
     LeanCrash,
+    LeanStarved,
     LeanTimeout,
     ProofTask,
     ProverInfraError,
@@ -124,17 +126,22 @@ class ReplayingEnv(ABC):
         if findings:
             return TacticOutcome(TacticStatus.REJECTED, None, findings[0].why)
         t0 = time.monotonic()
+        if self._handles and self._should_recycle():
+            self._recycle()
         try:
-            if self._handles and self._should_recycle():
-                self._recycle()
-            handle = self._resolve(state.path)
-            status, new, pp, n, msg = self._step(handle, tactic)
-        except LeanTimeout as e:
-            self._restart(f"timeout: {e}")
-            return TacticOutcome(TacticStatus.TIMEOUT, None, str(e), time.monotonic() - t0)
-        except LeanCrash as e:
-            self._restart(f"crash: {e}")
-            return TacticOutcome(TacticStatus.CRASHED, None, str(e), time.monotonic() - t0)
+            got = self._attempt(state, tactic, t0)
+        except LeanStarved as e:  # the machine's, not the tactic's: once more, CPU-timed
+            self._restart(f"starved: {e}")
+            with self._cpu_timed():
+                try:
+                    got = self._attempt(state, tactic, t0)
+                except LeanStarved as e2:
+                    self._restart(f"starved again: {e2}")
+                    return TacticOutcome(TacticStatus.CRASHED, None, str(e2),
+                                         time.monotonic() - t0)
+        if isinstance(got, TacticOutcome):
+            return got
+        status, new, pp, n, msg = got
         elapsed = time.monotonic() - t0
         path = state.path + (tactic,)
         if status is TacticStatus.OPEN:
@@ -143,6 +150,29 @@ class ReplayingEnv(ABC):
         if status is TacticStatus.PROVED:
             return TacticOutcome(status, GoalState("", path, 0), msg, elapsed)
         return TacticOutcome(status, None, msg, elapsed)
+
+    def _attempt(self, state: GoalState, tactic: str, t0: float) -> Step | TacticOutcome:
+        """One try of ``tactic`` on ``state``: the step, or the outcome of a timeout / crash.
+
+        Raises:
+            LeanStarved: the try timed out without using its CPU time (see :meth:`_cpu_timed`).
+        """
+        try:
+            handle = self._resolve(state.path)
+            return self._step(handle, tactic)
+        except LeanTimeout as e:
+            self._restart(f"timeout: {e}")
+            return TacticOutcome(TacticStatus.TIMEOUT, None, str(e), time.monotonic() - t0)
+        except LeanCrash as e:
+            self._restart(f"crash: {e}")
+            return TacticOutcome(TacticStatus.CRASHED, None, str(e), time.monotonic() - t0)
+
+    def _cpu_timed(self) -> contextlib.AbstractContextManager[Any]:
+        """While open, requests are limited in CPU time (a re-check after ``LeanStarved``).
+
+        Envs that cannot measure CPU time never raise ``LeanStarved``; this default is a no-op.
+        """
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         """Kill the process and forget all states."""

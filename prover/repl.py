@@ -17,12 +17,13 @@ Nothing here imports ``lean_interact`` at module import time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,16 +57,18 @@ class ReplConfig:
             process tree's) ran Lean out of its limits itself: a failed proof / expansion. One
             that used less was starved by a loaded machine: a whole-proof check is re-checked
             with a CPU-time limit of ``timeout_s`` (judged) and a wall cap of
-            ``retry_wall_factor * timeout_s`` (past it: could not judge, :class:`LeanStarved`);
-            a tactic counts as a crashed (infrastructure) step. Where the process cannot be
-            measured (no local process), a timeout is a failed proof as before.
+            ``retry_wall_factor * timeout_s`` (past it: could not judge, :class:`LeanStarved`),
+            and so is a tactic (after a replay on a fresh process; past the cap it is a crashed,
+            infrastructure step). Where the process cannot be measured (no local process), a
+            timeout is a failed proof as before.
         header_timeout_s: limit for elaborating a header (``import Mathlib``), in seconds.
         memory_mb: hard address-space cap of each REPL process, in MiB.
         max_uses: checks a worker serves before it is replaced; each tactic step counts as
             one use too.
         max_proof_states: proof states a worker may hold (every ``ProofStep`` answer and
             every sorry creates one, and the REPL never frees them) before it is replaced.
-        judged_cpu_fraction: see ``timeout_s`` (0 judges every timeout at once, as before).
+        judged_cpu_fraction: see ``timeout_s``; the default leaves room for the 0.1 s sampling
+            of the CPU meter (0 judges every timeout at once, as before).
         retry_wall_factor: wall cap of the CPU-timed re-check, as a multiple of ``timeout_s``.
         lake_path: the ``lake`` executable.
         local_repl_path: a prebuilt REPL checkout (``lake build`` done) to use instead of the
@@ -80,7 +83,7 @@ class ReplConfig:
     memory_mb: int = 16384
     max_uses: int = 200
     max_proof_states: int = 2000
-    judged_cpu_fraction: float = 0.5
+    judged_cpu_fraction: float = 0.95
     retry_wall_factor: float = 4.0
     lake_path: str = "lake"
     local_repl_path: str | None = None
@@ -117,12 +120,14 @@ class ServerLike(Protocol):
         ...
 
 
-def _tree_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) of process ``pid`` and its live descendants; None: gone."""
+def _tree_cpu_s(root: Any) -> float | None:
+    """CPU seconds (user + system) of ``root`` (a ``psutil.Process``) and its live descendants.
+
+    None when ``root`` is gone.
+    """
     import psutil
 
     try:
-        root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None
@@ -139,24 +144,32 @@ def _tree_cpu_s(pid: int) -> float | None:
 class CpuMeter:
     """CPU time a server's process tree spends while a request runs (sampled every 0.1 s).
 
-    ``lean_interact`` kills the process the moment a request times out, so the last sample
+    ``lean_interact`` kills the process the moment a request times out, so the largest sample
     (at most one period old) is what the request got. With ``cpu_limit_s`` the meter kills the
-    server once the request has used that much CPU (:attr:`hit_limit` is then True).
+    process tree once the request has used that much CPU (:attr:`hit_limit` is then True): it
+    kills the processes only (``psutil``, which refuses a reused pid) and leaves the server
+    object to the thread that sent the request, which then reads end-of-file and cleans up as
+    for any dead process (``lean_interact.LeanServer.kill`` is not thread-safe).
 
     Args:
         server: a ``lean_interact.LeanServer`` (its ``_proc`` is read: ``lean_interact`` has
             no public accessor for the process) or a double without one (nothing measured).
-        cpu_limit_s: kill the server past this many CPU seconds; None: only measure.
+        cpu_limit_s: kill past this many CPU seconds; None: only measure.
     """
 
     PERIOD_S = 0.1
 
     def __init__(self, server: Any, cpu_limit_s: float | None = None) -> None:
-        proc = getattr(server, "_proc", None)
-        self.pid: int | None = getattr(proc, "pid", None)
-        self.server, self.cpu_limit_s = server, cpu_limit_s
+        import psutil
+
+        pid = getattr(getattr(server, "_proc", None), "pid", None)
+        try:
+            self._root: Any = psutil.Process(pid) if isinstance(pid, int) else None
+        except psutil.Error:
+            self._root = None
+        self.cpu_limit_s = cpu_limit_s
         self.hit_limit = False
-        self._base = _tree_cpu_s(self.pid) if self.pid is not None else None
+        self._base = _tree_cpu_s(self._root) if self._root is not None else None
         self._last = self._base
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -173,17 +186,30 @@ class CpuMeter:
             self._thread.join()
 
     def _poll(self) -> None:
-        assert self.pid is not None
         while not self._stop.wait(self.PERIOD_S):
-            now = _tree_cpu_s(self.pid)
+            now = _tree_cpu_s(self._root)
             if now is None:
                 return
-            self._last = now
+            # never lower: lean_interact kills the REPL (a child of ``lake env``) before lake
+            self._last = max(self._last or 0.0, now)
             if self.cpu_limit_s is not None and self.used_s is not None \
                     and self.used_s >= self.cpu_limit_s:
                 self.hit_limit = True
-                self.server.kill()
+                self._kill_tree()
                 return
+
+    def _kill_tree(self) -> None:
+        import psutil
+
+        try:
+            procs = [*self._root.children(recursive=True), self._root]
+        except psutil.Error:
+            procs = [self._root]
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
 
     @property
     def used_s(self) -> float | None:
@@ -221,15 +247,17 @@ class ReplWorker:
         with CpuMeter(self.server, cpu_limit_s) as meter:
             try:
                 return self.server.run(request, timeout=timeout_s)
-            except TimeoutError as e:
-                raise LeanTimeout(str(e) or f"no answer in {timeout_s}s", cpu_s=meter.used_s,
-                                  wall_s=time.monotonic() - t0) from e
-            except (ConnectionError, ChildProcessError, OSError, MemoryError,
-                    json.JSONDecodeError, ValueError) as e:
-                if meter.hit_limit:
+            except Exception as e:
+                if meter.hit_limit:  # whatever the dead process made the client raise
                     raise LeanTimeout(f"used its {cpu_limit_s:g} s of CPU time",
                                       cpu_s=meter.used_s, wall_s=time.monotonic() - t0) from e
-                raise LeanCrash(f"{type(e).__name__}: {e}") from e
+                if isinstance(e, TimeoutError):
+                    raise LeanTimeout(str(e) or f"no answer in {timeout_s}s",
+                                      cpu_s=meter.used_s, wall_s=time.monotonic() - t0) from e
+                if isinstance(e, (ConnectionError, ChildProcessError, OSError, MemoryError,
+                                  json.JSONDecodeError, ValueError)):
+                    raise LeanCrash(f"{type(e).__name__}: {e}") from e
+                raise
 
     def env_for(self, *parts: str) -> int | None:
         """Environment id after elaborating ``parts`` in order (e.g. header, then setup).
@@ -521,6 +549,7 @@ class ReplProofEnv(ReplayingEnv):
         self.timeout_s = timeout_s or pool.config.timeout_s
         self._worker: ReplWorker | None = None
         self._failure: str | None = None
+        self._cpu_limited = False
 
     def _open(self, task: ProofTask) -> tuple[Any, str, int]:
         from lean_interact import Command
@@ -536,15 +565,33 @@ class ReplProofEnv(ReplayingEnv):
         goal = lr.sorry_info[0].goal
         return lr.sorry_info[0].proof_state, goal, max(goal.count("⊢"), 1)
 
+    @contextlib.contextmanager
+    def _cpu_timed(self) -> Iterator[None]:
+        self._cpu_limited = True
+        try:
+            yield
+        finally:
+            self._cpu_limited = False
+
     def _call(self, request: Any) -> Any:
         assert self._worker is not None
+        limit = self.timeout_s
+        timed = self._cpu_limited
+        wall = limit * self.pool.config.retry_wall_factor if timed else limit
         try:
-            return self._worker.request(request, self.timeout_s)
+            return self._worker.request(request, wall, limit if timed else None)
         except LeanTimeout as e:
             self._failure = "timeout"
-            if self.pool.starved(e, self.timeout_s):  # the machine's, not the tactic's
-                self.pool.stats.starved += 1
-                raise LeanCrash(f"starved: {e} after only {e.cpu_s:.1f} s of CPU time") from e
+            if timed:
+                starved = e.cpu_s is not None and e.cpu_s < limit
+            else:
+                starved = self.pool.starved(e, limit)
+            if starved:  # the machine's, not the tactic's (run_tactic re-runs it CPU-timed)
+                if timed:
+                    self.pool.stats.starved += 1
+                else:
+                    self.pool.stats.rechecked += 1
+                raise LeanStarved(f"{e} after only {e.cpu_s or 0:.1f} s of CPU time") from e
             raise
         except LeanCrash:
             self._failure = "crash"

@@ -169,7 +169,9 @@ class VerifierPool:
             if comp is None:
                 continue
             budget += _call_budget_s(comp)
-            n = getattr(getattr(comp, "config", None), "workers", None)
+            n = getattr(comp, "parallelism", None)  # a proof checker, a remote grader
+            if not isinstance(n, int):
+                n = getattr(getattr(comp, "config", None), "workers", None)
             if isinstance(n, int) and n > 0:
                 slots.append(n)
         queueing = max(1, -(-self.workers // min(slots))) if slots else 1
@@ -194,10 +196,10 @@ class VerifierPool:
 def _call_budget_s(component: Any) -> float:
     """Upper bound of one call's wall time on ``component`` (its limits plus its overheads).
 
-    A grader or a sandbox: its config's ``call_budget_s()`` (:meth:`GraderConfig.call_budget_s`,
-    :meth:`SandboxConfig.call_budget_s`); a proof checker: its own ``call_budget_s()``
-    (:meth:`verimath.prover.checker.LeanChecker.call_budget_s`), else its ``timeout_s`` times
-    (crash retries + 1) plus a margin; an object with none of these: 60 s.
+    A component with its own ``call_budget_s()`` (a proof checker, a remote grader): that; a
+    grader or a sandbox: its config's ``call_budget_s()`` (:meth:`GraderConfig.call_budget_s`,
+    :meth:`SandboxConfig.call_budget_s`); else its ``timeout_s`` times (crash retries + 1) plus
+    a margin; an object with none of these: 60 s.
     """
     if callable(getattr(component, "call_budget_s", None)):  # a LeanChecker
         return float(component.call_budget_s())

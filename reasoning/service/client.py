@@ -234,9 +234,6 @@ class RemoteSandbox:
                  batch_size: int = 8, concurrency: int = 32) -> None:
         self.config = config or SandboxConfig()
         self.batch_size = batch_size
-        self._max_inflight = batch_size * concurrency
-        self._pending = 0  # pairs handed to grade / grade_many and not answered yet
-        self._pending_lock = threading.Lock()
         self._pool = EndpointPool(endpoints, api_key=api_key, retries=retries,
                                   cooldown_s=cooldown_s, max_connections=concurrency)
         self._isolation = _resolve_isolation(self._pool)
@@ -521,6 +518,20 @@ class RemoteGrader:
         with self._pending_lock:
             self._pending += n
 
+    @property
+    def parallelism(self) -> int:
+        """Comparisons the slowest server runs at once (its grader workers)."""
+        return self.server_budget[1]
+
+    def call_budget_s(self) -> float:
+        """Upper bound (s) of one :meth:`grade` call.
+
+        A request while this client has as many pairs in flight as it can (``batch_size *
+        concurrency``), so a caller's own deadline (a reward's safety net) is never shorter
+        than the request's.
+        """
+        return self.request_timeout_s(self._max_inflight)
+
     def request_timeout_s(self, n_pairs: int) -> float:
         """Read deadline (s) of a ``/v1/grade`` request while ``n_pairs`` pairs are in flight."""
         per_pair, workers = self.server_budget
@@ -539,7 +550,6 @@ class RemoteGrader:
         """Verdicts in input order, ``batch_size`` pairs per request, requests in parallel."""
         items = list(pairs)
         chunks = [items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)]
-        self._track(len(items))
 
         def send(ch: list[tuple[str | None, str | None]]) -> list[Verdict]:
             try:
@@ -547,7 +557,16 @@ class RemoteGrader:
             finally:
                 self._track(-len(ch))
 
-        futures = [self._exec.submit(send, ch) for ch in chunks]
+        futures = []
+        self._track(len(items))  # all pending at once: the first request's deadline counts all
+        submitted = 0
+        try:
+            for ch in chunks:
+                futures.append(self._exec.submit(send, ch))
+                submitted += len(ch)
+        except BaseException:  # e.g. submit after close(): what was not sent is not pending
+            self._track(submitted - len(items))
+            raise
         return [v for f in futures for v in f.result()]
 
     def grade_iter(self, pairs: Iterable[tuple[str | None, str | None]], *, extract: bool = True,

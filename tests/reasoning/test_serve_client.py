@@ -162,6 +162,11 @@ def test_remote_grader_deadline_is_sized_from_the_servers_grader(sb) -> None:
         try:
             assert g.request_timeout_s(64) >= 32 * server_cfg.call_budget_s()
             assert g.request_timeout_s(1) >= server_cfg.call_budget_s()
+            # a reward's per-item safety net over this grader is never the shorter deadline
+            from verimath.rl.rewards import VerifierPool
+
+            assert g.parallelism == 2
+            assert VerifierPool(grader=g, workers=4).item_limit_s() >= g.request_timeout_s(6)
             seen: list[float] = []
             post = g._pool.post
 
