@@ -120,103 +120,149 @@ class ServerLike(Protocol):
         ...
 
 
-def _tree_cpu_s(root: Any) -> float | None:
-    """CPU seconds (user + system) of ``root`` (a ``psutil.Process``) and its live descendants.
-
-    None when ``root`` is gone.
-    """
+def _cpu_s(procs: list[Any]) -> float | None:
+    """CPU seconds (user + system) of the live processes in ``procs``; None: all gone."""
     import psutil
 
-    try:
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return None
-    total = 0.0
+    total, alive = 0.0, False
     for p in procs:
         try:
             t = p.cpu_times()
         except psutil.Error:
             continue
-        total += t.user + t.system
-    return total
+        total, alive = total + t.user + t.system, True
+    return total if alive else None
+
+
+class _Sampler:
+    """One daemon thread that samples every running :class:`Measurement` each ``period_s``."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._active: set[Measurement] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, m: Measurement) -> None:
+        with self._lock:
+            self._active.add(m)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="lean-cpu-sampler")
+                self._thread.start()
+
+    def discard(self, m: Measurement) -> None:
+        with self._lock:
+            self._active.discard(m)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.period_s)
+            with self._lock:
+                active = list(self._active)
+            for m in active:
+                try:
+                    m.sample()
+                except Exception as e:  # noqa: BLE001 - never let one meter stop the sampler
+                    log.warning("lean CPU sampling failed: %s", e)
+
+
+class Measurement:
+    """CPU time one request's process tree spends (see :class:`CpuMeter`).
+
+    Attributes:
+        cpu_limit_s: the processes are killed past this many CPU seconds (None: never).
+        hit_limit: they were (the request's failure is then its own CPU limit).
+    """
+
+    def __init__(self, meter: CpuMeter, cpu_limit_s: float | None) -> None:
+        self.meter, self.cpu_limit_s = meter, cpu_limit_s
+        self.hit_limit = False
+        self.done = False  # the request has returned: nothing to sample or kill any more
+        self._base = _cpu_s(meter.procs)
+        self._last = self._base
+
+    def sample(self) -> None:
+        """Read the tree's CPU time now; kill it when the request has used its limit."""
+        now = _cpu_s(self.meter.procs)
+        if now is None or self._last is None or self.done:
+            return
+        # never lower: lean_interact kills the REPL (a child of ``lake env``) before lake
+        self._last = max(self._last, now)
+        used = self.used_s
+        if self.cpu_limit_s is not None and used is not None and used >= self.cpu_limit_s \
+                and not self.hit_limit:
+            self.hit_limit = True
+            self.meter.kill()
+
+    @property
+    def used_s(self) -> float | None:
+        """CPU seconds used since the request started (the last sample); None: unmeasured."""
+        if self._base is None or self._last is None:
+            return None
+        return max(0.0, self._last - self._base)
 
 
 class CpuMeter:
-    """CPU time a server's process tree spends while a request runs (sampled every 0.1 s).
+    """CPU time a REPL server's process tree spends per request, sampled every 0.1 s.
 
+    The tree (``lake env`` and the ``repl`` it starts) is read once, when the meter is made;
+    one sampler thread for the whole process reads the running requests' CPU times, so a
+    request pays two ``/proc`` reads, not a thread (``python benchmarks/lean_cpu_meter.py``).
     ``lean_interact`` kills the process the moment a request times out, so the largest sample
-    (at most one period old) is what the request got. With ``cpu_limit_s`` the meter kills the
-    process tree once the request has used that much CPU (:attr:`hit_limit` is then True): it
-    kills the processes only (``psutil``, which refuses a reused pid) and leaves the server
-    object to the thread that sent the request, which then reads end-of-file and cleans up as
-    for any dead process (``lean_interact.LeanServer.kill`` is not thread-safe).
+    (at most one period old) is what the request got. With a CPU limit the meter kills the
+    processes once the request has used that much CPU: the processes only (``psutil``, which
+    refuses a reused pid), leaving the server object to the thread that sent the request, which
+    then reads end-of-file and cleans up as for any dead process (``lean_interact.LeanServer.
+    kill`` is not thread-safe).
 
     Args:
         server: a ``lean_interact.LeanServer`` (its ``_proc`` is read: ``lean_interact`` has
-            no public accessor for the process) or a double without one (nothing measured).
-        cpu_limit_s: kill past this many CPU seconds; None: only measure.
+            no public accessor for the process) or a double without one (nothing measured:
+            ``used_s`` is None).
     """
 
     PERIOD_S = 0.1
+    _sampler: _Sampler | None = None
 
-    def __init__(self, server: Any, cpu_limit_s: float | None = None) -> None:
+    def __init__(self, server: Any) -> None:
         import psutil
 
         pid = getattr(getattr(server, "_proc", None), "pid", None)
+        self.procs: list[Any] = []
+        if isinstance(pid, int):
+            try:
+                root = psutil.Process(pid)
+                self.procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                self.procs = []
+
+    @contextlib.contextmanager
+    def measure(self, cpu_limit_s: float | None = None) -> Iterator[Measurement]:
+        """Measure (and with ``cpu_limit_s``, limit) the CPU time of one request."""
+        m = Measurement(self, cpu_limit_s)
+        if not self.procs:
+            yield m
+            return
+        sampler = CpuMeter._sampler
+        if sampler is None:
+            sampler = CpuMeter._sampler = _Sampler(self.PERIOD_S)
+        sampler.add(m)
         try:
-            self._root: Any = psutil.Process(pid) if isinstance(pid, int) else None
-        except psutil.Error:
-            self._root = None
-        self.cpu_limit_s = cpu_limit_s
-        self.hit_limit = False
-        self._base = _tree_cpu_s(self._root) if self._root is not None else None
-        self._last = self._base
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+            yield m
+        finally:
+            m.done = True
+            sampler.discard(m)
 
-    def __enter__(self) -> CpuMeter:
-        if self._base is not None:
-            self._thread = threading.Thread(target=self._poll, daemon=True, name="lean-cpu")
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.PERIOD_S):
-            now = _tree_cpu_s(self._root)
-            if now is None:
-                return
-            # never lower: lean_interact kills the REPL (a child of ``lake env``) before lake
-            self._last = max(self._last or 0.0, now)
-            if self.cpu_limit_s is not None and self.used_s is not None \
-                    and self.used_s >= self.cpu_limit_s:
-                self.hit_limit = True
-                self._kill_tree()
-                return
-
-    def _kill_tree(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL the tree, children first (processes already gone are skipped)."""
         import psutil
 
-        try:
-            procs = [*self._root.children(recursive=True), self._root]
-        except psutil.Error:
-            procs = [self._root]
-        for p in procs:
+        for p in reversed(self.procs):
             try:
                 p.kill()
             except psutil.Error:
                 pass
-
-    @property
-    def used_s(self) -> float | None:
-        """CPU seconds used since the meter started; None: not measurable."""
-        if self._base is None or self._last is None:
-            return None
-        return max(0.0, self._last - self._base)
 
 
 class ReplWorker:
@@ -228,6 +274,7 @@ class ReplWorker:
         self.uses = 0
         self.proof_states = 0
         self.envs: dict[tuple[str, ...], int | None] = {(): None}
+        self.meter: CpuMeter | None = None  # made at the first request (the process is up)
 
     def request(self, request: Any, timeout_s: float | None,
                 cpu_limit_s: float | None = None) -> Any:
@@ -244,7 +291,9 @@ class ReplWorker:
             LeanCrash: process gone, broken pipe, unreadable output, out of memory.
         """
         t0 = time.monotonic()
-        with CpuMeter(self.server, cpu_limit_s) as meter:
+        if self.meter is None:
+            self.meter = CpuMeter(self.server)
+        with self.meter.measure(cpu_limit_s) as meter:
             try:
                 return self.server.run(request, timeout=timeout_s)
             except Exception as e:
