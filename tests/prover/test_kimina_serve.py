@@ -7,17 +7,14 @@ protocol code inside our :class:`~verimath.prover.repl.ReplPool`.
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tests.prover.kimina_real import REPLAY, apply_typeddict_shim
-from tests.prover.transcripts import TranscriptLeanServer, transcripts
+from tests.prover.transcripts import ScriptLeanServer, transcripts
 from tests.reasoning.serve_util import ThreadServer, free_port
 from verimath.prover.kimina_serve import KiminaCheckService, audit_findings, split_header
 from verimath.prover.repl import ReplConfig, ReplPool
@@ -30,18 +27,12 @@ apply_typeddict_shim()  # SHIM (test only): kimina_client's TypedDicts on Python
 kc = pytest.importorskip("kimina_client")  # a dev dependency
 
 
-class ReplayLeanServer(TranscriptLeanServer):
+class ReplayLeanServer(ScriptLeanServer):
     """``lean_interact.LeanServer`` whose process is the strict REPLAY (not Lean)."""
 
     def __init__(self, log: Path) -> None:  # noqa: D107 - documented on the class
-        self.config = SimpleNamespace(
-            enable_incremental_optimization=False, enable_parallel_elaboration=False,
-            memory_hard_limit_mb=None, lean_version="v4.33.0-rc2")
-        self._argv = [sys.executable, "-S", str(REPLAY), "--log", str(log),
-                      *map(str, transcripts())]
-        self._proc: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
-        self.start()
+        super().__init__([sys.executable, "-S", str(REPLAY), "--log", str(log),
+                          *map(str, transcripts())])
 
 
 @pytest.fixture(scope="module")

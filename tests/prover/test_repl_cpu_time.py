@@ -15,16 +15,13 @@ protocol, timeout and kill code, the pool, the CPU meter, the checker and the re
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from lean_interact import LeanServer
 
 from tests.prover.conftest import AUDIT_CASES, MINIF2F_HEADER, setup_answer
+from tests.prover.transcripts import ScriptLeanServer
 from verimath.prover.checker import LeanChecker
 from verimath.prover.repl import ReplConfig, ReplPool
 from verimath.prover.types import (
@@ -72,7 +69,7 @@ for line in sys.stdin:
 """
 
 
-class ProcessRepl(LeanServer):
+class ProcessRepl(ScriptLeanServer):
     """``lean_interact.LeanServer`` whose process is :data:`CHILD` instead of ``lake env repl``
     (a hand-written test double of Lean: the protocol code, timeouts and kills are
     lean_interact's own)."""
@@ -80,19 +77,7 @@ class ProcessRepl(LeanServer):
     def __init__(self, mode_file: Path) -> None:  # noqa: D107 - documented on the class
         answers = {"setup": setup_answer(GOOD["setup"]), "proof": GOOD["response"],
                    "step": {"proofState": 1, "goals": []}}
-        self.config = SimpleNamespace(  # what LeanServer.run reads from its config
-            enable_incremental_optimization=False, enable_parallel_elaboration=False,
-            memory_hard_limit_mb=None, lean_version="v4.33.0-rc2")
-        self._argv = [sys.executable, "-c", CHILD, str(mode_file), json.dumps(answers)]
-        self._proc = None
-        self._lock = threading.Lock()
-        self.start()
-
-    def start(self) -> None:
-        """Start :data:`CHILD`."""
-        self._proc = subprocess.Popen(
-            self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            encoding="utf-8", text=True, bufsize=1, start_new_session=True)
+        super().__init__([sys.executable, "-c", CHILD, str(mode_file), json.dumps(answers)])
 
 
 @pytest.fixture

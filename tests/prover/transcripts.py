@@ -34,7 +34,29 @@ def transcripts() -> list[Path]:
                   if p.with_name(p.name.removesuffix(".in") + ".expected.out").is_file())
 
 
-class TranscriptLeanServer(LeanServer):
+class ScriptLeanServer(LeanServer):
+    """``lean_interact.LeanServer`` whose process is ``argv`` instead of ``lake env repl``.
+
+    Everything else (protocol, timeouts, kills, response models) is lean_interact's own.
+    """
+
+    def __init__(self, argv: list[str]) -> None:  # noqa: D107 - documented on the class
+        self.config = SimpleNamespace(  # what LeanServer.run reads from its config
+            enable_incremental_optimization=False, enable_parallel_elaboration=False,
+            memory_hard_limit_mb=None, lean_version="v4.33.0-rc2")
+        self._argv = argv
+        self._proc = None
+        self._lock = threading.Lock()
+        self.start()
+
+    def start(self) -> None:
+        """Start ``argv`` (instead of ``lake env repl``)."""
+        self._proc = subprocess.Popen(
+            self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            encoding="utf-8", text=True, bufsize=1, start_new_session=True)
+
+
+class TranscriptLeanServer(ScriptLeanServer):
     """``lean_interact.LeanServer`` whose process replays transcripts (see module docstring).
 
     Args:
@@ -43,16 +65,4 @@ class TranscriptLeanServer(LeanServer):
 
     def __init__(self, *names: str) -> None:  # noqa: D107 - documented on the class
         paths = [str(lean_repl_dir() / f"{n}.in") for n in names]
-        self.config = SimpleNamespace(  # what LeanServer.run reads from its config
-            enable_incremental_optimization=False, enable_parallel_elaboration=False,
-            memory_hard_limit_mb=None, lean_version="v4.33.0-rc2")
-        self._argv = [sys.executable, "-S", str(SCRIPT), *paths]
-        self._proc = None
-        self._lock = threading.Lock()
-        self.start()
-
-    def start(self) -> None:
-        """Start the replaying process (instead of ``lake env repl``)."""
-        self._proc = subprocess.Popen(
-            self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            encoding="utf-8", text=True, bufsize=1, start_new_session=True)
+        super().__init__([sys.executable, "-S", str(SCRIPT), *paths])
