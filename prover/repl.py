@@ -167,6 +167,10 @@ class _Sampler:
                     log.warning("lean CPU sampling failed: %s", e)
 
 
+#: the one sampler of this process (its thread starts with the first measured request)
+_SAMPLER = _Sampler(period_s=0.1)
+
+
 class Measurement:
     """CPU time one request's process tree spends (see :class:`CpuMeter`).
 
@@ -184,8 +188,10 @@ class Measurement:
 
     def sample(self) -> None:
         """Read the tree's CPU time now; kill it when the request has used its limit."""
+        if self.done or self._last is None:
+            return
         now = _cpu_s(self.meter.procs)
-        if now is None or self._last is None or self.done:
+        if now is None:
             return
         # never lower: lean_interact kills the REPL (a child of ``lake env``) before lake
         self._last = max(self._last, now)
@@ -222,9 +228,6 @@ class CpuMeter:
             ``used_s`` is None).
     """
 
-    PERIOD_S = 0.1
-    _sampler: _Sampler | None = None
-
     def __init__(self, server: Any) -> None:
         import psutil
 
@@ -244,15 +247,12 @@ class CpuMeter:
         if not self.procs:
             yield m
             return
-        sampler = CpuMeter._sampler
-        if sampler is None:
-            sampler = CpuMeter._sampler = _Sampler(self.PERIOD_S)
-        sampler.add(m)
+        _SAMPLER.add(m)
         try:
             yield m
         finally:
             m.done = True
-            sampler.discard(m)
+            _SAMPLER.discard(m)
 
     def kill(self) -> None:
         """SIGKILL the tree, children first (processes already gone are skipped)."""
@@ -514,31 +514,48 @@ class ReplPool:
             setup: str = "") -> LeanResponse:
         """Run ``code`` after ``header`` and ``setup`` on some worker (``LeanRunner.run``)."""
         limit = timeout_s or self.config.timeout_s
-        try:
-            return self._run_once(code, header, setup, limit, None)
-        except LeanTimeout as e:
-            if not self.starved(e, limit):
-                raise
-            log.warning("lean check starved (%s); re-checking with a %.0f s CPU limit", e, limit)
-            self.stats.rechecked += 1
-        try:
-            return self._run_once(code, header, setup, limit * self.config.retry_wall_factor,
-                                  limit)
-        except LeanTimeout as e:
-            if e.cpu_s is not None and e.cpu_s >= limit:  # used its CPU limit: the proof's own
-                raise
-            self.stats.starved += 1
-            raise LeanStarved(f"no answer in {e.wall_s or 0:.0f} s, re-check included, with "
-                              f"only {e.cpu_s or 0:.1f} s of CPU time: the machine was too "
-                              "loaded to decide") from e
+        for recheck in (False, True):
+            wall, cpu = self.try_limits(limit, recheck=recheck)
+            try:
+                return self._run_once(code, header, setup, wall, cpu)
+            except LeanTimeout as e:
+                if not self.starved(e, limit, recheck=recheck):
+                    raise  # the proof's own: it used its CPU time
+                if recheck:
+                    raise LeanStarved(f"no answer in {e.wall_s or 0:.0f} s, re-check included, "
+                                      f"with only {e.cpu_s or 0:.1f} s of CPU time: the machine "
+                                      "was too loaded to decide") from e
+                log.warning("lean check starved (%s); re-checking with a %.0f s CPU limit", e,
+                            limit)
+        raise AssertionError("unreachable: the re-check returns or raises")
 
-    def starved(self, e: LeanTimeout, limit_s: float) -> bool:
-        """Whether timeout ``e`` of a request with wall limit ``limit_s`` was the machine's.
+    def try_limits(self, limit_s: float, *, recheck: bool) -> tuple[float, float | None]:
+        """``(wall_s, cpu_limit_s)`` of one try of a request whose limit is ``limit_s``.
 
-        True when the process tree was measured and used less than ``judged_cpu_fraction``
-        of ``limit_s`` in CPU time.
+        A first try is wall-clocked at ``limit_s`` (no CPU limit); a re-check after a starved
+        timeout gets ``limit_s`` of CPU time under a wall cap of ``retry_wall_factor * limit_s``.
         """
-        return e.cpu_s is not None and e.cpu_s < self.config.judged_cpu_fraction * limit_s
+        if recheck:
+            return limit_s * self.config.retry_wall_factor, limit_s
+        return limit_s, None
+
+    def starved(self, e: LeanTimeout, limit_s: float, *, recheck: bool) -> bool:
+        """Whether timeout ``e`` of a try with limit ``limit_s`` was the machine's; counts it.
+
+        A first try was starved when its process tree was measured and used less than
+        ``judged_cpu_fraction`` of ``limit_s`` in CPU time (``stats.rechecked``: it runs again,
+        CPU-timed); a re-check when it reached its wall cap before ``limit_s`` of CPU time
+        (``stats.starved``: could not judge). An unmeasured timeout is never starved: a failed
+        proof, as without the meter.
+        """
+        threshold = limit_s if recheck else self.config.judged_cpu_fraction * limit_s
+        if e.cpu_s is None or e.cpu_s >= threshold:
+            return False
+        if recheck:
+            self.stats.starved += 1
+        else:
+            self.stats.rechecked += 1
+        return True
 
     def _run_once(self, code: str, header: str, setup: str, wall_s: float,
                   cpu_limit_s: float | None) -> LeanResponse:
@@ -624,22 +641,14 @@ class ReplProofEnv(ReplayingEnv):
 
     def _call(self, request: Any) -> Any:
         assert self._worker is not None
-        limit = self.timeout_s
-        timed = self._cpu_limited
-        wall = limit * self.pool.config.retry_wall_factor if timed else limit
+        recheck = self._cpu_limited
+        wall, cpu = self.pool.try_limits(self.timeout_s, recheck=recheck)
         try:
-            return self._worker.request(request, wall, limit if timed else None)
+            return self._worker.request(request, wall, cpu)
         except LeanTimeout as e:
             self._failure = "timeout"
-            if timed:
-                starved = e.cpu_s is not None and e.cpu_s < limit
-            else:
-                starved = self.pool.starved(e, limit)
-            if starved:  # the machine's, not the tactic's (run_tactic re-runs it CPU-timed)
-                if timed:
-                    self.pool.stats.starved += 1
-                else:
-                    self.pool.stats.rechecked += 1
+            if self.pool.starved(e, self.timeout_s, recheck=recheck):
+                # the machine's, not the tactic's (run_tactic re-runs it CPU-timed once)
                 raise LeanStarved(f"{e} after only {e.cpu_s or 0:.1f} s of CPU time") from e
             raise
         except LeanCrash:

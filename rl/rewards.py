@@ -201,7 +201,7 @@ def _call_budget_s(component: Any) -> float:
     :meth:`SandboxConfig.call_budget_s`); else its ``timeout_s`` times (crash retries + 1) plus
     a margin; an object with none of these: 60 s.
     """
-    if callable(getattr(component, "call_budget_s", None)):  # a LeanChecker
+    if callable(getattr(component, "call_budget_s", None)):  # a LeanChecker, a RemoteGrader
         return float(component.call_budget_s())
     cfg = getattr(component, "config", None)
     if callable(getattr(cfg, "call_budget_s", None)):

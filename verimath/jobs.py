@@ -120,6 +120,7 @@ def non_result_keys(job: str = "") -> dict[str, str]:
         return dict(ITERATE_NON_RESULT_KEYS)
     raise ValueError(f"no non-result key list for job {job!r}; use '', 'train' or 'iterate'")
 
+
 class DuplicateKeyError(ValueError):
     """``JobStore.add`` found its key already stored."""
 
